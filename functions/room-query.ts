@@ -1,0 +1,11 @@
+// GET /_matrix/app/v1/rooms/{roomAlias} (legacy GET /rooms/{roomAlias})
+import { endpoint, ok, pathId } from '../lib/appservice/http.js';
+import { provisionRoom } from '../lib/bridge/provision-room.js';
+
+export const handler = endpoint(
+  async (event, { bridge, deadline }) => {
+    await provisionRoom(bridge, pathId(event), deadline);
+    return ok();
+  },
+  { auth: 'hs', maxMs: 20_000 },
+);

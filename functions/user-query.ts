@@ -1,0 +1,11 @@
+// GET /_matrix/app/v1/users/{userId} (legacy GET /users/{userId})
+import { endpoint, ok, pathId } from '../lib/appservice/http.js';
+import { provisionUser } from '../lib/bridge/provision-user.js';
+
+export const handler = endpoint(
+  async (event, { bridge, deadline }) => {
+    await provisionUser(bridge, pathId(event), deadline);
+    return ok();
+  },
+  { auth: 'hs', maxMs: 20_000 },
+);

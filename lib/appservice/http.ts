@@ -1,0 +1,147 @@
+/**
+ * The middy stack every function shares. Each middleware does one thing:
+ * log the request, load the bridge (cold start), check the caller, parse the JSON body,
+ * turn any error into a Matrix error response. Handlers return `{status, body}`.
+ */
+import middy from '@middy/core';
+import type { MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { ConfigError } from '../config.js';
+import { MatrixError } from '../matrix/errors.js';
+import { logger } from '../log.js';
+import type { Logger } from '../log.js';
+import { getBridge } from '../bridge/runtime.js';
+import type { Bridge } from '../bridge/runtime.js';
+import { checkHsToken } from './auth.js';
+
+export interface Reply {
+  status: number;
+  body: unknown;
+}
+
+export interface AsContext extends Context {
+  bridge: Bridge;
+  log: Logger;
+  /** Epoch ms by which the answer must be on its way: the Lambda's time, less a margin. */
+  deadline: number;
+}
+
+export type AsEvent = APIGatewayProxyEventV2 & { json?: unknown };
+type Internal = { started?: number };
+type Mw = MiddlewareObj<AsEvent, APIGatewayProxyStructuredResultV2, Error, AsContext, Internal>;
+
+/** Lambda's own synchronous payload limit; the HS retries a 413 forever, so we stay at the platform's. */
+export const MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+export const ok = (body: unknown = {}, status = 200): Reply => ({ status, body });
+
+export interface EndpointOptions {
+  /** Who may call: the homeserver (hs_token), or anyone (ping-free routes, 404s; signed routes check themselves). */
+  auth: 'hs' | 'none';
+  /** Parse the body as a JSON object. */
+  json?: boolean;
+  /** Upper bound for the work, below the Lambda's timeout (the HS is waiting on queries). */
+  maxMs?: number;
+  /** Built by tests; in Lambda the process-wide bridge. */
+  bridge?: () => Promise<Bridge>;
+}
+
+const json = (status: number, body: unknown): APIGatewayProxyStructuredResultV2 => ({
+  statusCode: status,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
+export function errorReply(e: unknown, log: Logger): Reply {
+  if (e instanceof MatrixError) {
+    if (e.status >= 500) log.warn('request failed', { status: e.status, errcode: e.errcode, error: e.message });
+    return { status: e.status, body: e.body };
+  }
+  if (e instanceof ConfigError) {
+    log.error('configuration error', { error: e.message });
+    return { status: 500, body: { errcode: 'M_UNKNOWN', error: 'the application service is misconfigured; see its logs' } };
+  }
+  log.error('unexpected error', { err: e });
+  return { status: 500, body: { errcode: 'M_UNKNOWN', error: 'internal error in the application service; see its logs' } };
+}
+
+const requestLog = (): Mw => ({
+  before: (req) => {
+    const http = req.event.requestContext?.http;
+    req.context.log = logger({ requestId: req.context.awsRequestId, method: http?.method, path: req.event.rawPath });
+    req.internal.started = Date.now();
+  },
+  after: (req) => {
+    req.context.log.info('answered', { status: req.response?.statusCode, ms: Date.now() - (req.internal.started ?? Date.now()) });
+  },
+});
+
+const matrixErrors = (): Mw => ({
+  onError: (req) => {
+    const log = req.context.log ?? logger({ requestId: req.context.awsRequestId });
+    const reply = errorReply(req.error, log);
+    req.response = json(reply.status, reply.body);
+    log.info('answered', { status: reply.status, errcode: (reply.body as { errcode?: string }).errcode });
+  },
+});
+
+const loadBridge = (load: () => Promise<Bridge>, maxMs: number): Mw => ({
+  before: async (req) => {
+    req.context.bridge = await load();
+    const remaining = typeof req.context.getRemainingTimeInMillis === 'function' ? req.context.getRemainingTimeInMillis() : maxMs;
+    req.context.deadline = Date.now() + Math.max(0, Math.min(maxMs, remaining - 1500));
+  },
+});
+
+const hsAuth = (): Mw => ({
+  before: (req) => checkHsToken(req.event, req.context.bridge.config.hsTokens),
+});
+
+export function rawBody(event: APIGatewayProxyEventV2): Buffer {
+  if (event.body === undefined || event.body === null) return Buffer.alloc(0);
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
+}
+
+const jsonBody = (): Mw => ({
+  before: (req) => {
+    const bytes = rawBody(req.event);
+    if (bytes.length > MAX_BODY_BYTES) throw new MatrixError(413, 'M_TOO_LARGE', `body is over ${MAX_BODY_BYTES} bytes`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    } catch {
+      throw new MatrixError(400, 'M_NOT_JSON', 'body is not valid UTF-8 JSON');
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new MatrixError(400, 'M_BAD_JSON', 'body must be a JSON object');
+    }
+    req.event.json = parsed;
+  },
+});
+
+/** Wraps a handler in the shared stack. */
+export function endpoint(
+  fn: (event: AsEvent, ctx: AsContext) => Promise<Reply>,
+  opts: EndpointOptions,
+) {
+  const stack = middy<AsEvent, APIGatewayProxyStructuredResultV2, Error, AsContext, Internal>(async (event: AsEvent, ctx: AsContext) => {
+    const reply = await fn(event, ctx);
+    return json(reply.status, reply.body);
+  })
+    .use(requestLog())
+    .use(matrixErrors())
+    .use(loadBridge(opts.bridge ?? getBridge, opts.maxMs ?? 25_000));
+  if (opts.auth === 'hs') stack.use(hsAuth());
+  if (opts.json) stack.use(jsonBody());
+  return stack;
+}
+
+/** The last path segment, decoded once: Matrix IDs arrive percent-encoded in the path. */
+export function pathId(event: APIGatewayProxyEventV2): string {
+  const raw = event.rawPath.slice(event.rawPath.lastIndexOf('/') + 1);
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new MatrixError(400, 'M_INVALID_PARAM', 'the path is not validly percent-encoded');
+  }
+}

@@ -1,0 +1,21 @@
+/** The routes we serve, for telling "wrong method" (405) from "no such endpoint" (404). */
+import type { Reply } from './http.js';
+
+const KNOWN: Array<[RegExp, string]> = [
+  [/^\/_matrix\/app\/v1\/users\/[^/]+$/, 'GET'],
+  [/^\/_matrix\/app\/v1\/rooms\/[^/]+$/, 'GET'],
+  [/^\/_matrix\/app\/v1\/transactions\/[^/]+$/, 'PUT'],
+  [/^\/_matrix\/app\/v1\/ping$/, 'POST'],
+  [/^\/users\/[^/]+$/, 'GET'],
+  [/^\/rooms\/[^/]+$/, 'GET'],
+  [/^\/transactions\/[^/]+$/, 'PUT'],
+  [/^\/network\/messages$/, 'POST'],
+];
+
+export function unrecognized(method: string, path: string): Reply {
+  const known = KNOWN.find(([re]) => re.test(path));
+  if (known && known[1] !== method) {
+    return { status: 405, body: { errcode: 'M_UNRECOGNIZED', error: `${method} is not allowed on ${path}; use ${known[1]}` } };
+  }
+  return { status: 404, body: { errcode: 'M_UNRECOGNIZED', error: 'unrecognized request' } };
+}

@@ -1,0 +1,11 @@
+/** The embedded default network: every ID in the namespace exists; deliveries are logged. */
+import type { Logger } from '../../log.js';
+import type { NetworkPort } from '../network.js';
+
+export function openNetwork(log: Logger): NetworkPort {
+  return {
+    lookupUser: async (remoteUserId) => ({ displayName: remoteUserId }),
+    lookupRoom: async (remoteRoomId) => ({ name: remoteRoomId }),
+    deliver: async (message) => log.info('delivered to the open network', { delivery: message }),
+  };
+}

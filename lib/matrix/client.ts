@@ -1,0 +1,149 @@
+/**
+ * The Client-Server API client every function shares: the AS's own calls to its homeserver.
+ * Plain fetch, typed calls, identity assertion (`user_id`), timestamp massaging (`ts`),
+ * and retries on 429/5xx/timeouts bounded by the caller's deadline (the Lambda's time left).
+ */
+import { MatrixError } from './errors.js';
+import type { RoomAlias, RoomId, UserId } from './ids.js';
+
+export interface CsClientOptions {
+  homeserverUrl: string;
+  asToken: string;
+  /** Longest a single HTTP request may take; the deadline cuts it shorter. */
+  requestTimeoutMs?: number;
+  maxAttempts?: number;
+  /** First back-off step for 5xx and timeouts; doubles each attempt. */
+  backoffMs?: number;
+  fetch?: typeof fetch;
+}
+
+export interface CallOptions {
+  /** Epoch ms after which no request is started and no wait is begun. */
+  deadline: number;
+  /** Identity assertion: act as this user of our namespace. */
+  asUser?: UserId;
+}
+
+export interface CreateRoomRequest {
+  room_alias_name?: string;
+  name?: string;
+  topic?: string;
+  preset?: 'private_chat' | 'public_chat' | 'trusted_private_chat';
+  visibility?: 'public' | 'private';
+  invite?: string[];
+  is_direct?: boolean;
+  initial_state?: Array<{ type: string; state_key?: string; content: Record<string, unknown> }>;
+  power_level_content_override?: Record<string, unknown>;
+}
+
+export type CsClient = ReturnType<typeof createCsClient>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const enc = encodeURIComponent;
+
+export function createCsClient(opts: CsClientOptions) {
+  const base = opts.homeserverUrl.replace(/\/+$/, '');
+  const doFetch = opts.fetch ?? fetch;
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
+  const maxAttempts = opts.maxAttempts ?? 6;
+  const backoffMs = opts.backoffMs ?? 200;
+
+  async function request<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    call: CallOptions & { body?: unknown; query?: Record<string, string | number | undefined> },
+  ): Promise<T> {
+    const url = new URL(base + path);
+    if (call.asUser) url.searchParams.set('user_id', call.asUser);
+    for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    let lastError: MatrixError | undefined;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const remaining = call.deadline - Date.now();
+      if (remaining <= 0) break;
+      let wait: number;
+      try {
+        const res = await doFetch(url, {
+          method,
+          headers: { authorization: `Bearer ${opts.asToken}`, 'content-type': 'application/json' },
+          body: call.body === undefined ? undefined : JSON.stringify(call.body),
+          signal: AbortSignal.timeout(Math.min(requestTimeoutMs, remaining)),
+        });
+        const text = await res.text();
+        let json: Record<string, unknown> = {};
+        try {
+          json = text ? JSON.parse(text) : {};
+        } catch {
+          json = { errcode: 'M_NOT_JSON', error: `homeserver answered ${res.status} with a body that is not JSON` };
+        }
+        if (res.ok) return json as T;
+        const errcode = typeof json.errcode === 'string' ? json.errcode : 'M_UNKNOWN';
+        const message = typeof json.error === 'string' ? json.error : `HTTP ${res.status}`;
+        lastError = new MatrixError(res.status, errcode, `${method} ${path}: ${message}`, {});
+        if (!lastError.transient) throw lastError;
+        const retryAfter = Number(json.retry_after_ms ?? (Number(res.headers.get('retry-after')) * 1000 || NaN));
+        wait = res.status === 429 && Number.isFinite(retryAfter) ? retryAfter : backoffMs * 2 ** (attempt - 1);
+      } catch (e) {
+        if (e instanceof MatrixError) throw e;
+        const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+        lastError = new MatrixError(504, 'M_UNKNOWN', `${method} ${path}: homeserver ${timedOut ? 'timed out' : 'unreachable'}`);
+        wait = backoffMs * 2 ** (attempt - 1);
+      }
+      // Jitter spreads the retries of many Lambda copies hitting the same rate limit.
+      wait = wait * (1 + Math.random() * 0.2);
+      if (Date.now() + wait >= call.deadline) break;
+      await sleep(wait);
+    }
+    const cause = lastError ?? new MatrixError(504, 'M_UNKNOWN', `${method} ${path}: no time left`);
+    throw new MatrixError(cause.status === 429 ? 503 : cause.status, cause.errcode, `${cause.message} (gave up before the deadline)`);
+  }
+
+  return {
+    request,
+
+    /** Registers a virtual user without creating a device or access token for it. */
+    register: (localpart: string, call: CallOptions) =>
+      request<{ user_id: UserId }>('POST', '/_matrix/client/v3/register', {
+        ...call,
+        query: { kind: 'user' },
+        body: { type: 'm.login.application_service', username: localpart, inhibit_login: true },
+      }),
+
+    setDisplayName: (user: UserId, displayname: string, call: CallOptions) =>
+      request('PUT', `/_matrix/client/v3/profile/${enc(user)}/displayname`, { ...call, asUser: user, body: { displayname } }),
+
+    setAvatarUrl: (user: UserId, avatar_url: string, call: CallOptions) =>
+      request('PUT', `/_matrix/client/v3/profile/${enc(user)}/avatar_url`, { ...call, asUser: user, body: { avatar_url } }),
+
+    createRoom: (body: CreateRoomRequest, call: CallOptions) =>
+      request<{ room_id: RoomId }>('POST', '/_matrix/client/v3/createRoom', { ...call, body }),
+
+    resolveAlias: (alias: RoomAlias, call: CallOptions) =>
+      request<{ room_id: RoomId; servers?: string[] }>('GET', `/_matrix/client/v3/directory/room/${enc(alias)}`, call),
+
+    join: (roomIdOrAlias: string, call: CallOptions) =>
+      request<{ room_id: RoomId }>('POST', `/_matrix/client/v3/join/${enc(roomIdOrAlias)}`, { ...call, body: {} }),
+
+    invite: (roomId: RoomId, user: UserId, call: CallOptions) =>
+      request('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/invite`, { ...call, body: { user_id: user } }),
+
+    /** Sends a room event; `txnId` makes a resend a no-op, `ts` keeps the 3P network's time. */
+    sendEvent: (
+      roomId: RoomId,
+      type: string,
+      txnId: string,
+      content: Record<string, unknown>,
+      call: CallOptions & { ts?: number },
+    ) =>
+      request<{ event_id: string }>('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, {
+        ...call,
+        query: { ts: call.ts },
+        body: content,
+      }),
+
+    sendState: (roomId: RoomId, type: string, stateKey: string, content: Record<string, unknown>, call: CallOptions) =>
+      request<{ event_id: string }>('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, {
+        ...call,
+        body: content,
+      }),
+  };
+}

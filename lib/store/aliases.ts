@@ -1,0 +1,114 @@
+/**
+ * alias → room (`ALIAS#<alias>`/`ROOM`) and room → alias (`ROOM#<roomId>`/`ALIAS`).
+ * The alias item doubles as the lock that makes sure one alias gets one room.
+ */
+import { BatchGetCommand, type BatchGetCommandOutput, DeleteCommand, GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailed } from './client.js';
+import type { Table } from './client.js';
+
+export interface AliasRecord {
+  alias: string;
+  state: 'creating' | 'ready';
+  roomId?: string;
+  lockUntil?: number;
+  owner?: string;
+}
+
+export interface BridgedRoom {
+  roomId: string;
+  alias: string;
+  remoteRoom: string;
+}
+
+const aliasKey = (alias: string) => ({ pk: `ALIAS#${alias}`, sk: 'ROOM' });
+const roomKey = (roomId: string) => ({ pk: `ROOM#${roomId}`, sk: 'ALIAS' });
+
+export async function getAlias(t: Table, alias: string): Promise<AliasRecord | undefined> {
+  const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: aliasKey(alias), ConsistentRead: true }));
+  if (!out.Item) return undefined;
+  const { state, roomId, lockUntil, owner } = out.Item;
+  return { alias, state, roomId, lockUntil, owner };
+}
+
+/** Takes the creation lock when nobody holds it or the holder's lock ran out. */
+export async function lockAlias(t: Table, alias: string, owner: string, lockMs: number): Promise<boolean> {
+  const now = Date.now();
+  try {
+    await t.doc.send(
+      new PutCommand({
+        TableName: t.tableName,
+        Item: { ...aliasKey(alias), state: 'creating', owner, lockUntil: now + lockMs },
+        ConditionExpression: 'attribute_not_exists(pk) OR (#s = :creating AND lockUntil < :now)',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ExpressionAttributeValues: { ':creating': 'creating', ':now': now },
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
+}
+
+/** Writes both mapping items at once; false when our lock was taken over meanwhile. */
+export async function markRoomReady(t: Table, room: BridgedRoom, owner: string): Promise<boolean> {
+  try {
+    await t.doc.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: t.tableName,
+              Item: { ...aliasKey(room.alias), state: 'ready', roomId: room.roomId, remoteRoom: room.remoteRoom },
+              ConditionExpression: '#o = :owner',
+              ExpressionAttributeNames: { '#o': 'owner' },
+              ExpressionAttributeValues: { ':owner': owner },
+            },
+          },
+          { Put: { TableName: t.tableName, Item: { ...roomKey(room.roomId), alias: room.alias, remoteRoom: room.remoteRoom } } },
+        ],
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
+}
+
+/** Frees the lock after a failure so the HS's next query can try again at once. */
+export async function releaseAlias(t: Table, alias: string, owner: string): Promise<void> {
+  try {
+    await t.doc.send(
+      new DeleteCommand({
+        TableName: t.tableName,
+        Key: aliasKey(alias),
+        ConditionExpression: '#o = :owner AND #s = :creating',
+        ExpressionAttributeNames: { '#o': 'owner', '#s': 'state' },
+        ExpressionAttributeValues: { ':owner': owner, ':creating': 'creating' },
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+  }
+}
+
+/** The bridged rooms among `roomIds`, one BatchGetItem per 100 rooms. */
+export async function getBridgedRooms(t: Table, roomIds: string[]): Promise<Map<string, BridgedRoom>> {
+  const found = new Map<string, BridgedRoom>();
+  const unique = [...new Set(roomIds)];
+  for (let i = 0; i < unique.length; i += 100) {
+    let keys: Record<string, unknown>[] | undefined = unique.slice(i, i + 100).map(roomKey);
+    for (let round = 0; keys?.length && round < 5; round++) {
+      const out: BatchGetCommandOutput = await t.doc.send(new BatchGetCommand({ RequestItems: { [t.tableName]: { Keys: keys } } }));
+      for (const item of out.Responses?.[t.tableName] ?? []) {
+        const roomId = String(item.pk).slice('ROOM#'.length);
+        found.set(roomId, { roomId, alias: item.alias, remoteRoom: item.remoteRoom });
+      }
+      keys = out.UnprocessedKeys?.[t.tableName]?.Keys;
+      if (keys?.length) await new Promise((r) => setTimeout(r, 50 * 2 ** round));
+    }
+    if (keys?.length) throw new Error('DynamoDB left keys unprocessed after retries');
+  }
+  return found;
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// `npm test`: checks Java, starts one DynamoDB Local for the whole run (each test file makes
+// its own table in it), runs every test/**/*.test.ts with node's test runner, stops DynamoDB Local.
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const { startDynamoLocal, JavaMissingError } = await import('../lib/local/dynamodb.ts');
+
+function testFiles(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? testFiles(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+const args = process.argv.slice(2);
+const files = args.length ? args : testFiles('test').sort();
+let dynamo;
+try {
+  dynamo = await startDynamoLocal();
+} catch (e) {
+  if (e instanceof JavaMissingError) {
+    console.error(e.message);
+    process.exit(2);
+  }
+  throw e;
+}
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, TEST_DYNAMODB_ENDPOINT: dynamo.endpoint, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+});
+const stop = () => child.kill('SIGTERM');
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+const code = await new Promise((r) => child.on('exit', (c, sig) => r(c ?? (sig ? 1 : 0))));
+await dynamo.stop();
+process.exit(code);

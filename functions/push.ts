@@ -1,7 +1,11 @@
-// Placeholder while the use case is written; replaced in the next commits.
-import { endpoint } from '../lib/appservice/http.js';
-import { MatrixError } from '../lib/matrix/errors.js';
+// PUT /_matrix/app/v1/transactions/{txnId} (legacy PUT /transactions/{txnId})
+import { endpoint, ok, pathId } from '../lib/appservice/http.js';
+import { handleTransaction } from '../lib/bridge/transaction.js';
 
-export const handler = endpoint(async () => {
-  throw new MatrixError(501, 'M_UNRECOGNIZED', 'not yet implemented');
-}, { auth: 'none' });
+export const handler = endpoint(
+  async (event, { bridge, deadline, hardStop }) => {
+    await handleTransaction(bridge, pathId(event), event.json, { deadline, hardStop });
+    return ok();
+  },
+  { auth: 'hs', json: true, maxMs: 26_000 },
+);

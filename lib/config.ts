@@ -95,7 +95,7 @@ export interface UnresolvedConfig extends Omit<Config, 'asToken' | 'hsTokens' | 
 export function parseConfig(env: Env): UnresolvedConfig {
   const serverName = required(env, 'HOMESERVER_NAME');
   if (!SERVER_NAME.test(serverName)) throw new ConfigError('HOMESERVER_NAME', `is not a server name: ${JSON.stringify(serverName)}`);
-  const senderLocalpart = optional(env, 'SENDER_LOCALPART', 'irc_bot');
+  const senderLocalpart = optional(env, 'SENDER_LOCALPART', 'ircbot');
   if (!LOCALPART.test(senderLocalpart)) throw new ConfigError('SENDER_LOCALPART', 'may only hold a-z 0-9 . _ = - / +');
   const userPrefix = optional(env, 'USER_PREFIX', 'irc_');
   if (!PREFIX.test(userPrefix)) throw new ConfigError('USER_PREFIX', 'may only hold a-z 0-9 . _ = - / +');

@@ -24,6 +24,8 @@ export interface AsContext extends Context {
   log: Logger;
   /** Epoch ms by which the answer must be on its way: the Lambda's time, less a margin. */
   deadline: number;
+  /** Epoch ms at which Lambda kills this invocation: nothing of ours runs after it. */
+  hardStop: number;
 }
 
 export type AsEvent = APIGatewayProxyEventV2 & { json?: unknown };
@@ -90,6 +92,7 @@ const loadBridge = (load: () => Promise<Bridge>, maxMs: number): Mw => ({
     req.context.bridge = await load();
     const remaining = typeof req.context.getRemainingTimeInMillis === 'function' ? req.context.getRemainingTimeInMillis() : maxMs;
     req.context.deadline = Date.now() + Math.max(0, Math.min(maxMs, remaining - 1500));
+    req.context.hardStop = Date.now() + remaining;
   },
 });
 

@@ -1,0 +1,102 @@
+/**
+ * The dedup record of a pushed transaction (`TXN#<txnId>`/`TXN`), which doubles as its
+ * progress cursor. The HS never changes a transaction's events on retry, so "events before
+ * `cursor` are done" is all a retry needs: two writes per transaction (claim and finish),
+ * however many events it holds.
+ */
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { expiresIn, isConditionFailed } from './client.js';
+import type { Table } from './client.js';
+
+/** Kept for the HS's retries and for inspection of failed events; then DynamoDB's TTL removes it. */
+export const TXN_TTL_S = 7 * 24 * 3600;
+
+export interface FailedEvent {
+  eventId: string;
+  reason: string;
+}
+
+export type Claim =
+  | { kind: 'claimed'; cursor: number }
+  | { kind: 'done' }
+  | { kind: 'busy'; leaseUntil: number };
+
+const key = (txnId: string) => ({ pk: `TXN#${txnId}`, sk: 'TXN' });
+
+/** Takes the transaction unless it is done or another live copy holds its lease. */
+export async function claimTransaction(t: Table, txnId: string, owner: string, leaseUntil: number): Promise<Claim> {
+  const now = Date.now();
+  try {
+    const out = await t.doc.send(
+      new UpdateCommand({
+        TableName: t.tableName,
+        Key: key(txnId),
+        UpdateExpression: 'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, cursor = if_not_exists(cursor, :zero)',
+        ConditionExpression: 'attribute_not_exists(pk) OR (#s <> :done AND leaseUntil < :now)',
+        ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
+        ExpressionAttributeValues: {
+          ':running': 'running',
+          ':done': 'done',
+          ':owner': owner,
+          ':lease': leaseUntil,
+          ':now': now,
+          ':zero': 0,
+          ':exp': expiresIn(TXN_TTL_S),
+        },
+        ReturnValues: 'ALL_NEW',
+        // Saves a read when the claim fails: the item tells us why.
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+    return { kind: 'claimed', cursor: Number(out.Attributes?.cursor ?? 0) };
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+    const raw = (e as { Item?: Record<string, any> }).Item;
+    const item = raw ? unmarshall(raw) : (await getTransaction(t, txnId)) ?? {};
+    return item.state === 'done' ? { kind: 'done' } : { kind: 'busy', leaseUntil: Number(item.leaseUntil ?? 0) };
+  }
+}
+
+export async function getTransaction(t: Table, txnId: string): Promise<Record<string, any> | undefined> {
+  const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: key(txnId), ConsistentRead: true }));
+  return out.Item;
+}
+
+/**
+ * Records progress: `done` marks the transaction finished; otherwise the lease is dropped so
+ * the HS's retry can take over at `cursor` at once. Events the network refused for good are
+ * kept on the record with the reason.
+ */
+export async function recordProgress(
+  t: Table,
+  txnId: string,
+  owner: string,
+  p: { cursor: number; done: boolean; failed: FailedEvent[] },
+): Promise<boolean> {
+  try {
+    await t.doc.send(
+      new UpdateCommand({
+        TableName: t.tableName,
+        Key: key(txnId),
+        UpdateExpression:
+          'SET #s = :state, cursor = :cursor, leaseUntil = :zero, failed = list_append(if_not_exists(failed, :empty), :failed) REMOVE #o',
+        ConditionExpression: '#o = :owner',
+        ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
+        ExpressionAttributeValues: {
+          ':state': p.done ? 'done' : 'retry',
+          ':cursor': p.cursor,
+          ':zero': 0,
+          ':empty': [],
+          ':failed': p.failed,
+          ':owner': owner,
+        },
+      }),
+    );
+    return true;
+  } catch (e) {
+    // Our lease ran out and another copy owns the record now; it carries on from the cursor it read.
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
+}

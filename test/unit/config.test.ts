@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig, parseConfig } from '../../lib/config.js';
+
+const base = {
+  HOMESERVER_URL: 'http://hs.local:8008/',
+  HOMESERVER_NAME: 'example.org',
+  AS_TOKEN: 'as-secret',
+  HS_TOKEN: 'hs-secret',
+  TABLE_NAME: 'state',
+};
+
+const failsOn = (env: Record<string, string | undefined>, variable: string) =>
+  assert.throws(() => parseConfig(env), (e: unknown) => e instanceof ConfigError && e.variable === variable && e.message.includes(variable));
+
+test('defaults fill what may be left out', () => {
+  const c = parseConfig(base);
+  assert.equal(c.homeserverUrl, 'http://hs.local:8008', 'trailing slash dropped');
+  assert.equal(c.userPrefix, 'irc_');
+  assert.equal(c.aliasPrefix, 'irc_');
+  assert.equal(c.senderLocalpart, 'ircbot');
+  assert.deepEqual(c.network, { kind: 'open' });
+});
+
+test('each missing or bad value is named', () => {
+  for (const v of ['HOMESERVER_URL', 'HOMESERVER_NAME', 'AS_TOKEN', 'HS_TOKEN', 'TABLE_NAME']) failsOn({ ...base, [v]: undefined }, v);
+  failsOn({ ...base, HOMESERVER_URL: 'not a url' }, 'HOMESERVER_URL');
+  failsOn({ ...base, HOMESERVER_URL: 'ftp://x' }, 'HOMESERVER_URL');
+  failsOn({ ...base, HOMESERVER_NAME: 'bad name' }, 'HOMESERVER_NAME');
+  failsOn({ ...base, USER_PREFIX: 'IRC' }, 'USER_PREFIX');
+  failsOn({ ...base, SENDER_LOCALPART: 'irc_bot', USER_PREFIX: 'irc_' }, 'SENDER_LOCALPART');
+  failsOn({ ...base, NETWORK: 'carrier-pigeon' }, 'NETWORK');
+  failsOn({ ...base, NETWORK: 'webhook' }, 'NETWORK_URL');
+  failsOn({ ...base, NETWORK: 'webhook', NETWORK_URL: 'http://net' }, 'NETWORK_SECRET');
+  failsOn({ ...base, DYNAMODB_ENDPOINT: 'nope' }, 'DYNAMODB_ENDPOINT');
+});
+
+test('the default bot is outside the user namespace', () => {
+  const c = parseConfig(base);
+  assert.ok(!c.senderLocalpart.startsWith(c.userPrefix), c.senderLocalpart);
+});
+
+test('two hs_tokens may be configured for rotation', async () => {
+  const c = await loadConfig({ ...base, HS_TOKEN_NEXT: 'hs-next' });
+  assert.deepEqual(c.hsTokens, ['hs-secret', 'hs-next']);
+});
+
+test('secrets come from SSM when given as parameter names, in one call', async () => {
+  const asked: string[][] = [];
+  const c = await loadConfig(
+    { ...base, AS_TOKEN: undefined, HS_TOKEN: undefined, AS_TOKEN_PARAM: '/p/as', HS_TOKEN_PARAM: '/p/hs' },
+    async (names) => {
+      asked.push(names);
+      return { '/p/as': 'from-ssm-as', '/p/hs': 'from-ssm-hs' };
+    },
+  );
+  assert.deepEqual(asked, [['/p/as', '/p/hs']]);
+  assert.equal(c.asToken, 'from-ssm-as');
+  assert.deepEqual(c.hsTokens, ['from-ssm-hs']);
+  await assert.rejects(
+    loadConfig({ ...base, AS_TOKEN: undefined, AS_TOKEN_PARAM: '/p/as' }, async () => ({})),
+    (e: unknown) => e instanceof ConfigError && e.message.includes('AS_TOKEN_PARAM'),
+  );
+});

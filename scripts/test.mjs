@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const { startDynamoLocal, JavaMissingError } = await import('../lib/local/dynamodb.ts');
 
 function testFiles(dir) {
@@ -27,7 +28,7 @@ try {
 }
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', ...files], {
   stdio: 'inherit',
-  env: { ...process.env, TEST_DYNAMODB_ENDPOINT: dynamo.endpoint, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  env: { ...process.env, TEST_DYNAMODB_ENDPOINT: dynamo.endpoint },
 });
 const stop = () => child.kill('SIGTERM');
 process.on('SIGINT', stop);

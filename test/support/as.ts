@@ -1,0 +1,67 @@
+/**
+ * One AS under test per test file: a fake HS over real HTTP, a fresh DynamoDB Local table,
+ * the environment the functions read at cold start, and the functions themselves, invoked
+ * the way API Gateway invokes them. Call it at the top level of a test file (top-level await),
+ * so that its clean-up hooks belong to the file, not to a hook.
+ */
+import { after } from 'node:test';
+import { startFakeHs } from './fake-hs.js';
+import type { FakeHs } from './fake-hs.js';
+import { testTable } from './dynamo.js';
+import type { TestTable } from './dynamo.js';
+import { invoke } from './lambda.js';
+import type { Invoke, Reply } from './lambda.js';
+import { setLogSink } from '../../lib/log.js';
+
+export const AS_TOKEN = 'as-token-for-tests-0123456789';
+export const HS_TOKEN = 'hs-token-for-tests-9876543210';
+export const SERVER = 'example.org';
+
+export interface AsUnderTest {
+  hs: FakeHs;
+  table: TestTable;
+  /** Every log line the functions wrote. */
+  logs: string[];
+  call(fn: FunctionName, req: Invoke): Promise<Reply>;
+  /** An authenticated HS → AS call. */
+  hsCall(fn: FunctionName, req: Invoke): Promise<Reply>;
+  bridge(): Promise<import('../../lib/bridge/runtime.js').Bridge>;
+}
+
+export type FunctionName = 'user-query' | 'room-query' | 'push' | 'ping' | 'unrecognized' | 'network-inbound';
+
+export async function startAs(env: Record<string, string> = {}): Promise<AsUnderTest> {
+  const hs = await startFakeHs({ asToken: AS_TOKEN, serverName: SERVER, userPrefix: 'irc_', senderLocalpart: 'ircbot', requireInhibitLogin: true });
+  after(() => hs.close());
+  const table = await testTable();
+  Object.assign(process.env, {
+    HOMESERVER_URL: hs.url,
+    HOMESERVER_NAME: SERVER,
+    AS_TOKEN,
+    HS_TOKEN,
+    TABLE_NAME: table.tableName,
+    DYNAMODB_ENDPOINT: table.endpoint,
+    USER_PREFIX: 'irc_',
+    SENDER_LOCALPART: 'ircbot',
+    NETWORK: 'open',
+    ...env,
+  });
+  const logs: string[] = [];
+  setLogSink((line) => logs.push(line));
+  const handlers = new Map<FunctionName, any>();
+  const load = async (fn: FunctionName) => {
+    if (!handlers.has(fn)) handlers.set(fn, (await import(`../../functions/${fn}.ts`)).handler);
+    return handlers.get(fn);
+  };
+  const call = async (fn: FunctionName, req: Invoke) => invoke(await load(fn), req);
+  return {
+    hs,
+    table,
+    logs,
+    call,
+    hsCall: (fn, req) => call(fn, { ...req, headers: { authorization: `Bearer ${HS_TOKEN}`, ...req.headers } }),
+    bridge: async () => (await import('../../lib/bridge/runtime.js')).getBridge(),
+  };
+}
+
+export const enc = encodeURIComponent;

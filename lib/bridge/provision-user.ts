@@ -30,7 +30,9 @@ export async function registerVirtualUser(b: Bridge, userId: UserId, profile: Re
     if (!isMatrixError(e, 'M_USER_IN_USE')) throw e;
   }
   await b.cs.setDisplayName(userId, profile.displayName, { deadline });
-  if (profile.avatarUrl) await b.cs.setAvatarUrl(userId, profile.avatarUrl, { deadline });
+  // The HS only takes mxc:// avatars; an http(s) one would first have to be uploaded to its media repo.
+  if (profile.avatarUrl?.startsWith('mxc://')) await b.cs.setAvatarUrl(userId, profile.avatarUrl, { deadline });
+  else if (profile.avatarUrl) b.log.info('avatar not set: only mxc:// URLs are supported', { userId });
   await putUser(b.table, { userId, displayName: profile.displayName, avatarUrl: profile.avatarUrl, registeredAt: Date.now() });
 }
 

@@ -148,7 +148,11 @@ function load(): SpecState {
     if (!isObject(doc)) continue;
     const uri = uriOf(rel);
     docs.set(uri, doc);
-    ajv.addSchema(doc, uri);
+    // The files have no $id; give each its (virtual) location so ajv resolves
+    // relative $refs against the file they are written in, at any depth.
+    // (Only the in-memory copy; the fixture files stay unchanged.)
+    doc.$id = uri;
+    ajv.addSchema(doc);
     if (typeof doc.openapi === 'string' && isObject(doc.paths)) {
       const api: SpecApi | undefined = rel.startsWith('data/api/client-server/')
         ? 'cs'
@@ -473,9 +477,10 @@ export function hasEventSchema(type: string): boolean {
  */
 export function checkEvent(type: string, event: unknown): string[] {
   const content = isObject(event) && isObject(event.content) ? event.content : undefined;
-  return eventSchemaUris(type, content?.msgtype).flatMap((uri) =>
+  const errors = eventSchemaUris(type, content?.msgtype).flatMap((uri) =>
     validateAt(`event ${type}`, { uri, pointer: '', node: atPointer(uri, '') }, event),
   );
+  return [...new Set(errors)];
 }
 
 /**
@@ -485,8 +490,9 @@ export function checkEvent(type: string, event: unknown): string[] {
  */
 export function checkEventContent(type: string, content: unknown): string[] {
   const msgtype = isObject(content) ? content.msgtype : undefined;
-  return eventSchemaUris(type, msgtype).flatMap((uri) => {
+  const errors = eventSchemaUris(type, msgtype).flatMap((uri) => {
     const loc = child({ uri, pointer: '', node: atPointer(uri, '') }, 'properties', 'content');
     return loc.node === undefined ? [] : validateAt(`${type} content`, loc, content);
   });
+  return [...new Set(errors)];
 }

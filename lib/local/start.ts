@@ -1,0 +1,246 @@
+/**
+ * `npm start`: the application service on this machine, with no AWS account.
+ *
+ * DynamoDB Local (in memory) stands in for DynamoDB, `registration.yaml` is written for the
+ * homeserver, and serverless-offline serves the functions on the very routes serverless.yml
+ * deploys, so what runs here is what runs in Lambda.
+ *
+ * Settings (environment): HOMESERVER_URL (http://127.0.0.1:8008), HOMESERVER_NAME (localhost),
+ * NETWORK (open), PORT (9000), AS_URL (http://127.0.0.1:$PORT), REGISTRATION_FILE
+ * (./registration.yaml), and AS_ID / SENDER_LOCALPART / USER_PREFIX / ALIAS_PREFIX as in config.ts.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { ConfigError, parseConfig } from '../config.js';
+import { newToken, registrationYaml } from '../appservice/registration.js';
+import { checkJava, freePort, JavaMissingError, startDynamoLocal } from './dynamodb.js';
+import type { LocalDynamo } from './dynamodb.js';
+import { createLocalTable } from './table.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const STAGE = 'local';
+/** serverless.yml names the table `${service}-${stage}`; the functions get that name as TABLE_NAME. */
+const TABLE_NAME = `matrix-appservice-lambda-${STAGE}`;
+const READY_TIMEOUT_MS = 90_000;
+
+type Env = Record<string, string | undefined>;
+
+export interface LocalSettings {
+  port: number;
+  homeserverUrl: string;
+  serverName: string;
+  network: string;
+  asUrl: string;
+  registrationFile: string;
+  asId: string;
+  senderLocalpart: string;
+  userPrefix: string;
+  aliasPrefix: string;
+}
+
+const pick = (env: Env, name: string, fallback: string) => env[name]?.trim() || fallback;
+
+/** The embedded defaults, overridable from the environment. */
+export function localSettings(env: Env): LocalSettings {
+  const port = Number(pick(env, 'PORT', '9000'));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('PORT', 'must be a TCP port number');
+  const userPrefix = pick(env, 'USER_PREFIX', 'irc_');
+  return {
+    port,
+    homeserverUrl: pick(env, 'HOMESERVER_URL', 'http://127.0.0.1:8008'),
+    serverName: pick(env, 'HOMESERVER_NAME', 'localhost'),
+    network: pick(env, 'NETWORK', 'open'),
+    asUrl: pick(env, 'AS_URL', `http://127.0.0.1:${port}`),
+    registrationFile: resolve(pick(env, 'REGISTRATION_FILE', join(ROOT, 'registration.yaml'))),
+    asId: pick(env, 'AS_ID', 'matrix-appservice-lambda'),
+    senderLocalpart: pick(env, 'SENDER_LOCALPART', 'irc_bot'),
+    userPrefix,
+    aliasPrefix: pick(env, 'ALIAS_PREFIX', userPrefix),
+  };
+}
+
+export interface Tokens {
+  asToken: string;
+  hsToken: string;
+}
+
+/**
+ * Tokens the homeserver already knows must survive a restart, so they come from the existing
+ * registration file when there is one; AS_TOKEN / HS_TOKEN override; otherwise new ones.
+ * The file is rewritten every time so URL and namespaces follow the current settings.
+ */
+export function writeRegistration(s: LocalSettings, env: Env): Tokens {
+  let old: Partial<Record<'as_token' | 'hs_token', unknown>> = {};
+  if (existsSync(s.registrationFile)) {
+    try {
+      old = parse(readFileSync(s.registrationFile, 'utf8')) ?? {};
+    } catch (e) {
+      // Overwriting it would silently cut off a homeserver that uses its tokens.
+      throw new Error(`${s.registrationFile} is not valid YAML (${(e as Error).message}); fix or delete it`);
+    }
+  }
+  const keep = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  const tokens = {
+    asToken: env.AS_TOKEN?.trim() || keep(old.as_token) || newToken(),
+    hsToken: env.HS_TOKEN?.trim() || keep(old.hs_token) || newToken(),
+  };
+  writeFileSync(s.registrationFile, registrationYaml({ ...s, ...tokens }), { mode: 0o600 });
+  return tokens;
+}
+
+/** What the functions see: serverless.yml reads the settings, the rest passes through (localEnvironment). */
+function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, lambdaPort: number, workFolder: string): Env {
+  return {
+    ...process.env,
+    SLS_TELEMETRY_DISABLED: '1',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    PORT: String(s.port),
+    OFFLINE_LAMBDA_PORT: String(lambdaPort),
+    ESBUILD_WORK_FOLDER: workFolder,
+    HOMESERVER_URL: s.homeserverUrl,
+    HOMESERVER_NAME: s.serverName,
+    NETWORK: s.network,
+    AS_URL: s.asUrl,
+    AS_ID: s.asId,
+    SENDER_LOCALPART: s.senderLocalpart,
+    USER_PREFIX: s.userPrefix,
+    ALIAS_PREFIX: s.aliasPrefix,
+    // Plain values win over the *_PARAM names serverless.yml also sets (config.ts), so no SSM.
+    AS_TOKEN: t.asToken,
+    HS_TOKEN: t.hsToken,
+    DYNAMODB_ENDPOINT: dynamoEndpoint,
+    TABLE_NAME,
+  };
+}
+
+/** serverless-offline, run by the osls CLI from node_modules so no global install is needed. */
+function startOffline(env: Env): { child: ChildProcess; output: () => string } {
+  const cli = createRequire(import.meta.url).resolve('osls/bin/serverless.js');
+  const child = spawn(process.execPath, [cli, 'offline', 'start', '--stage', STAGE], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Kept until ready, to show if it fails; afterwards its lines (the handlers' logs) pass through.
+  const chunks: string[] = [];
+  let ready = false;
+  const onData = (to: NodeJS.WriteStream) => (b: Buffer) => (ready ? to.write(b) : chunks.push(b.toString()));
+  child.stdout?.on('data', onData(process.stdout));
+  child.stderr?.on('data', onData(process.stderr));
+  return {
+    child,
+    output: () => {
+      ready = true;
+      return chunks.splice(0).join('');
+    },
+  };
+}
+
+/** Ready means a real request made it through API Gateway emulation, the ping function and the token check. */
+async function waitForPing(url: string, hsToken: string, child: ChildProcess): Promise<void> {
+  const until = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < until) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error('serverless-offline exited during start');
+    try {
+      const res = await fetch(`${url}/_matrix/app/v1/ping`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${hsToken}`, 'content-type': 'application/json' },
+        body: '{}',
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`serverless-offline did not answer the ping on ${url} within ${READY_TIMEOUT_MS / 1000} s`);
+}
+
+function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  return new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done();
+    child.once('exit', () => done());
+    child.kill('SIGINT'); // serverless-offline shuts its servers down on SIGINT
+    setTimeout(() => child.kill('SIGKILL'), graceMs).unref();
+  });
+}
+
+async function main(): Promise<void> {
+  try {
+    checkJava();
+    const settings = localSettings(process.env);
+    parseConfig({ ...process.env, ...childEnv(settings, { asToken: 'x', hsToken: 'x' }, 'http://127.0.0.1:1', 0, '') });
+  } catch (e) {
+    if (e instanceof JavaMissingError || e instanceof ConfigError) {
+      console.error(e.message);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const settings = localSettings(process.env);
+  const tokens = writeRegistration(settings, process.env);
+
+  // Everything started from here on is stopped by `shutdown`, whatever the way out.
+  let dynamo: LocalDynamo | undefined;
+  let offline: ChildProcess | undefined;
+  let offlineOutput = () => '';
+  const workFolder = `.esbuild/offline-${process.pid}`;
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    if (offline) await stopChild(offline);
+    await dynamo?.stop();
+    rmSync(join(ROOT, workFolder), { recursive: true, force: true });
+    process.exit(code);
+  };
+  // Last resort if we die some other way: no java left behind holding a port.
+  process.on('exit', () => {
+    offline?.kill('SIGKILL');
+    dynamo?.process.kill('SIGKILL');
+  });
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  try {
+    dynamo = await startDynamoLocal();
+    await createLocalTable(dynamo.endpoint, TABLE_NAME);
+    const lambdaPort = await freePort();
+    const started = startOffline(childEnv(settings, tokens, dynamo.endpoint, lambdaPort, workFolder));
+    offline = started.child;
+    offlineOutput = started.output;
+    offline.once('exit', (code, signal) => {
+      if (stopping) return;
+      console.error(`\nserverless-offline stopped (${signal ?? `exit code ${code}`}):\n${started.output()}`);
+      void shutdown(1);
+    });
+    await waitForPing(`http://127.0.0.1:${settings.port}`, tokens.hsToken, offline);
+    started.output(); // from now on its output streams through
+    console.log(
+      [
+        '',
+        `matrix-appservice-lambda is ready on http://127.0.0.1:${settings.port}`,
+        `  registration file: ${settings.registrationFile}`,
+        `  the homeserver should reach the AS at: ${settings.asUrl}  (the file's url)`,
+        `  homeserver: ${settings.homeserverUrl} (server name ${settings.serverName}), network: ${settings.network}`,
+        `  DynamoDB Local (in memory): ${dynamo.endpoint}`,
+        'Press Ctrl-C to stop.',
+        '',
+      ].join('\n'),
+    );
+  } catch (e) {
+    if (!stopping) {
+      console.error(`npm start failed: ${(e as Error).message}\n${offlineOutput()}`);
+      await shutdown(1);
+    }
+  }
+}
+
+// Run only as a script; tests import the helpers above.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

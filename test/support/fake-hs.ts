@@ -1,0 +1,683 @@
+/**
+ * A fake Matrix homeserver speaking real HTTP on 127.0.0.1, for integration
+ * tests of the Application Service. It implements the Client-Server API calls
+ * an AS makes (v3; register, profile, createRoom, directory, join, invite,
+ * send, state) with the AS extensions (`as_token`, `?user_id=` identity
+ * assertion, `?ts=` timestamp massaging), behaves like Synapse where the spec
+ * leaves room, and can be told to fail on demand (see FailRule).
+ *
+ * Every request body is checked against the spec fixtures (spec.ts); problems
+ * land in `specErrors` (tests should assert it stays empty), as do problems
+ * with the fake's own answers.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { checkCsRequest, checkCsResponse, checkEventContent } from './spec.js';
+
+export interface FakeHsOptions {
+  asToken: string;
+  /** e.g. 'example.org' */
+  serverName: string;
+  /** AS user namespace: `@<userPrefix>.*:<serverName>`, e.g. 'irc_' */
+  userPrefix: string;
+  /** the AS bot: `@<senderLocalpart>:<serverName>`; always exists */
+  senderLocalpart: string;
+  /**
+   * Behave like a server without the legacy login API (spec v1.17+): AS
+   * registration without `inhibit_login: true` gets 400
+   * M_APPSERVICE_LOGIN_UNSUPPORTED. Default false.
+   */
+  requireInhibitLogin?: boolean;
+  /** Check bodies against the spec fixtures into `specErrors`. Default true. */
+  checkSpec?: boolean;
+}
+
+export interface FakeUser {
+  displayName?: string;
+  avatarUrl?: string;
+}
+
+export interface FakeEvent {
+  eventId: string;
+  type: string;
+  sender: string;
+  content: any;
+  /** the `?ts=` the AS gave (timestamp massaging), if any */
+  ts?: number;
+  /** `ts` if given, else the time the fake received it */
+  originServerTs: number;
+  /** for message events sent with PUT .../send/{type}/{txnId} */
+  txnId?: string;
+  /** for state events */
+  stateKey?: string;
+}
+
+export interface FakeRoom {
+  roomId: string;
+  creator: string;
+  alias?: string;
+  name?: string;
+  topic?: string;
+  /** 'public' or 'invite' (from preset / visibility / m.room.join_rules) */
+  joinRule: string;
+  members: Set<string>;
+  invited: Set<string>;
+  /** events sent through /send and /state (not the ones createRoom makes) */
+  events: FakeEvent[];
+}
+
+export interface RecordedCall {
+  method: string;
+  /** decoded pathname, e.g. /_matrix/client/v3/directory/room/#irc_x:example.org */
+  path: string;
+  query: Record<string, string>;
+  /** parsed JSON body; the raw text if it was not JSON; undefined if empty */
+  body: any;
+  /** effective user: the `user_id` query parameter, or the bot */
+  userId: string;
+  /** 0 while the call is pending (hanging, delayed) */
+  status: number;
+  response: any;
+  /** set when a FailRule answered (or held) this call */
+  failedBy?: FailRule['kind'];
+}
+
+export interface FailMatch {
+  method?: string;
+  /** substring of, or RegExp tested against, the decoded path */
+  pathIncludes?: string | RegExp;
+  /** only calls acting as this user (`user_id` query, or the bot) */
+  userId?: string;
+}
+
+export type FailRule = { match: FailMatch; /** default 1; Infinity for always */ times?: number } & (
+  | { kind: 'status'; status: number; /** JSON body, or a string sent as text/plain; default {errcode:'M_UNKNOWN',error} */ body?: any }
+  | { kind: 'ratelimit'; retryAfterMs: number }
+  | { kind: 'hang' }
+  | { kind: 'delay'; ms: number }
+);
+
+export interface SeedRoomOptions {
+  creator: string;
+  /** full alias, e.g. '#irc_x:example.org' */
+  alias?: string;
+  name?: string;
+  topic?: string;
+  joinRule?: 'public' | 'invite';
+  members?: string[];
+  invited?: string[];
+}
+
+export interface FakeHs {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  serverName: string;
+  /** `@<senderLocalpart>:<serverName>` */
+  botUserId: string;
+  /** every request, in arrival order (including rejected ones) */
+  calls: RecordedCall[];
+  /** registered users (the bot is always there) */
+  users: Map<string, FakeUser>;
+  rooms: Map<string, FakeRoom>;
+  /** alias -> room ID */
+  aliases: Map<string, string>;
+  /** spec violations in requests received (and in the fake's own answers) */
+  specErrors: string[];
+  /** queue a failure; rules are tried in order, the first match wins */
+  fail(rule: FailRule): void;
+  /** create a room directly (as if some user made it), without an HTTP call */
+  seedRoom(opts: SeedRoomOptions): FakeRoom;
+  /** clear calls, state, failures and specErrors; drops hanging requests */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
+type Handler = (ctx: Ctx) => Answer;
+
+interface Ctx {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  body: any;
+  userId: string;
+  params: Record<string, string>;
+}
+
+const CS = '_matrix/client/v3';
+const LOCALPART = /^[a-z0-9._=\-/+]+$/;
+
+function err(status: number, errcode: string, error: string, extra?: Record<string, unknown>): Answer {
+  return { status, body: { errcode, error, ...extra } };
+}
+
+function isPlainObject(v: unknown): v is Record<string, any> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function randomId(bytes = 12): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
+  const { asToken, serverName, userPrefix, senderLocalpart } = opts;
+  const checkSpec = opts.checkSpec ?? true;
+  const botUserId = `@${senderLocalpart}:${serverName}`;
+
+  const calls: RecordedCall[] = [];
+  const users = new Map<string, FakeUser>();
+  const rooms = new Map<string, FakeRoom>();
+  const aliases = new Map<string, string>();
+  const specErrors: string[] = [];
+  let rules: Array<FailRule & { times: number }> = [];
+  const txns = new Map<string, string>(); // user/room/type/txnId -> event_id
+  const hanging = new Set<ServerResponse>();
+  const timers = new Set<NodeJS.Timeout>();
+
+  const initUsers = (): void => {
+    users.set(botUserId, { displayName: senderLocalpart });
+  };
+  initUsers();
+
+  /** In the AS's namespace (users regex, or the bot). */
+  const interested = (userId: string): boolean => {
+    if (userId === botUserId) return true;
+    const m = /^@([^:]+):(.+)$/.exec(userId);
+    return !!m && m[2] === serverName && m[1]!.startsWith(userPrefix) && m[1]!.length > userPrefix.length;
+  };
+
+  const newEventId = (): string => `$${randomId(18)}`;
+
+  const makeRoom = (o: SeedRoomOptions): FakeRoom => {
+    const room: FakeRoom = {
+      roomId: `!${randomId(9)}:${serverName}`,
+      creator: o.creator,
+      joinRule: o.joinRule ?? 'invite',
+      members: new Set([o.creator, ...(o.members ?? [])]),
+      invited: new Set(o.invited ?? []),
+      events: [],
+    };
+    if (o.alias !== undefined) {
+      room.alias = o.alias;
+      aliases.set(o.alias, room.roomId);
+    }
+    if (o.name !== undefined) room.name = o.name;
+    if (o.topic !== undefined) room.topic = o.topic;
+    rooms.set(room.roomId, room);
+    return room;
+  };
+
+  const joinRoom = (room: FakeRoom, userId: string): Answer => {
+    if (!room.members.has(userId)) {
+      if (room.joinRule !== 'public' && !room.invited.has(userId)) {
+        return err(403, 'M_FORBIDDEN', 'You are not invited to this room.');
+      }
+      room.invited.delete(userId);
+      room.members.add(userId);
+    }
+    return { status: 200, body: { room_id: room.roomId } };
+  };
+
+  const parseTs = (ctx: Ctx): number | undefined | Answer => {
+    const ts = ctx.query.ts;
+    if (ts === undefined) return undefined;
+    if (!/^\d+$/.test(ts)) return err(400, 'M_INVALID_PARAM', 'ts must be an integer');
+    return Number(ts);
+  };
+
+  const needObject = (ctx: Ctx): Answer | undefined => {
+    if (ctx.body === undefined) return err(400, 'M_NOT_JSON', 'Content not JSON.');
+    if (!isPlainObject(ctx.body)) return err(400, 'M_BAD_JSON', 'Content must be a JSON object.');
+    return undefined;
+  };
+
+  const checkContent = (ctx: Ctx, type: string): void => {
+    if (!checkSpec) return;
+    for (const e of checkEventContent(type, ctx.body)) specErrors.push(`${ctx.method} ${ctx.path}: ${e}`);
+  };
+
+  // ------------------------------------------------------------ handlers
+
+  const register: Handler = (ctx) => {
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const b = ctx.body as Record<string, any>;
+    if (b.type !== 'm.login.application_service') {
+      // What Synapse answers when an access token comes without the AS type.
+      return err(400, 'M_UNKNOWN', 'An access token should not be provided on requests to /register (except if type is m.login.application_service)');
+    }
+    if (ctx.query.kind !== undefined && ctx.query.kind !== 'user') {
+      return err(403, 'M_FORBIDDEN', 'Guest access is disabled');
+    }
+    if (b.username === undefined) return err(400, 'M_MISSING_PARAM', 'username is required for application service registration');
+    if (typeof b.username !== 'string' || b.username.length > 512) return err(400, 'M_INVALID_USERNAME', 'Invalid username');
+    if (!LOCALPART.test(b.username)) {
+      return err(400, 'M_INVALID_USERNAME', "User ID can only contain characters a-z, 0-9, or '=_-./+'");
+    }
+    const userId = `@${b.username}:${serverName}`;
+    if (!interested(userId)) return err(400, 'M_EXCLUSIVE', 'Invalid user localpart for this application service.');
+    if (opts.requireInhibitLogin && b.inhibit_login !== true) {
+      return err(400, 'M_APPSERVICE_LOGIN_UNSUPPORTED', 'Application services must set inhibit_login: true');
+    }
+    if (users.has(userId)) return err(400, 'M_USER_IN_USE', 'User ID already taken.');
+    // Synapse sets the localpart as the initial display name.
+    users.set(userId, { displayName: b.username });
+    const out: Record<string, unknown> = { user_id: userId, home_server: serverName };
+    if (b.inhibit_login !== true) {
+      out.access_token = `syt_${randomId()}`;
+      out.device_id = typeof b.device_id === 'string' ? b.device_id : randomId(6).toUpperCase();
+    }
+    return { status: 200, body: out };
+  };
+
+  const getProfile: Handler = (ctx) => {
+    const user = users.get(ctx.params.userId!);
+    if (!user) return err(404, 'M_NOT_FOUND', 'Profile was not found');
+    const out: Record<string, unknown> = {};
+    if (user.displayName !== undefined) out.displayname = user.displayName;
+    if (user.avatarUrl !== undefined) out.avatar_url = user.avatarUrl;
+    return { status: 200, body: out };
+  };
+
+  const getProfileField: Handler = (ctx) => {
+    const user = users.get(ctx.params.userId!);
+    const key = ctx.params.key!;
+    const value = key === 'displayname' ? user?.displayName : key === 'avatar_url' ? user?.avatarUrl : undefined;
+    if (!user || value === undefined) return err(404, 'M_NOT_FOUND', 'Profile was not found');
+    return { status: 200, body: { [key]: value } };
+  };
+
+  const setProfileField: Handler = (ctx) => {
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const target = ctx.params.userId!;
+    const key = ctx.params.key!;
+    if (ctx.userId !== target) return err(403, 'M_FORBIDDEN', "Cannot set another user's profile");
+    const user = users.get(target);
+    if (!user) return err(404, 'M_NOT_FOUND', 'Profile was not found');
+    const b = ctx.body as Record<string, any>;
+    if (!(key in b)) return err(400, 'M_MISSING_PARAM', `Missing key '${key}'`);
+    if (checkSpec && Object.keys(b).length !== 1) {
+      specErrors.push(`${ctx.method} ${ctx.path}: body must contain exactly one property, the keyName '${key}'`);
+    }
+    const value: unknown = b[key];
+    if (key === 'displayname') {
+      if (typeof value !== 'string') return err(400, 'M_INVALID_PARAM', 'displayname must be a string');
+      user.displayName = value;
+    } else if (key === 'avatar_url') {
+      if (typeof value !== 'string') return err(400, 'M_INVALID_PARAM', 'avatar_url must be a string');
+      // Synapse accepts any string, the spec says it MUST be an MXC URI.
+      if (checkSpec && !value.startsWith('mxc://')) specErrors.push(`${ctx.method} ${ctx.path}: avatar_url must be an mxc:// URI, got ${value}`);
+      user.avatarUrl = value;
+    }
+    return { status: 200, body: {} };
+  };
+
+  const createRoom: Handler = (ctx) => {
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const b = ctx.body as Record<string, any>;
+    let alias: string | undefined;
+    if (b.room_alias_name !== undefined) {
+      if (typeof b.room_alias_name !== 'string' || /[:\s]/.test(b.room_alias_name) || b.room_alias_name === '') {
+        return err(400, 'M_INVALID_PARAM', 'Invalid characters in room alias');
+      }
+      alias = `#${b.room_alias_name}:${serverName}`;
+      if (aliases.has(alias)) return err(400, 'M_ROOM_IN_USE', 'Room alias already taken');
+    }
+    const preset: string = typeof b.preset === 'string' ? b.preset : b.visibility === 'public' ? 'public_chat' : 'private_chat';
+    let joinRule = preset === 'public_chat' ? 'public' : 'invite';
+    let name: string | undefined;
+    let topic: string | undefined;
+    if (Array.isArray(b.initial_state)) {
+      for (const ev of b.initial_state as unknown[]) {
+        if (!isPlainObject(ev) || !isPlainObject(ev.content)) continue;
+        if (ev.type === 'm.room.join_rules' && typeof ev.content.join_rule === 'string') joinRule = ev.content.join_rule;
+        if (ev.type === 'm.room.name' && typeof ev.content.name === 'string') name = ev.content.name;
+        if (ev.type === 'm.room.topic' && typeof ev.content.topic === 'string') topic = ev.content.topic;
+      }
+    }
+    if (typeof b.name === 'string') name = b.name;
+    if (typeof b.topic === 'string') topic = b.topic;
+    const seed: SeedRoomOptions = { creator: ctx.userId, joinRule: joinRule === 'public' ? 'public' : 'invite' };
+    if (alias !== undefined) seed.alias = alias;
+    if (name !== undefined) seed.name = name;
+    if (topic !== undefined) seed.topic = topic;
+    if (Array.isArray(b.invite)) seed.invited = (b.invite as unknown[]).filter((u): u is string => typeof u === 'string');
+    const room = makeRoom(seed);
+    return { status: 200, body: { room_id: room.roomId } };
+  };
+
+  const getAlias: Handler = (ctx) => {
+    const alias = ctx.params.alias!;
+    const roomId = aliases.get(alias);
+    if (roomId === undefined) return err(404, 'M_NOT_FOUND', `Room alias ${alias} not found`);
+    return { status: 200, body: { room_id: roomId, servers: [serverName] } };
+  };
+
+  const putAlias: Handler = (ctx) => {
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const alias = ctx.params.alias!;
+    const roomId: unknown = ctx.body.room_id;
+    if (typeof roomId !== 'string') return err(400, 'M_MISSING_PARAM', 'Missing room_id');
+    const room = rooms.get(roomId);
+    if (!room) return err(404, 'M_NOT_FOUND', 'Room not found');
+    if (aliases.has(alias)) return err(409, 'M_UNKNOWN', `Room alias ${alias} already exists`);
+    aliases.set(alias, roomId);
+    room.alias ??= alias;
+    return { status: 200, body: {} };
+  };
+
+  const join: Handler = (ctx) => {
+    const target = ctx.params.roomIdOrAlias!;
+    const roomId = target.startsWith('#') ? aliases.get(target) : target;
+    const room = roomId === undefined ? undefined : rooms.get(roomId);
+    if (!room) return err(404, 'M_NOT_FOUND', `No known servers for ${target}`);
+    return joinRoom(room, ctx.userId);
+  };
+
+  const joinById: Handler = (ctx) => {
+    const room = rooms.get(ctx.params.roomId!);
+    if (!room) return err(404, 'M_NOT_FOUND', 'No known servers');
+    return joinRoom(room, ctx.userId);
+  };
+
+  const invite: Handler = (ctx) => {
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const room = rooms.get(ctx.params.roomId!);
+    if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${ctx.params.roomId}`);
+    const invitee: unknown = ctx.body.user_id;
+    if (typeof invitee !== 'string') return err(400, 'M_MISSING_PARAM', 'Missing user_id');
+    if (room.members.has(invitee)) return err(403, 'M_FORBIDDEN', `${invitee} is already in the room.`);
+    room.invited.add(invitee);
+    return { status: 200, body: {} };
+  };
+
+  const send: Handler = (ctx) => {
+    const ts = parseTs(ctx);
+    if (typeof ts === 'object') return ts;
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const { roomId, type, txnId } = ctx.params as { roomId: string; type: string; txnId: string };
+    const room = rooms.get(roomId);
+    if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}`);
+    const key = JSON.stringify([ctx.userId, roomId, type, txnId]);
+    const seen = txns.get(key);
+    if (seen !== undefined) return { status: 200, body: { event_id: seen } };
+    checkContent(ctx, type);
+    const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: ctx.body, originServerTs: ts ?? Date.now(), txnId };
+    if (ts !== undefined) ev.ts = ts;
+    room.events.push(ev);
+    txns.set(key, ev.eventId);
+    return { status: 200, body: { event_id: ev.eventId } };
+  };
+
+  const state: Handler = (ctx) => {
+    const ts = parseTs(ctx);
+    if (typeof ts === 'object') return ts;
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const { roomId, type } = ctx.params as { roomId: string; type: string };
+    const stateKey = ctx.params.stateKey ?? '';
+    const room = rooms.get(roomId);
+    if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}`);
+    checkContent(ctx, type);
+    const c = ctx.body as Record<string, any>;
+    if (stateKey === '') {
+      if (type === 'm.room.name') room.name = typeof c.name === 'string' && c.name !== '' ? c.name : undefined;
+      if (type === 'm.room.topic') room.topic = typeof c.topic === 'string' && c.topic !== '' ? c.topic : undefined;
+      if (type === 'm.room.join_rules' && typeof c.join_rule === 'string') room.joinRule = c.join_rule;
+    }
+    const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: c, originServerTs: ts ?? Date.now(), stateKey };
+    if (ts !== undefined) ev.ts = ts;
+    room.events.push(ev);
+    return { status: 200, body: { event_id: ev.eventId } };
+  };
+
+  // Path patterns over decoded segments; ':x?' = optional last segment.
+  const routes: Array<{ method: string; pattern: string[]; handler: Handler; skipAssertion?: boolean }> = [
+    { method: 'POST', pattern: [...CS.split('/'), 'register'], handler: register, skipAssertion: true },
+    { method: 'GET', pattern: [...CS.split('/'), 'profile', ':userId'], handler: getProfile },
+    { method: 'GET', pattern: [...CS.split('/'), 'profile', ':userId', ':key'], handler: getProfileField },
+    { method: 'PUT', pattern: [...CS.split('/'), 'profile', ':userId', ':key'], handler: setProfileField },
+    { method: 'POST', pattern: [...CS.split('/'), 'createRoom'], handler: createRoom },
+    { method: 'GET', pattern: [...CS.split('/'), 'directory', 'room', ':alias'], handler: getAlias },
+    { method: 'PUT', pattern: [...CS.split('/'), 'directory', 'room', ':alias'], handler: putAlias },
+    { method: 'POST', pattern: [...CS.split('/'), 'join', ':roomIdOrAlias'], handler: join },
+    { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'join'], handler: joinById },
+    { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'invite'], handler: invite },
+    { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'send', ':type', ':txnId'], handler: send },
+    { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: state },
+  ];
+
+  const matchPattern = (pattern: string[], segs: string[]): Record<string, string> | undefined => {
+    const last = pattern[pattern.length - 1];
+    const optional = last !== undefined && last.endsWith('?');
+    if (segs.length !== pattern.length && !(optional && segs.length === pattern.length - 1)) return undefined;
+    const params: Record<string, string> = {};
+    for (let i = 0; i < pattern.length; i++) {
+      const p = pattern[i]!;
+      const s = segs[i];
+      if (p.startsWith(':')) {
+        if (s !== undefined) params[p.slice(1).replace(/\?$/, '')] = s;
+      } else if (p !== s) return undefined;
+    }
+    return params;
+  };
+
+  // ------------------------------------------------------------ HTTP
+
+  const respond = (res: ServerResponse, call: RecordedCall, status: number, payload: unknown, headers: Record<string, string> = {}): void => {
+    call.status = status;
+    call.response = payload;
+    const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
+    const type = typeof payload === 'string' ? 'text/plain; charset=utf-8' : 'application/json';
+    res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(Buffer.byteLength(text)), ...headers });
+    res.end(text);
+  };
+
+  const selfCheck = (call: RecordedCall, rawPath: string): void => {
+    if (!checkSpec) return;
+    let problems: string[];
+    try {
+      problems = checkCsResponse(call.method, rawPath, call.status, call.response);
+    } catch {
+      return; // an endpoint the spec lacks: already reported for the request
+    }
+    for (const p of problems) {
+      const msg = `fake HS answer to ${call.method} ${call.path} is not spec-shaped: ${p}`;
+      specErrors.push(msg);
+      console.error(msg);
+    }
+  };
+
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.add(t);
+    });
+
+  const ruleMatches = (rule: FailRule, call: RecordedCall): boolean => {
+    const m = rule.match;
+    if (m.method !== undefined && m.method.toUpperCase() !== call.method) return false;
+    if (m.userId !== undefined && m.userId !== call.userId) return false;
+    if (m.pathIncludes !== undefined) {
+      if (typeof m.pathIncludes === 'string' ? !call.path.includes(m.pathIncludes) : !m.pathIncludes.test(call.path)) return false;
+    }
+    return true;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
+    const query: Record<string, string> = Object.fromEntries(new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1)));
+    const segs = rawPath.split('/').slice(1).map(decodeSegment);
+    const path = '/' + segs.join('/');
+    const userId = query.user_id ?? botUserId;
+    const call: RecordedCall = { method, path, query, body: undefined, userId, status: 0, response: undefined };
+    calls.push(call); // in arrival order
+    const raw = await readBody(req);
+    let body: any;
+    let badJson = false;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        badJson = true;
+        body = raw;
+      }
+    }
+    call.body = body;
+
+    if (checkSpec && !badJson) {
+      try {
+        for (const e of checkCsRequest(method, rawPath, body)) specErrors.push(`${method} ${path}: ${e}`);
+      } catch (e) {
+        specErrors.push(`${method} ${path}: ${(e as Error).message}`);
+      }
+    }
+
+    // Authentication: the as_token, as a Bearer header or ?access_token=.
+    const header = req.headers.authorization;
+    const bearer = header !== undefined ? /^Bearer\s+(.+)$/i.exec(header)?.[1] : undefined;
+    const token = bearer ?? query.access_token;
+    if (token === undefined) return respond(res, call, 401, { errcode: 'M_MISSING_TOKEN', error: 'Missing access token.' });
+    if (token !== asToken) {
+      return respond(res, call, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Invalid access token passed.', soft_logout: false });
+    }
+
+    // Injected failures.
+    const idx = rules.findIndex((r) => ruleMatches(r, call));
+    if (idx !== -1) {
+      const rule = rules[idx]!;
+      rule.times -= 1;
+      if (rule.times <= 0) rules.splice(idx, 1);
+      call.failedBy = rule.kind;
+      switch (rule.kind) {
+        case 'status':
+          return respond(res, call, rule.status, rule.body ?? { errcode: 'M_UNKNOWN', error: `Injected failure (${rule.status})` });
+        case 'ratelimit':
+          return respond(
+            res,
+            call,
+            429,
+            { errcode: 'M_LIMIT_EXCEEDED', error: 'Too Many Requests', retry_after_ms: rule.retryAfterMs },
+            { 'Retry-After': String(Math.ceil(rule.retryAfterMs / 1000)) },
+          );
+        case 'hang':
+          hanging.add(res);
+          res.on('close', () => hanging.delete(res));
+          return;
+        case 'delay':
+          await sleep(rule.ms);
+          break;
+      }
+    }
+
+    if (badJson) return respond(res, call, 400, { errcode: 'M_NOT_JSON', error: 'Content not JSON.' });
+
+    const answer = ((): Answer => {
+      let pathKnown = false;
+      for (const route of routes) {
+        const params = matchPattern(route.pattern, segs);
+        if (!params) continue;
+        pathKnown = true;
+        if (route.method !== method) continue;
+        // Identity assertion (Synapse: Auth._get_appservice_user).
+        if (!route.skipAssertion && query.user_id !== undefined) {
+          if (!interested(userId)) return err(403, 'M_FORBIDDEN', `Application service cannot masquerade as this user (${userId}).`);
+          if (!users.has(userId)) return err(403, 'M_FORBIDDEN', `Application service has not registered this user (${userId})`);
+        }
+        return route.handler({ method, path, query, body, userId, params });
+      }
+      return pathKnown ? err(405, 'M_UNRECOGNIZED', 'Unrecognized request') : err(404, 'M_UNRECOGNIZED', 'Unrecognized request');
+    })();
+    respond(res, call, answer.status, answer.body);
+    selfCheck(call, rawPath);
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      console.error('fake HS error', e);
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(500, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ errcode: 'M_UNKNOWN', error: 'Internal server error' }));
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  const dropHanging = (): void => {
+    for (const res of hanging) res.socket?.destroy();
+    hanging.clear();
+  };
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    serverName,
+    botUserId,
+    calls,
+    users,
+    rooms,
+    aliases,
+    specErrors,
+    fail(rule: FailRule): void {
+      rules.push({ ...rule, times: rule.times ?? 1 });
+    },
+    seedRoom: makeRoom,
+    reset(): void {
+      calls.length = 0;
+      specErrors.length = 0;
+      users.clear();
+      initUsers();
+      rooms.clear();
+      aliases.clear();
+      txns.clear();
+      rules = [];
+      dropHanging();
+    },
+    async close(): Promise<void> {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      dropHanging();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -8,17 +8,20 @@
  * Settings (environment): HOMESERVER_URL (http://127.0.0.1:8008), HOMESERVER_NAME (localhost),
  * NETWORK (open), PORT (9000), AS_URL (http://127.0.0.1:$PORT), REGISTRATION_FILE
  * (./registration.yaml), and AS_ID / SENDER_LOCALPART / USER_PREFIX / ALIAS_PREFIX as in config.ts.
+ * It listens on 127.0.0.1 only; for a homeserver in a container set LISTEN_HOST=0.0.0.0 and AS_URL
+ * to an address the container can reach (e.g. http://host.docker.internal:9000).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ConfigError, parseConfig } from '../config.js';
 import { newToken, registrationYaml } from '../appservice/registration.js';
-import { checkJava, freePort, JavaMissingError, startDynamoLocal } from './dynamodb.js';
+import { checkJava, freePort, startDynamoLocal } from './dynamodb.js';
 import type { LocalDynamo } from './dynamodb.js';
 import { createLocalTable } from './table.js';
 
@@ -58,7 +61,7 @@ export function localSettings(env: Env): LocalSettings {
     asUrl: pick(env, 'AS_URL', `http://127.0.0.1:${port}`),
     registrationFile: resolve(pick(env, 'REGISTRATION_FILE', join(ROOT, 'registration.yaml'))),
     asId: pick(env, 'AS_ID', 'matrix-appservice-lambda'),
-    senderLocalpart: pick(env, 'SENDER_LOCALPART', 'irc_bot'),
+    senderLocalpart: pick(env, 'SENDER_LOCALPART', 'ircbot'),
     userPrefix,
     aliasPrefix: pick(env, 'ALIAS_PREFIX', userPrefix),
   };
@@ -98,7 +101,6 @@ function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, lambdaPor
   return {
     ...process.env,
     SLS_TELEMETRY_DISABLED: '1',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     PORT: String(s.port),
     OFFLINE_LAMBDA_PORT: String(lambdaPort),
     ESBUILD_WORK_FOLDER: workFolder,
@@ -171,22 +173,37 @@ function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
   });
 }
 
-async function main(): Promise<void> {
+/** Another server on PORT would answer our readiness ping (or steal the homeserver's calls): refuse early. */
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', () => reject(new ConfigError('PORT', `${port} is in use; stop what listens there or set PORT`)));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve()));
+  });
+}
+
+/** Checks all that can be checked before anything starts; a problem ends it here with one line, exit code 2. */
+async function prepare(): Promise<{ settings: LocalSettings; tokens: Tokens }> {
   try {
     checkJava();
     const settings = localSettings(process.env);
-    parseConfig({ ...process.env, ...childEnv(settings, { asToken: 'x', hsToken: 'x' }, 'http://127.0.0.1:1', 0, '') });
+    await assertPortFree(settings.port);
+    // The functions would refuse a bad setting at their first request; say so now instead.
+    parseConfig(childEnv(settings, { asToken: 'unused', hsToken: 'unused' }, 'http://127.0.0.1:1', 0, ''));
+    return { settings, tokens: writeRegistration(settings, process.env) };
   } catch (e) {
-    if (e instanceof JavaMissingError || e instanceof ConfigError) {
-      console.error(e.message);
-      process.exit(2);
-    }
-    throw e;
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exit(2);
   }
-  const settings = localSettings(process.env);
-  const tokens = writeRegistration(settings, process.env);
+}
+
+async function main(): Promise<void> {
+  // Node 20 here, nodejs22.x in Lambda: the SDK's "upgrade Node" notice is noise for a local run.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { settings, tokens } = await prepare();
 
   // Everything started from here on is stopped by `shutdown`, whatever the way out.
+  let dynamoStarting: Promise<LocalDynamo> | undefined;
   let dynamo: LocalDynamo | undefined;
   let offline: ChildProcess | undefined;
   let offlineOutput = () => '';
@@ -196,7 +213,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     if (offline) await stopChild(offline);
-    await dynamo?.stop();
+    // Ctrl-C while DynamoDB Local is still starting: wait for it, so its java can be stopped too.
+    await (dynamo ?? (await dynamoStarting?.catch(() => undefined)))?.stop();
     rmSync(join(ROOT, workFolder), { recursive: true, force: true });
     process.exit(code);
   };
@@ -204,15 +222,21 @@ async function main(): Promise<void> {
   process.on('exit', () => {
     offline?.kill('SIGKILL');
     dynamo?.process.kill('SIGKILL');
+    rmSync(join(ROOT, workFolder), { recursive: true, force: true });
   });
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 
   try {
-    dynamo = await startDynamoLocal();
-    await createLocalTable(dynamo.endpoint, TABLE_NAME);
-    const lambdaPort = await freePort();
-    const started = startOffline(childEnv(settings, tokens, dynamo.endpoint, lambdaPort, workFolder));
+    // Both take seconds (a JVM; bundling and a Serverless boot): start them side by side.
+    const [dynamoPort, lambdaPort] = [await freePort(), await freePort()];
+    const endpoint = `http://127.0.0.1:${dynamoPort}`;
+    dynamoStarting = startDynamoLocal({ port: dynamoPort });
+    const tableReady = dynamoStarting.then(async (d) => {
+      dynamo = d;
+      await createLocalTable(d.endpoint, TABLE_NAME);
+    });
+    const started = startOffline(childEnv(settings, tokens, endpoint, lambdaPort, workFolder));
     offline = started.child;
     offlineOutput = started.output;
     offline.once('exit', (code, signal) => {
@@ -220,7 +244,7 @@ async function main(): Promise<void> {
       console.error(`\nserverless-offline stopped (${signal ?? `exit code ${code}`}):\n${started.output()}`);
       void shutdown(1);
     });
-    await waitForPing(`http://127.0.0.1:${settings.port}`, tokens.hsToken, offline);
+    await Promise.all([tableReady, waitForPing(`http://127.0.0.1:${settings.port}`, tokens.hsToken, offline)]);
     started.output(); // from now on its output streams through
     console.log(
       [
@@ -229,7 +253,7 @@ async function main(): Promise<void> {
         `  registration file: ${settings.registrationFile}`,
         `  the homeserver should reach the AS at: ${settings.asUrl}  (the file's url)`,
         `  homeserver: ${settings.homeserverUrl} (server name ${settings.serverName}), network: ${settings.network}`,
-        `  DynamoDB Local (in memory): ${dynamo.endpoint}`,
+        `  DynamoDB Local (in memory): ${endpoint}`,
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'),

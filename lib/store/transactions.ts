@@ -1,6 +1,6 @@
 /**
  * The dedup record of a pushed transaction (`TXN#<txnId>`/`TXN`), which doubles as its
- * progress cursor. The HS never changes a transaction's events on retry, so "events before
+ * progress cursor (`nextEvent`, the index of the next event to deliver). The HS never changes a transaction's events on retry, so "events before
  * `cursor` are done" is all a retry needs: two writes per transaction (claim and finish),
  * however many events it holds.
  */
@@ -32,7 +32,7 @@ export async function claimTransaction(t: Table, txnId: string, owner: string, l
       new UpdateCommand({
         TableName: t.tableName,
         Key: key(txnId),
-        UpdateExpression: 'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, cursor = if_not_exists(cursor, :zero)',
+        UpdateExpression: 'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, nextEvent = if_not_exists(nextEvent, :zero)',
         ConditionExpression: 'attribute_not_exists(pk) OR (#s <> :done AND leaseUntil < :now)',
         ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
         ExpressionAttributeValues: {
@@ -49,7 +49,7 @@ export async function claimTransaction(t: Table, txnId: string, owner: string, l
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       }),
     );
-    return { kind: 'claimed', cursor: Number(out.Attributes?.cursor ?? 0) };
+    return { kind: 'claimed', cursor: Number(out.Attributes?.nextEvent ?? 0) };
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
     const raw = (e as { Item?: Record<string, any> }).Item;
@@ -80,7 +80,7 @@ export async function recordProgress(
         TableName: t.tableName,
         Key: key(txnId),
         UpdateExpression:
-          'SET #s = :state, cursor = :cursor, leaseUntil = :zero, failed = list_append(if_not_exists(failed, :empty), :failed) REMOVE #o',
+          'SET #s = :state, nextEvent = :cursor, leaseUntil = :zero, failed = list_append(if_not_exists(failed, :empty), :failed) REMOVE #o',
         ConditionExpression: '#o = :owner',
         ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
         ExpressionAttributeValues: {

@@ -1,7 +1,11 @@
-// Placeholder while the use case is written; replaced in the next commits.
-import { endpoint } from '../lib/appservice/http.js';
-import { MatrixError } from '../lib/matrix/errors.js';
+// POST /network/messages: the 3P network's messages into Matrix, signed with NETWORK_SECRET.
+import { endpoint, ok } from '../lib/appservice/http.js';
+import { handleInbound, parseInbound } from '../lib/bridge/inbound.js';
 
-export const handler = endpoint(async () => {
-  throw new MatrixError(501, 'M_UNRECOGNIZED', 'not yet implemented');
-}, { auth: 'none' });
+export const handler = endpoint(
+  async (event, { bridge, deadline }) => {
+    const outcome = await handleInbound(bridge, parseInbound(event.json), deadline);
+    return outcome.kind === 'sent' ? ok({ event_id: outcome.eventId }) : ok({ kept: true }, 202);
+  },
+  { auth: 'network', json: true, maxMs: 20_000 },
+);

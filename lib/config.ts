@@ -7,7 +7,8 @@
  */
 
 export type NetworkConfig =
-  | { kind: 'open' }
+  /** `secret`, when set, enables signed inbound messages (POST /network/messages) on the open network. */
+  | { kind: 'open'; secret?: string }
   | { kind: 'webhook'; url: string; secret: string; timeoutMs: number };
 
 export interface Config {
@@ -46,6 +47,8 @@ export interface SecretSource {
   variable: string;
   value?: string;
   param?: string;
+  /** A missing SSM parameter leaves the secret unset instead of failing the cold start. */
+  optional?: boolean;
 }
 
 function required(env: Env, name: string): string {
@@ -88,7 +91,7 @@ function secret(env: Env, name: string): SecretSource {
 export interface UnresolvedConfig extends Omit<Config, 'asToken' | 'hsTokens' | 'network'> {
   asToken: SecretSource;
   hsTokens: SecretSource[];
-  network: { kind: 'open' } | { kind: 'webhook'; url: string; secret: SecretSource; timeoutMs: number };
+  network: { kind: 'open'; secret?: SecretSource } | { kind: 'webhook'; url: string; secret: SecretSource; timeoutMs: number };
 }
 
 /** Checks every variable; throws a ConfigError naming the first bad one. No I/O. */
@@ -111,7 +114,10 @@ export function parseConfig(env: Env): UnresolvedConfig {
 
   const kind = optional(env, 'NETWORK', 'open');
   let network: UnresolvedConfig['network'];
-  if (kind === 'open') network = { kind: 'open' };
+  if (kind === 'open') {
+    const hasSecret = env.NETWORK_SECRET?.trim() || env.NETWORK_SECRET_PARAM?.trim();
+    network = hasSecret ? { kind: 'open', secret: { ...secret(env, 'NETWORK_SECRET'), optional: true } } : { kind: 'open' };
+  }
   else if (kind === 'webhook') {
     const timeout = Number(optional(env, 'NETWORK_TIMEOUT_MS', '5000'));
     if (!Number.isInteger(timeout) || timeout < 100 || timeout > 60000) {
@@ -149,27 +155,29 @@ export type ParameterReader = (names: string[]) => Promise<Record<string, string
 export const ssmReader: ParameterReader = async (names) => {
   const { SSMClient, GetParametersCommand } = await import('@aws-sdk/client-ssm');
   const out = await new SSMClient({}).send(new GetParametersCommand({ Names: names, WithDecryption: true }));
-  if (out.InvalidParameters?.length) {
-    throw new ConfigError(out.InvalidParameters.join(', '), 'SSM parameter does not exist');
-  }
+  // Missing parameters are left out; loadConfig names the variable that needed one.
   return Object.fromEntries((out.Parameters ?? []).map((p) => [p.Name ?? '', p.Value ?? '']));
 };
 
 /** Parses the environment and resolves secrets held in SSM (one GetParameters call). */
 export async function loadConfig(env: Env = process.env, readParameters: ParameterReader = ssmReader): Promise<Config> {
   const raw = parseConfig(env);
-  const sources = [raw.asToken, ...raw.hsTokens, ...(raw.network.kind === 'webhook' ? [raw.network.secret] : [])];
+  const sources = [raw.asToken, ...raw.hsTokens, ...(raw.network.secret ? [raw.network.secret] : [])];
   const names = sources.filter((s) => !s.value && s.param).map((s) => s.param as string);
   const fetched = names.length ? await readParameters(names) : {};
   const resolve = (s: SecretSource): string => {
     const v = s.value ?? fetched[s.param ?? ''];
-    if (!v) throw new ConfigError(`${s.variable}_PARAM`, `names SSM parameter ${s.param} which has no value`);
+    if (!v) throw new ConfigError(`${s.variable}_PARAM`, `names SSM parameter ${s.param}, which does not exist or is empty`);
     return v;
   };
+  const resolveOptional = (s: SecretSource | undefined) => (s && (s.value ?? fetched[s.param ?? '']) ? resolve(s) : undefined);
   return {
     ...raw,
     asToken: resolve(raw.asToken),
     hsTokens: raw.hsTokens.map(resolve),
-    network: raw.network.kind === 'webhook' ? { ...raw.network, secret: resolve(raw.network.secret) } : raw.network,
+    network:
+      raw.network.kind === 'webhook'
+        ? { ...raw.network, secret: resolve(raw.network.secret) }
+        : { kind: 'open', secret: resolveOptional(raw.network.secret) },
   };
 }

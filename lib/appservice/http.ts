@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { getBridge } from '../bridge/runtime.js';
 import type { Bridge } from '../bridge/runtime.js';
 import { checkHsToken } from './auth.js';
+import { verify } from '../bridge/signature.js';
 
 export interface Reply {
   status: number;
@@ -38,8 +39,8 @@ export const MAX_BODY_BYTES = 6 * 1024 * 1024;
 export const ok = (body: unknown = {}, status = 200): Reply => ({ status, body });
 
 export interface EndpointOptions {
-  /** Who may call: the homeserver (hs_token), or anyone (ping-free routes, 404s; signed routes check themselves). */
-  auth: 'hs' | 'none';
+  /** Who may call: the homeserver (hs_token), the 3P network (X-Signature over the raw body), or anyone (404s). */
+  auth: 'hs' | 'network' | 'none';
   /** Parse the body as a JSON object. */
   json?: boolean;
   /** Upper bound for the work, below the Lambda's timeout (the HS is waiting on queries). */
@@ -100,6 +101,16 @@ const hsAuth = (): Mw => ({
   before: (req) => checkHsToken(req.event, req.context.bridge.config.hsTokens),
 });
 
+const networkSignature = (): Mw => ({
+  before: (req) => {
+    const secret = req.context.bridge.config.network.secret;
+    if (!secret) throw new MatrixError(403, 'M_FORBIDDEN', 'inbound messages are disabled: NETWORK_SECRET is not configured');
+    // The signature covers the exact bytes sent, so it is checked before anything parses them.
+    const check = verify(req.event.headers?.['x-signature'], rawBody(req.event).toString('utf8'), secret);
+    if (!check.ok) throw new MatrixError(check.status, check.status === 401 ? 'M_UNAUTHORIZED' : 'M_FORBIDDEN', check.reason);
+  },
+});
+
 export function rawBody(event: APIGatewayProxyEventV2): Buffer {
   if (event.body === undefined || event.body === null) return Buffer.alloc(0);
   return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
@@ -135,6 +146,7 @@ export function endpoint(
     .use(matrixErrors())
     .use(loadBridge(opts.bridge ?? getBridge, opts.maxMs ?? 25_000));
   if (opts.auth === 'hs') stack.use(hsAuth());
+  if (opts.auth === 'network') stack.use(networkSignature());
   if (opts.json) stack.use(jsonBody());
   return stack;
 }

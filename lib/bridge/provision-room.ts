@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { badRequest, isMatrixError, notFound, unavailable } from '../matrix/errors.js';
 import { parseRoomAlias } from '../matrix/ids.js';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
-import { getAlias, lockAlias, markRoomReady, releaseAlias } from '../store/aliases.js';
+import { getAlias, lockAlias, markRoomReady, releaseAlias, setScrollbackPending } from '../store/aliases.js';
 import type { BridgedRoom } from '../store/aliases.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteRoom } from './network.js';
@@ -69,7 +69,14 @@ async function createBridgedRoom(
     return { alias, roomId: now.roomId as string, remoteRoom };
   }
   b.roomCache.set(roomId, { alias, remoteRoom });
-  await replayScrollback(b, room, deadline);
+  try {
+    await replayScrollback(b, room, deadline);
+  } catch (e) {
+    // The room exists and the HS now knows its alias, so it will not ask again: answer 200 so
+    // the user's join goes on, and leave the rest for the next inbound message to replay.
+    b.log.warn('scrollback replay cut short; the next inbound message resumes it', { alias, err: e });
+    await setScrollbackPending(b.table, alias, true);
+  }
   return room;
 }
 

@@ -30,7 +30,7 @@ export interface Bridge {
 }
 
 export function createBridge(config: Config, overrides: Partial<Omit<Bridge, 'config'>> = {}): Bridge {
-  registerSecrets(config.asToken, ...config.hsTokens, ...(config.network.kind === 'webhook' ? [config.network.secret] : []));
+  registerSecrets(config.asToken, ...config.hsTokens, ...(config.network.secret ? [config.network.secret] : []));
   const log = overrides.log ?? rootLog;
   return {
     config,

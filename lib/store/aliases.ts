@@ -2,7 +2,7 @@
  * alias → room (`ALIAS#<alias>`/`ROOM`) and room → alias (`ROOM#<roomId>`/`ALIAS`).
  * The alias item doubles as the lock that makes sure one alias gets one room.
  */
-import { BatchGetCommand, type BatchGetCommandOutput, DeleteCommand, GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type BatchGetCommandOutput, DeleteCommand, GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from './client.js';
 import type { Table } from './client.js';
 
@@ -12,6 +12,8 @@ export interface AliasRecord {
   roomId?: string;
   lockUntil?: number;
   owner?: string;
+  /** Scrollback whose replay was cut short; the next inbound message finishes it. */
+  scrollbackPending?: boolean;
 }
 
 export interface BridgedRoom {
@@ -26,8 +28,8 @@ const roomKey = (roomId: string) => ({ pk: `ROOM#${roomId}`, sk: 'ALIAS' });
 export async function getAlias(t: Table, alias: string): Promise<AliasRecord | undefined> {
   const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: aliasKey(alias), ConsistentRead: true }));
   if (!out.Item) return undefined;
-  const { state, roomId, lockUntil, owner } = out.Item;
-  return { alias, state, roomId, lockUntil, owner };
+  const { state, roomId, lockUntil, owner, scrollbackPending } = out.Item;
+  return { alias, state, roomId, lockUntil, owner, scrollbackPending };
 }
 
 /** Takes the creation lock when nobody holds it or the holder's lock ran out. */
@@ -91,6 +93,18 @@ export async function releaseAlias(t: Table, alias: string, owner: string): Prom
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
   }
+}
+
+export async function setScrollbackPending(t: Table, alias: string, pending: boolean): Promise<void> {
+  await t.doc.send(
+    new UpdateCommand({
+      TableName: t.tableName,
+      Key: aliasKey(alias),
+      UpdateExpression: pending ? 'SET scrollbackPending = :t' : 'REMOVE scrollbackPending',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: pending ? { ':t': true } : undefined,
+    }),
+  );
 }
 
 /** The bridged rooms among `roomIds`, one BatchGetItem per 100 rooms. */

@@ -129,6 +129,8 @@ export interface FakeHs {
   fail(rule: FailRule): void;
   /** create a room directly (as if some user made it), without an HTTP call */
   seedRoom(opts: SeedRoomOptions): FakeRoom;
+  /** drop every queued failure, keeping state: the HS is healthy again */
+  clearFailures(): void;
   /** clear calls, state, failures and specErrors; drops hanging requests */
   reset(): void;
   close(): Promise<void>;
@@ -659,6 +661,9 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       rules.push({ ...rule, times: rule.times ?? 1 });
     },
     seedRoom: makeRoom,
+    clearFailures(): void {
+      rules = [];
+    },
     reset(): void {
       calls.length = 0;
       specErrors.length = 0;

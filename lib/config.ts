@@ -154,7 +154,10 @@ export type ParameterReader = (names: string[]) => Promise<Record<string, string
 /** Reads SecureString parameters from SSM; loaded lazily so local runs never pull the SSM client in. */
 export const ssmReader: ParameterReader = async (names) => {
   const { SSMClient, GetParametersCommand } = await import('@aws-sdk/client-ssm');
-  const out = await new SSMClient({}).send(new GetParametersCommand({ Names: names, WithDecryption: true }));
+  // Bounded: a cold start that cannot reach SSM should fail with a message, not hang until the Lambda timeout.
+  const out = await new SSMClient({ maxAttempts: 3 }).send(new GetParametersCommand({ Names: names, WithDecryption: true }), {
+    abortSignal: AbortSignal.timeout(5000),
+  });
   // Missing parameters are left out; loadConfig names the variable that needed one.
   return Object.fromEntries((out.Parameters ?? []).map((p) => [p.Name ?? '', p.Value ?? '']));
 };

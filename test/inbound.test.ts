@@ -182,7 +182,7 @@ test('a replay that dies between a send and its clean-up posts nothing twice', a
   const room = as.hs.rooms.get(as.hs.aliases.get(alias) as string)!;
   const { putScrollback } = await import('../lib/store/scrollback.js');
   const { setScrollbackPending } = await import('../lib/store/aliases.js');
-  await putScrollback(as.table, alias, m);
+  await putScrollback(as.table, alias, { ...m, msgtype: 'm.text' });
   await setScrollbackPending(as.table, alias, true);
   assert.equal((await post(msg({ room: 'twice', body: 'next' }))).status, 200);
   assert.deepEqual(

@@ -117,6 +117,8 @@ function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, lambdaPor
     HS_TOKEN: t.hsToken,
     DYNAMODB_ENDPOINT: dynamoEndpoint,
     TABLE_NAME,
+    // No SSM here: the network secret is NETWORK_SECRET from the environment, or none (inbound off).
+    NETWORK_SECRET_PARAM: '',
   };
 }
 

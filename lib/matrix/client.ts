@@ -73,7 +73,9 @@ export function createCsClient(opts: CsClientOptions) {
         try {
           json = text ? JSON.parse(text) : {};
         } catch {
-          json = { errcode: 'M_NOT_JSON', error: `homeserver answered ${res.status} with a body that is not JSON` };
+          // Not M_NOT_JSON: the error can end up in our own answer, where that errcode would
+          // tell the HS that *its* request was not JSON (e.g. a proxy's HTML 502 page here).
+          json = { errcode: 'M_UNKNOWN', error: `homeserver answered ${res.status} with a body that is not JSON` };
         }
         if (res.ok) return json as T;
         const errcode = typeof json.errcode === 'string' ? json.errcode : 'M_UNKNOWN';

@@ -5,14 +5,12 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { freePort } from '../../lib/local/dynamodb.js';
+import { start as startLocal, stopAndCheck } from '../support/local-server.js';
 import { startFakeHs } from '../support/fake-hs.js';
 import type { FakeHs } from '../support/fake-hs.js';
 
@@ -21,74 +19,8 @@ const DIR = mkdtempSync(join(tmpdir(), 'mal-start-'));
 const REGISTRATION_FILE = join(DIR, 'registration.yaml');
 const SERVER = 'localhost';
 
-interface Running {
-  child: ChildProcess;
-  url: string;
-  dynamoPort: string;
-  output: () => string;
-}
-
-const running = new Set<ChildProcess>();
 let hs: FakeHs | undefined;
-
-/** Runs `npm start`'s script and resolves once it prints that it is ready. */
-async function start(homeserverUrl: string): Promise<Running> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'lib/local/start.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOMESERVER_URL: homeserverUrl, HOMESERVER_NAME: SERVER, REGISTRATION_FILE, NETWORK: 'open' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not ready after 45 s:\n${out}`)), 45_000);
-    const check = () => {
-      if (/is ready on/.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', check);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`npm start exited (${code}) before ready:\n${out}`));
-    });
-  });
-  const dynamoPort = out.match(/DynamoDB Local \(in memory\): http:\/\/127\.0\.0\.1:(\d+)/)?.[1];
-  assert.ok(dynamoPort, `it says where DynamoDB Local runs:\n${out}`);
-  return { child, url: `http://127.0.0.1:${port}`, dynamoPort, output: () => out };
-}
-
-/** Running, not merely a zombie waiting to be reaped (tsx's esbuild helper can linger as one). */
-const alive = (pid: number) => {
-  const stat = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
-  return stat !== '' && !stat.startsWith('Z');
-};
-
-/** Ctrl-C: the script must exit 0 and take serverless-offline and its DynamoDB Local with it. */
-async function stopAndCheck(run: Running): Promise<void> {
-  const pid = run.child.pid!;
-  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .filter(Boolean)
-    .map((p) => ({ pid: Number(p), args: spawnSync('ps', ['-o', 'args=', '-p', p], { encoding: 'utf8' }).stdout.trim() }));
-  const ps = children.map((c) => `${c.pid} ${c.args}`).join('\n');
-  const offline = children.find((c) => c.args.includes('serverless.js offline start'));
-  const java = children.find((c) => c.args.includes('DynamoDBLocal'));
-  assert.ok(offline && java, `serverless-offline and DynamoDB Local run under it:\n${ps}`);
-
-  const exited = new Promise<number | null>((r) => run.child.once('exit', (code) => r(code)));
-  run.child.kill('SIGINT');
-  assert.equal(await exited, 0, run.output());
-  for (const c of [offline, java]) assert.ok(!alive(c.pid), `still running after npm start stopped: ${c.pid} ${c.args}`);
-  // `npm test` runs a DynamoDB Local of its own: look only for the one on this run's port.
-  const left = spawnSync('pgrep', ['-f', `DynamoDBLocal.*-port ${run.dynamoPort}`], { encoding: 'utf8' });
-  assert.equal(left.stdout.trim(), '', 'no DynamoDB Local java process of it remains');
-}
+const start = (homeserverUrl: string) => startLocal(homeserverUrl, { HOMESERVER_NAME: SERVER, REGISTRATION_FILE });
 
 function registration(): { url: string; as_token: string; hs_token: string; sender_localpart: string; namespaces: any } {
   return parse(readFileSync(REGISTRATION_FILE, 'utf8'));
@@ -101,7 +33,6 @@ async function call(url: string, init: RequestInit = {}, token?: string) {
 }
 
 after(async () => {
-  for (const c of running) c.kill('SIGKILL');
   await hs?.close();
   rmSync(DIR, { recursive: true, force: true });
 });

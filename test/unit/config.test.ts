@@ -62,3 +62,14 @@ test('secrets come from SSM when given as parameter names, in one call', async (
     (e: unknown) => e instanceof ConfigError && e.message.includes('AS_TOKEN_PARAM'),
   );
 });
+
+test('open network: a missing network-secret parameter leaves inbound off instead of failing the cold start', async () => {
+  const c = await loadConfig({ ...base, NETWORK_SECRET_PARAM: '/p/net' }, async () => ({}));
+  assert.deepEqual(c.network, { kind: 'open', secret: undefined });
+  const withSecret = await loadConfig({ ...base, NETWORK_SECRET_PARAM: '/p/net' }, async () => ({ '/p/net': 's3cret' }));
+  assert.deepEqual(withSecret.network, { kind: 'open', secret: 's3cret' });
+  await assert.rejects(
+    loadConfig({ ...base, NETWORK: 'webhook', NETWORK_URL: 'http://net', NETWORK_SECRET_PARAM: '/p/net' }, async () => ({})),
+    (e: unknown) => e instanceof ConfigError && e.variable === 'NETWORK_SECRET_PARAM',
+  );
+});

@@ -1,0 +1,107 @@
+/**
+ * The seed's walk-through, end to end over real HTTP: `npm start`'s server (serverless-offline
+ * on serverless.yml, DynamoDB Local), the webhook adapter against a fake network, a fake HS.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { startFakeHs } from '../support/fake-hs.js';
+import { startFakeNetwork } from '../support/fake-network.js';
+import { start, stopAndCheck } from '../support/local-server.js';
+import { checkRegistration } from '../support/spec.js';
+
+const DIR = mkdtempSync(join(tmpdir(), 'mal-walk-'));
+const REGISTRATION_FILE = join(DIR, 'registration.yaml');
+const network = await startFakeNetwork();
+after(async () => {
+  await network.close();
+  rmSync(DIR, { recursive: true, force: true });
+});
+
+test('the walk-through: scrollback before the room, replay on join, both directions after', { timeout: 90_000 }, async () => {
+  network.rooms.set('#matrix', { name: '#matrix', topic: 'Matrix on IRC' });
+  network.users.set('Bob', { displayName: 'Bob' });
+  // (1) Register the AS: the HS reads the registration the start script writes.
+  const hsTokens = { as: 'walk-as-token-0123456789abcdef', hs: 'walk-hs-token-0123456789abcdef' };
+  const hs = await startFakeHs({ asToken: hsTokens.as, serverName: 'localhost', userPrefix: 'irc_', senderLocalpart: 'ircbot' });
+  after(() => hs.close());
+  const run = await start(hs.url, {
+    REGISTRATION_FILE,
+    AS_TOKEN: hsTokens.as,
+    HS_TOKEN: hsTokens.hs,
+    NETWORK: 'webhook',
+    NETWORK_URL: network.url,
+    NETWORK_SECRET: network.secret,
+  });
+  const reg = parse(readFileSync(REGISTRATION_FILE, 'utf8'));
+  assert.deepEqual(checkRegistration(reg), []);
+  assert.equal(reg.hs_token, hsTokens.hs);
+  const asCall = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(run.url + path, {
+      method,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { 'content-type': 'application/json', ...headers },
+      signal: AbortSignal.timeout(20_000),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const fromNetwork = (m: unknown) => {
+    const raw = JSON.stringify(m);
+    return asCall('POST', '/network/messages', m, { 'x-signature': network.sign(raw) });
+  };
+  const hsAuth = { authorization: `Bearer ${reg.hs_token}` };
+
+  // (2) Bob says "hello?" in #matrix before anyone is there: kept.
+  const hello = { id: 'irc-1', room: '#matrix', sender: { id: 'Bob' }, body: 'hello?', ts: 1_700_000_000_000 };
+  assert.deepEqual(await fromNetwork(hello), { status: 202, body: { kept: true } });
+
+  // (3) A Matrix user joins #irc_=23matrix:localhost: the HS asks the AS, which creates the
+  // room named #matrix and replays "hello?" as Bob at its original time.
+  const alias = '#irc_=23matrix:localhost';
+  const q = await asCall('GET', `/_matrix/app/v1/rooms/${encodeURIComponent(alias)}`, undefined, hsAuth);
+  assert.deepEqual(q, { status: 200, body: {} });
+  const roomId = hs.aliases.get(alias)!;
+  const room = hs.rooms.get(roomId)!;
+  assert.equal(room.name, '#matrix');
+  assert.equal(room.topic, 'Matrix on IRC');
+  const messages = () => room.events.filter((e) => e.type === 'm.room.message').map((e) => [e.sender, e.content.body, e.ts]);
+  assert.deepEqual(messages(), [['@irc__bob:localhost', 'hello?', hello.ts]]);
+  room.members.add('@alice:localhost');
+
+  // (4) The Matrix user says "hi!": pushed to the AS, delivered to the network once,
+  // even though the HS sends the transaction twice.
+  const hi = {
+    event_id: '$hi',
+    room_id: roomId,
+    sender: '@alice:localhost',
+    type: 'm.room.message',
+    origin_server_ts: 1_700_000_100_000,
+    content: { msgtype: 'm.text', body: 'hi!' },
+  };
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(await asCall('PUT', '/_matrix/app/v1/transactions/walk-1', { events: [hi] }, hsAuth), { status: 200, body: {} });
+  }
+  assert.deepEqual(network.accepted, [
+    { id: '$hi', room: '#matrix', sender: { userId: '@alice:localhost' }, msgtype: 'm.text', body: 'hi!', ts: hi.origin_server_ts },
+  ]);
+
+  // (5) Bob says "what's up?": it appears in the room as Bob, at Bob's time.
+  const up = { id: 'irc-2', room: '#matrix', sender: { id: 'Bob' }, body: "what's up?", ts: 1_700_000_200_000 };
+  const sent = await fromNetwork(up);
+  assert.equal(sent.status, 200);
+  assert.match(sent.body.event_id, /^\$/);
+  assert.deepEqual(messages(), [
+    ['@irc__bob:localhost', 'hello?', hello.ts],
+    ['@irc__bob:localhost', "what's up?", up.ts],
+  ]);
+  // Bob's own message came back to the AS in a transaction: it must not be echoed to the network.
+  const echo = { ...hi, event_id: '$echo', sender: '@irc__bob:localhost', content: { msgtype: 'm.text', body: "what's up?" } };
+  assert.equal((await asCall('PUT', '/_matrix/app/v1/transactions/walk-2', { events: [echo] }, hsAuth)).status, 200);
+  assert.equal(network.accepted.length, 1);
+  assert.deepEqual(hs.specErrors, []);
+
+  await stopAndCheck(run);
+});

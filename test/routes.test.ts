@@ -1,0 +1,135 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { parse } from 'yaml';
+import { startAs, HS_TOKEN, AS_TOKEN } from './support/as.js';
+import { checkAsResponse, checkRegistration } from './support/spec.js';
+
+const as = await startAs();
+
+test('ping: 200 {} for a valid token, from any copy, with no state', async () => {
+  const before = await as.table.items();
+  const res = await as.hsCall('ping', { method: 'POST', path: '/_matrix/app/v1/ping', body: { transaction_id: 'mautrix-go_1' } });
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.body, {});
+  assert.deepEqual(checkAsResponse('POST', '/_matrix/app/v1/ping', 200, res.body), []);
+  assert.deepEqual(await as.table.items(), before);
+  assert.equal(as.hs.calls.length, 0);
+  assert.equal((await as.call('ping', { method: 'POST', path: '/_matrix/app/v1/ping', body: {} })).status, 401);
+  const wrong = await as.call('ping', { method: 'POST', path: '/_matrix/app/v1/ping', body: {}, headers: { authorization: 'Bearer x' } });
+  assert.equal(wrong.status, 403);
+  assert.equal(wrong.body.errcode, 'M_FORBIDDEN');
+});
+
+test('unknown routes are 404 M_UNRECOGNIZED; a known path with the wrong method is 405', async () => {
+  for (const [method, path] of [
+    ['GET', '/_matrix/app/v1/thirdparty/protocol/irc'],
+    ['GET', '/_matrix/app/v1/nothing'],
+    ['POST', '/_matrix/app/unstable/whatever'],
+    ['GET', '/'],
+    ['GET', '/users'],
+  ]) {
+    const res = await as.call('unrecognized', { method: method!, path: path! });
+    assert.equal(res.status, 404, path);
+    assert.equal(res.body.errcode, 'M_UNRECOGNIZED');
+    assert.equal(typeof res.body.error, 'string');
+  }
+  for (const [method, path] of [
+    ['PUT', '/_matrix/app/v1/users/@irc_bob:example.org'],
+    ['POST', '/_matrix/app/v1/rooms/%23irc_x:example.org'],
+    ['GET', '/_matrix/app/v1/transactions/1'],
+    ['GET', '/_matrix/app/v1/ping'],
+    ['DELETE', '/transactions/1'],
+    ['GET', '/network/messages'],
+  ]) {
+    const res = await as.call('unrecognized', { method: method!, path: path! });
+    assert.equal(res.status, 405, `${method} ${path}`);
+    assert.equal(res.body.errcode, 'M_UNRECOGNIZED');
+  }
+});
+
+test('the open network logs each delivery as a JSON line', async () => {
+  const room = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${encodeURIComponent('#irc_open:example.org')}` });
+  assert.equal(room.status, 200);
+  const roomId = as.hs.aliases.get('#irc_open:example.org')!;
+  const event = {
+    event_id: '$open1',
+    room_id: roomId,
+    sender: '@alice:example.org',
+    type: 'm.room.message',
+    origin_server_ts: 1,
+    content: { msgtype: 'm.text', body: 'to the open network' },
+  };
+  assert.equal((await as.hsCall('push', { method: 'PUT', path: '/_matrix/app/v1/transactions/open-1', body: { events: [event] } })).status, 200);
+  const lines = as.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'delivered to the open network');
+  assert.equal(lines.length, 1);
+  assert.deepEqual(lines[0].delivery, {
+    id: '$open1',
+    room: 'open',
+    sender: { userId: '@alice:example.org' },
+    msgtype: 'm.text',
+    body: 'to the open network',
+    ts: 1,
+  });
+});
+
+test('a transaction left by a copy that died is taken over once its lease ran out, from its cursor', async () => {
+  const roomId = as.hs.aliases.get('#irc_open:example.org')!;
+  const events = [1, 2, 3].map((i) => ({
+    event_id: `$died${i}`,
+    room_id: roomId,
+    sender: '@alice:example.org',
+    type: 'm.room.message',
+    origin_server_ts: i,
+    content: { msgtype: 'm.text', body: `died ${i}` },
+  }));
+  const { PutCommand } = await import('@aws-sdk/lib-dynamodb');
+  // What a copy killed after delivering event 0 leaves: running, its lease over, cursor at 1.
+  await as.table.doc.send(
+    new PutCommand({
+      TableName: as.table.tableName,
+      Item: { pk: 'TXN#died-1', sk: 'TXN', state: 'running', owner: 'dead-copy', leaseUntil: Date.now() - 1, nextEvent: 1 },
+    }),
+  );
+  as.logs.length = 0;
+  assert.equal((await as.hsCall('push', { method: 'PUT', path: '/_matrix/app/v1/transactions/died-1', body: { events } })).status, 200);
+  const delivered = as.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'delivered to the open network');
+  assert.deepEqual(delivered.map((l) => l.delivery.id), ['$died2', '$died3']);
+  // A live lease is respected: the HS gets 503 and nothing is delivered.
+  await as.table.doc.send(
+    new PutCommand({
+      TableName: as.table.tableName,
+      Item: { pk: 'TXN#alive-1', sk: 'TXN', state: 'running', owner: 'live-copy', leaseUntil: Date.now() + 60_000, nextEvent: 0 },
+    }),
+  );
+  as.logs.length = 0;
+  const busy = await as.hsCall('push', { method: 'PUT', path: '/_matrix/app/v1/transactions/alive-1', body: { events }, timeoutMs: 4000 });
+  assert.equal(busy.status, 503);
+  assert.equal(as.logs.filter((l) => l.includes('delivered to the open network')).length, 0);
+});
+
+test('npm run registration prints a valid registration, and names what is missing', () => {
+  const run = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'scripts/registration.ts', '--stage', 'prod'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, ...env },
+    });
+  const ok = run({ AS_URL: 'https://as.example.org', HOMESERVER_NAME: 'example.org', AS_TOKEN, HS_TOKEN });
+  assert.equal(ok.status, 0, ok.stderr);
+  const reg = parse(ok.stdout);
+  assert.deepEqual(checkRegistration(reg), []);
+  assert.equal(reg.url, 'https://as.example.org');
+  assert.equal(reg.as_token, AS_TOKEN);
+  assert.equal(reg.hs_token, HS_TOKEN);
+  assert.equal(reg.rate_limited, false);
+  assert.equal(reg.sender_localpart, 'ircbot');
+  assert.deepEqual(reg.namespaces.users, [{ exclusive: true, regex: '@irc_.*:example\\.org' }]);
+  assert.deepEqual(reg.namespaces.aliases, [{ exclusive: true, regex: '#irc_.*:example\\.org' }]);
+  const fresh = run({ AS_URL: 'https://as.example.org', HOMESERVER_NAME: 'example.org' });
+  const freshReg = parse(fresh.stdout);
+  assert.ok(freshReg.as_token.length >= 40 && freshReg.as_token !== freshReg.hs_token, 'new random tokens');
+  assert.match(fresh.stderr, /aws ssm put-parameter .*SecureString/);
+  const missing = run({ HOMESERVER_NAME: 'example.org' });
+  assert.notEqual(missing.status, 0);
+  assert.match(missing.stderr, /AS_URL/);
+});

@@ -38,7 +38,9 @@ export async function registerVirtualUser(b: Bridge, userId: UserId, profile: Re
 
 /** Makes sure a virtual user exists, without asking the network when we recorded it before. */
 export async function ensureVirtualUser(b: Bridge, userId: UserId, profile: RemoteUser, deadline: number): Promise<void> {
+  // A warm Lambda remembers whom it has seen, so a busy room costs no read per message.
+  if (b.knownUsers.get(userId) === profile.displayName) return;
   const known = await getUser(b.table, userId);
-  if (known && known.displayName === profile.displayName) return;
-  await registerVirtualUser(b, userId, profile, deadline);
+  if (!known || known.displayName !== profile.displayName) await registerVirtualUser(b, userId, profile, deadline);
+  b.knownUsers.set(userId, profile.displayName);
 }

@@ -27,6 +27,8 @@ export interface Bridge {
   roomCache: Map<string, { alias: string; remoteRoom: string }>;
   /** Warm-Lambda memory of (room, virtual user) pairs already joined; joins are idempotent, this saves calls. */
   joined: Set<string>;
+  /** Warm-Lambda memory of virtual users known registered, with the display name they have. */
+  knownUsers: Map<string, string>;
 }
 
 export function createBridge(config: Config, overrides: Partial<Omit<Bridge, 'config'>> = {}): Bridge {
@@ -43,6 +45,7 @@ export function createBridge(config: Config, overrides: Partial<Omit<Bridge, 'co
       (config.network.kind === 'webhook' ? webhookNetwork(config.network) : openNetwork(log)),
     roomCache: overrides.roomCache ?? new Map(),
     joined: overrides.joined ?? new Set(),
+    knownUsers: overrides.knownUsers ?? new Map(),
   };
 }
 

@@ -32,6 +32,8 @@ function clean(value: unknown, depth = 0): unknown {
     for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : clean(v, depth + 1);
     return out;
   }
+  // Deeper than that is someone's input, not our context: never let it break the log line.
+  if (value && typeof value === 'object') return '[nested]';
   return value;
 }
 

@@ -9,6 +9,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { ConfigError } from '../config.js';
 import { MatrixError } from '../matrix/errors.js';
 import { logger } from '../log.js';
+import { isStoreUnavailable } from '../store/client.js';
 import type { Logger } from '../log.js';
 import { getBridge } from '../bridge/runtime.js';
 import type { Bridge } from '../bridge/runtime.js';
@@ -63,6 +64,11 @@ export function errorReply(e: unknown, log: Logger): Reply {
   if (e instanceof ConfigError) {
     log.error('configuration error', { error: e.message });
     return { status: 500, body: { errcode: 'M_UNKNOWN', error: 'the application service is misconfigured; see its logs' } };
+  }
+  if (isStoreUnavailable(e)) {
+    // Throttling or an outage of DynamoDB: the HS retries a 5xx, and by then it may be back.
+    log.warn('state store unavailable', { err: e });
+    return { status: 503, body: { errcode: 'M_UNKNOWN', error: 'the application service cannot reach its state store (DynamoDB) just now; try again' } };
   }
   log.error('unexpected error', { err: e });
   return { status: 500, body: { errcode: 'M_UNKNOWN', error: 'internal error in the application service; see its logs' } };

@@ -48,12 +48,20 @@ export function parseTransaction(body: unknown): { events: unknown[] } {
   return { events };
 }
 
+/**
+ * `$` and printable ASCII, at most 255 bytes (the spec's limit). Every room version's event IDs
+ * fit; one that does not could not travel as the network's Idempotency-Key header either, and
+ * would fail its delivery on every retry of the transaction, blocking the HS's queue for good.
+ */
+const EVENT_ID = /^\$[\x21-\x7e]{1,254}$/;
+
 export function isRoomEvent(e: unknown): e is RoomEvent {
   const v = e as Partial<RoomEvent> | null;
   return (
     typeof v === 'object' &&
     v !== null &&
     typeof v.event_id === 'string' &&
+    EVENT_ID.test(v.event_id) &&
     isRoomId(v.room_id) &&
     typeof v.sender === 'string' &&
     typeof v.type === 'string' &&
@@ -93,7 +101,10 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
       if (Date.now() >= budget.deadline) throw unavailable(`out of time at event ${cursor} of ${events.length}; retry continues there`);
       const event = events[cursor];
       if (!isRoomEvent(event)) {
-        log.warn('skipped a malformed event', { index: cursor, eventId: (event as { event_id?: unknown })?.event_id });
+        // Only a string, and only so much of it: the event is whatever the HS sent (nested 50,000
+        // deep, say, which would break the logger's JSON.stringify).
+        const eventId = (event as { event_id?: unknown } | null)?.event_id;
+        log.warn('skipped a malformed event', { index: cursor, eventId: typeof eventId === 'string' ? eventId.slice(0, 255) : typeof eventId });
         skipped++;
         continue;
       }

@@ -1,0 +1,389 @@
+/**
+ * DynamoDB faults (issue 5, item 6).
+ *
+ * This file runs its OWN DynamoDB Local (test/support/restartable-dynamo.ts) on a fixed port,
+ * so it can be killed in the middle of a push transaction and started again on the same port,
+ * where the AS's client (built once, at cold start) finds it again. It runs on disk
+ * (`-dbPath`): the real DynamoDB does not lose acknowledged writes when it is unreachable for
+ * a while, so the outage tests keep the data, the transaction's dedup record included.
+ *
+ * The last test restarts it IN MEMORY instead (DynamoDB Local's default, and what
+ * lib/local/dynamodb.ts does): the table comes back empty and is made again, so the dedup
+ * record of the transaction is gone and its retry starts over at event 0. Then the only thing
+ * between the network and a double delivery is `Idempotency-Key: <event_id>`; the test shows
+ * that a network that honours it still takes every event once. (The room mapping is gone too;
+ * the warm Lambda's room cache still knows it here, a cold one would not: losing the table is
+ * beyond what the design promises to survive.)
+ *
+ * Throttling is injected below the SDK's retry middleware as a real HTTP 400 answer with
+ * DynamoDB's error body, so the SDK's own deserializer makes the
+ * ProvisionedThroughputExceededException / ThrottlingException and its standard retry mode
+ * (lib/store/client.ts: retryMode standard, maxAttempts 4) decides what to do with it.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { restartableDynamo } from '../support/restartable-dynamo.js';
+import { startAs, enc } from '../support/as.js';
+import type { Reply } from '../support/lambda.js';
+import { startFakeNetwork } from '../support/fake-network.js';
+import { createLocalTable } from '../../lib/local/table.js';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'dynamodb-fault-'));
+const ddb = await restartableDynamo({ dataDir });
+// The shared table helper (test/support/dynamo.ts) reads this on first use: point it at ours.
+process.env.TEST_DYNAMODB_ENDPOINT = ddb.endpoint;
+
+const network = await startFakeNetwork();
+const as = await startAs({ NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '1000' });
+after(async () => {
+  await network.close();
+  await ddb.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+network.rooms.set('matrix', { name: '#matrix' });
+network.rooms.set('other', { name: '#other' });
+network.users.set('dana', { displayName: 'Dana' });
+
+/** A short Lambda timeout for pushes that meet an outage: the claim's lease (hardStop + 2 s) runs out soon after. */
+const PUSH_LAMBDA_MS = 2000;
+
+const roomQuery = (alias: string) => as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}` });
+assert.equal((await roomQuery('#irc_matrix:example.org')).status, 200);
+assert.equal((await roomQuery('#irc_other:example.org')).status, 200);
+const ROOM = as.hs.aliases.get('#irc_matrix:example.org') as string;
+const OTHER = as.hs.aliases.get('#irc_other:example.org') as string;
+const bridge = await as.bridge();
+
+let seq = 0;
+const message = (body: string, room = ROOM) => ({
+  event_id: `$dyn${++seq}-${Math.random().toString(36).slice(2)}`,
+  room_id: room,
+  sender: '@alice:example.org',
+  type: 'm.room.message',
+  origin_server_ts: 1_700_000_000_000 + seq,
+  content: { msgtype: 'm.text', body },
+});
+const newTxn = (tag: string) => `ddb-${tag}-${Date.now()}-${++seq}`;
+
+const push = (txnId: string, body: unknown, timeoutMs?: number): Promise<Reply> =>
+  as.hsCall('push', { method: 'PUT', path: `/_matrix/app/v1/transactions/${enc(txnId)}`, body, timeoutMs });
+
+/** The HS's side: send the transaction again after every non-200, until 200 (bounded). */
+async function hsRetryUntil200(txnId: string, body: unknown, opts: { timeoutMs?: number; maxTries?: number; pauseMs?: number } = {}): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < (opts.maxTries ?? 40); i++) {
+    const res = await push(txnId, body, opts.timeoutMs);
+    statuses.push(res.status);
+    if (res.status === 200) return statuses;
+    assert.ok(res.status >= 500, `a retry answered ${res.status}: ${JSON.stringify(res.body)}`);
+    await new Promise((r) => setTimeout(r, opts.pauseMs ?? 250));
+  }
+  assert.fail(`the transaction never got 200: ${statuses.join(',')}`);
+}
+
+/**
+ * What a network that honours Idempotency-Key took in from these events: the first accepted
+ * delivery per key, in order. (The fake network itself records every 2xx in `accepted`.)
+ */
+function acceptedOncePerKey(ids: string[]): string[] {
+  const mine = new Set(ids);
+  const seen = new Set<string>();
+  for (const r of network.received) {
+    if (r.path !== '/messages' || !mine.has(r.body?.id) || r.status < 200 || r.status > 299) continue;
+    assert.equal(r.idempotencyKey, r.body.id, 'every delivery carries Idempotency-Key: <event_id>');
+    seen.add(r.idempotencyKey as string);
+  }
+  return [...seen];
+}
+/** Deliveries of one event the network RECEIVED, whatever it answered. */
+const receivedCount = (id: string) => network.received.filter((r) => r.path === '/messages' && r.body?.id === id).length;
+/** Deliveries of one event the network ACCEPTED (2xx), without de-duplication. */
+const acceptedCount = (id: string) => network.accepted.filter((m) => m.id === id).length;
+const txnItem = async (txnId: string) => (await as.table.items()).find((i) => i.pk === `TXN#${txnId}`);
+
+// ------------------------------------------------------------------------------------------------
+// Throttling: a fake HTTP answer from "DynamoDB", below the SDK's retry middleware.
+
+interface Throttle {
+  /** e.g. UpdateItemCommand */
+  command: string;
+  /** only requests whose JSON body contains this */
+  bodyIncludes: string;
+  /** let this many matching attempts through first (default 0) */
+  skip?: number;
+  /** then fail this many attempts, then let the rest through */
+  times: number;
+  error: 'ProvisionedThroughputExceededException' | 'ThrottlingException' | 'InternalServerError';
+  /** attempts seen (failed and passed) */
+  attempts: number;
+  failed: number;
+}
+const throttles: Throttle[] = [];
+const throttle = (t: Omit<Throttle, 'attempts' | 'failed'>): Throttle => {
+  const rule = { ...t, attempts: 0, failed: 0 };
+  throttles.push(rule);
+  return rule;
+};
+
+/** Set while DynamoDB Local is being killed: DynamoDB calls wait until it is really gone. */
+let dying: Promise<void> | undefined;
+const killDynamo = () => {
+  ddb.kill();
+  dying = ddb.stopped();
+};
+const restartDynamo = async (opts?: { inMemory?: boolean }) => {
+  await dying;
+  await ddb.start(opts);
+  dying = undefined;
+};
+/** Kill DynamoDB just before the next DynamoDB call that matches. */
+let killBefore: ((command: string, input: string) => boolean) | undefined;
+
+type AnyNext = (args: any) => Promise<any>;
+type AnyContext = { commandName?: string };
+const stack = bridge.table.doc.middlewareStack as unknown as {
+  add(mw: (next: AnyNext, context: AnyContext) => AnyNext, opts: Record<string, unknown>): void;
+};
+
+stack.add(
+  (next, context) => async (args) => {
+    if (killBefore?.(String(context.commandName), JSON.stringify(args.input ?? {}))) {
+      killBefore = undefined;
+      killDynamo();
+    }
+    await dying;
+    return next(args);
+  },
+  { step: 'initialize', priority: 'high', name: 'outageGate' },
+);
+
+stack.add(
+  (next, context) => async (args) => {
+    const raw: unknown = args.request?.body;
+    // TextDecoder reads the bytes; Buffer.from() would go through the SDK body's valueOf().
+    const body = raw instanceof Uint8Array ? new TextDecoder().decode(raw) : String(raw ?? '');
+    const rule = throttles.find((t) => t.command === context.commandName && body.includes(t.bodyIncludes));
+    if (!rule) return next(args);
+    rule.attempts++;
+    if (rule.attempts <= (rule.skip ?? 0) || rule.failed >= rule.times) return next(args);
+    rule.failed++;
+    const status = rule.error === 'InternalServerError' ? 500 : 400;
+    const payload = JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${rule.error}`, message: `injected ${rule.error}` });
+    return {
+      response: {
+        statusCode: status,
+        headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': `injected-${rule.attempts}` },
+        body: Readable.from([Buffer.from(payload)]),
+      },
+    };
+  },
+  // Inside the retry middleware (finalizeRequest), after the deserializer: once per attempt,
+  // and what it answers is parsed like a real DynamoDB error.
+  { step: 'deserialize', priority: 'low', name: 'injectThrottling' },
+);
+
+
+function assertClear5xx(res: Reply): void {
+  assert.ok(res.status >= 500 && res.status <= 599, `status ${res.status}`);
+  assert.match(res.body?.errcode, /^M_[A-Z_]+$/);
+  assert.equal(typeof res.body.error, 'string');
+}
+/** Log lines from `mark` on that betray an unclassified exception. */
+const unexpectedErrors = (mark: number) => as.logs.slice(mark).filter((l) => l.includes('"msg":"unexpected error"'));
+
+// Concurrent subtests share the network and the logs: each looks only at its own events, and
+// nothing is reset between tests.
+
+test('throttling and DynamoDB 500s are retried by the SDK (standard mode, 4 attempts) and the request succeeds', { concurrency: true }, async (t) => {
+  const mark = as.logs.length;
+  await Promise.all([
+    t.test('the claim of a transaction, throttled twice (ProvisionedThroughputExceededException)', async () => {
+      const id = newTxn('claim');
+      const events = [message('c1'), message('c2')];
+      const rule = throttle({ command: 'UpdateItemCommand', bodyIncludes: `"TXN#${id}"`, times: 2, error: 'ProvisionedThroughputExceededException' });
+      const res = await push(id, { events });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(rule.failed, 2);
+      assert.equal(rule.attempts, 2 + 1 + 1, 'claim: 2 throttled + 1 through; progress write: 1');
+      for (const e of events) assert.equal(acceptedCount(e.event_id), 1);
+      assert.equal((await txnItem(id))?.state, 'done');
+    }),
+    t.test('the progress write of a transaction, throttled three times (ThrottlingException)', async () => {
+      const id = newTxn('progress');
+      const events = [message('p1'), message('p2'), message('p3')];
+      // The first UpdateItem with this key is the claim: let it through, then throttle the
+      // progress write on 3 of its 4 attempts.
+      const rule = throttle({ command: 'UpdateItemCommand', bodyIncludes: `"TXN#${id}"`, skip: 1, times: 3, error: 'ThrottlingException' });
+      const res = await push(id, { events });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(rule.attempts, 1 + 4, 'claim 1 attempt; progress write 3 throttled + 1 through');
+      for (const e of events) assert.equal(acceptedCount(e.event_id), 1);
+      const item = await txnItem(id);
+      assert.equal(item?.state, 'done');
+      assert.equal(item?.nextEvent, 3);
+    }),
+    t.test('the batch read of bridged rooms, a DynamoDB 500 twice (InternalServerError)', async () => {
+      bridge.roomCache.delete(OTHER);
+      const id = newTxn('rooms');
+      const events = [message('r1', OTHER)];
+      const rule = throttle({ command: 'BatchGetItemCommand', bodyIncludes: `ROOM#${OTHER}`, times: 2, error: 'InternalServerError' });
+      const res = await push(id, { events });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.deepEqual([rule.failed, rule.attempts], [2, 3]);
+      assert.equal(acceptedCount(events[0]!.event_id), 1, 'delivered: the room was found');
+    }),
+    t.test('the user record of a user query, throttled once on read and once on write', async () => {
+      const userId = '@irc_dana:example.org';
+      const read = throttle({ command: 'GetItemCommand', bodyIncludes: `USER#${userId}`, times: 1, error: 'ThrottlingException' });
+      const write = throttle({ command: 'PutItemCommand', bodyIncludes: `USER#${userId}`, times: 1, error: 'ProvisionedThroughputExceededException' });
+      const res = await as.hsCall('user-query', { method: 'GET', path: `/_matrix/app/v1/users/${enc(userId)}` });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.deepEqual([read.failed, read.attempts, write.failed, write.attempts], [1, 2, 1, 2]);
+      assert.equal((await as.table.items()).filter((i) => i.pk === `USER#${userId}`).length, 1);
+    }),
+  ]);
+  assert.deepEqual(unexpectedErrors(mark), []);
+});
+
+test('DynamoDB failing past the SDK\'s retries: a clear 503, nothing half-done, and the HS\'s retry completes it', { concurrency: true }, async (t) => {
+  const mark = as.logs.length;
+  await Promise.all([
+    t.test('the claim, throttled on all 4 attempts: nothing delivered, no record', async () => {
+      const id = newTxn('exhausted');
+      const events = [message('x1'), message('x2')];
+      const rule = throttle({ command: 'UpdateItemCommand', bodyIncludes: `"TXN#${id}"`, times: 4, error: 'ProvisionedThroughputExceededException' });
+      const first = await push(id, { events });
+      assertClear5xx(first);
+      assert.equal(first.status, 503, 'throttling is "try again", not an internal error');
+      assert.equal(rule.attempts, 4, 'the SDK made its 4 attempts');
+      for (const e of events) assert.equal(receivedCount(e.event_id), 0, 'nothing delivered without a claim');
+      assert.equal(await txnItem(id), undefined, 'no claim was written');
+      assert.deepEqual(await hsRetryUntil200(id, { events }), [200]);
+      for (const e of events) assert.equal(acceptedCount(e.event_id), 1);
+    }),
+    t.test('a delivery fails, then the progress write fails on all 4 attempts: 503, and the retry delivers each event once', async () => {
+      const id = newTxn('lostprogress');
+      const events = Array.from({ length: 5 }, (_, i) => message(`q${i}`));
+      const ids = events.map((e) => e.event_id);
+      // Event 3 is refused for now (503): the handler tries to record "resume at 3" and cannot.
+      network.onDeliver = (m, attempt) => (m.id === ids[3] && attempt === 1 ? { status: 503 } : undefined);
+      const rule = throttle({ command: 'UpdateItemCommand', bodyIncludes: `"TXN#${id}"`, skip: 1, times: 4, error: 'InternalServerError' });
+      const first = await push(id, { events }, PUSH_LAMBDA_MS);
+      network.onDeliver = undefined;
+      assert.equal(first.status, 503);
+      assert.equal(rule.failed, 4);
+      assert.ok(as.logs.slice(mark).some((l) => l.includes('could not record progress')), 'the lost progress write is logged');
+      // The claim's lease still stands (nobody could drop it): the retries wait it out.
+      await hsRetryUntil200(id, { events }, { timeoutMs: PUSH_LAMBDA_MS });
+      assert.deepEqual(acceptedOncePerKey(ids), ids);
+      // 0-2 were delivered but their cursor never saved: sent again, the Idempotency-Key's job.
+      // 3 failed once and went through on the retry; 4 went once.
+      assert.deepEqual(ids.map(receivedCount), [2, 2, 2, 2, 1]);
+      assert.equal((await txnItem(id))?.state, 'done');
+    }),
+    t.test('an alias query whose "ready" write fails after the HS made the room: the retry adopts that room', async () => {
+      const alias = '#irc_unready:example.org';
+      network.rooms.set('unready', { name: '#unready' });
+      const rule = throttle({ command: 'TransactWriteItemsCommand', bodyIncludes: alias, times: 4, error: 'InternalServerError' });
+      const first = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}`, timeoutMs: 2500 });
+      assertClear5xx(first);
+      assert.equal(first.status, 503);
+      assert.equal(rule.failed, 4);
+      const made = [...as.hs.rooms.values()].filter((r) => r.alias === alias);
+      assert.equal(made.length, 1, 'the HS made the room');
+      // The lock stays until the failed query's deadline + 1 s; then a retry takes it, meets
+      // M_ROOM_IN_USE and adopts the room rather than make a second one.
+      let res: Reply | undefined;
+      for (let i = 0; i < 10 && res?.status !== 200; i++) {
+        res = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}`, timeoutMs: 3000 });
+        assert.ok(res.status === 200 || res.status === 503, JSON.stringify(res.body));
+      }
+      assert.equal(res?.status, 200);
+      assert.equal([...as.hs.rooms.values()].filter((r) => r.alias === alias).length, 1, 'still one room');
+      const item = (await as.table.items()).find((i) => i.pk === `ALIAS#${alias}` && i.sk === 'ROOM');
+      assert.equal(item?.state, 'ready');
+      assert.equal(item?.roomId, made[0]?.roomId);
+    }),
+  ]);
+  assert.deepEqual(unexpectedErrors(mark), []);
+});
+
+// ------------------------------------------------------------------------------------------------
+// Outages: DynamoDB Local killed while the network is delivering, then started again.
+
+test('DynamoDB goes away after the claim, while the network is delivering: 503, the HS retry completes it, each event accepted once', async () => {
+  const mark = as.logs.length;
+  const id = newTxn('outage');
+  const events = Array.from({ length: 6 }, (_, i) => message(`o${i}`));
+  const ids = events.map((e) => e.event_id);
+  // The claim is written; the network takes event 2, and DynamoDB dies right then. Every
+  // DynamoDB call after that waits until the process is gone (the outage gate above).
+  network.onDeliver = (m, attempt) => {
+    if (m.id === ids[2] && attempt === 1) killDynamo();
+    return undefined;
+  };
+  const first = await push(id, { events }, PUSH_LAMBDA_MS);
+  network.onDeliver = undefined;
+  assertClear5xx(first);
+  assert.equal(first.status, 503, 'a DynamoDB outage is "try again"');
+  assert.deepEqual(acceptedOncePerKey(ids), ids, 'the network was up: every event went out once');
+
+  // The HS retries while DynamoDB is still down: the claim can be neither read nor written.
+  const during = await push(id, { events }, PUSH_LAMBDA_MS);
+  assertClear5xx(during);
+  assert.equal(during.status, 503);
+  assert.deepEqual(ids.map(receivedCount), [1, 1, 1, 1, 1, 1], 'nothing is delivered without a claim');
+
+  await restartDynamo();
+  // The dead copy's claim survived the outage (on disk) and still holds its lease, so the
+  // first retries may answer 503 (busy) until it runs out (its hardStop + 2 s); then a
+  // copy takes over at the cursor the record holds.
+  const statuses = await hsRetryUntil200(id, { events }, { timeoutMs: PUSH_LAMBDA_MS });
+  assert.ok(statuses.every((s, i) => (i === statuses.length - 1 ? s === 200 : s === 503)), statuses.join(','));
+
+  // ACCEPTED, de-duplicated by Idempotency-Key: every event exactly once, in order.
+  assert.deepEqual(acceptedOncePerKey(ids), ids);
+  // RECEIVED: the cursor write after the last delivery never landed (DynamoDB was gone), so
+  // the record's cursor was still 0 and the retry sent all six again. The design allows this
+  // redelivery ("a copy killed between a delivery and the cursor write"): it is what the
+  // Idempotency-Key is for, and no event is sent a third time.
+  assert.deepEqual(ids.map(receivedCount), [2, 2, 2, 2, 2, 2], 'each: once before the outage, once on the retry');
+  const item = await txnItem(id);
+  assert.equal(item?.state, 'done');
+  assert.equal(item?.nextEvent, 6);
+  // After the outage, a new transaction goes through as usual.
+  const next = [message('after')];
+  assert.equal((await push(newTxn('after'), { events: next })).status, 200);
+  assert.equal(acceptedCount(next[0]!.event_id), 1);
+  assert.deepEqual(unexpectedErrors(mark), []);
+});
+
+test('DynamoDB restarted EMPTY (in memory) mid-transaction: the dedup record is lost, and Idempotency-Key alone keeps each event accepted once', async () => {
+  const mark = as.logs.length;
+  const id = newTxn('amnesia');
+  const events = Array.from({ length: 4 }, (_, i) => message(`a${i}`));
+  const ids = events.map((e) => e.event_id);
+  network.onDeliver = (m, attempt) => {
+    if (m.id === ids[1] && attempt === 1) killDynamo();
+    return undefined;
+  };
+  const first = await push(id, { events }, PUSH_LAMBDA_MS);
+  network.onDeliver = undefined;
+  assert.equal(first.status, 503);
+
+  await restartDynamo({ inMemory: true });
+  // The table went with the process: make it again, empty. No TXN record means no lease to
+  // wait for and no cursor: the retry claims the transaction afresh, at event 0.
+  await createLocalTable(ddb.endpoint, as.table.tableName);
+  assert.equal(await txnItem(id), undefined, 'the dedup record did not survive');
+  assert.deepEqual(await hsRetryUntil200(id, { events }, { timeoutMs: PUSH_LAMBDA_MS }), [200], 'no lease to wait out');
+
+  assert.deepEqual(acceptedOncePerKey(ids), ids, 'a network that honours Idempotency-Key took each event once');
+  assert.deepEqual(ids.map(receivedCount), [2, 2, 2, 2], 'but received each twice: the AS itself could no longer tell');
+  assert.equal((await txnItem(id))?.state, 'done');
+  assert.deepEqual(unexpectedErrors(mark), []);
+});

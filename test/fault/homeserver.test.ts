@@ -1,0 +1,306 @@
+/**
+ * Homeserver faults during the queries (issue 5, item 5).
+ *
+ * The HS blocks its own client while a user or alias query runs, so a query must give up
+ * inside its Lambda's time, answer a clear 5xx Matrix error, and leave nothing behind that
+ * blocks the next try: no alias lock, no USER# record for a user the HS does not have.
+ * Each Client-Server step of a query is failed in turn (register, displayname, avatar_url,
+ * createRoom, directory) with each kind of fault (500s, a proxy's HTML 502, 429 with a short
+ * retry_after_ms that never ends, 429 with a retry_after_ms past the deadline, a hang); then
+ * the HS heals and the same query must succeed, with exactly one user / one room made.
+ *
+ * Budgets are short on purpose: a Lambda timeout of LAMBDA_MS leaves the handler
+ * LAMBDA_MS - 1500 ms of work (lib/appservice/http.ts). "Answered before the Lambda's
+ * timeout" is the contract being tested, not a speed figure: a query that slept past its
+ * deadline would in Lambda be killed and answer nothing.
+ */
+import { test, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { startAs, enc } from '../support/as.js';
+import type { Reply } from '../support/lambda.js';
+import type { FailRule } from '../support/fake-hs.js';
+import { startFakeNetwork } from '../support/fake-network.js';
+
+const network = await startFakeNetwork();
+after(() => network.close());
+const as = await startAs({ NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '1000' });
+
+/** Lambda timeout for the failing queries: 500 ms of work after the 1,500 ms margin. */
+const LAMBDA_MS = 2000;
+const AVATAR = 'mxc://example.org/avatar0123';
+
+let logMark = 0;
+beforeEach(() => {
+  as.hs.reset();
+  logMark = as.logs.length;
+});
+
+/**
+ * A FailRule path matcher that can be switched off: the fake HS tests `pathIncludes.test(path)`
+ * on every call, so a rule with `times: Infinity` stops matching once the HS "heals",
+ * while the HS keeps the users and rooms it made (hs.reset() would drop those too).
+ */
+class Fault extends RegExp {
+  on = true;
+  override test(s: string): boolean {
+    return this.on && super.test(s);
+  }
+}
+
+type FaultKind = { name: string; rule: (match: Fault) => FailRule };
+
+const FAULTS: FaultKind[] = [
+  { name: '500 every time', rule: (m) => ({ match: { pathIncludes: m }, kind: 'status', status: 500, times: Infinity }) },
+  {
+    name: "a proxy's HTML 502",
+    rule: (m) => ({ match: { pathIncludes: m }, kind: 'status', status: 502, body: '<html><body>502 Bad Gateway</body></html>', times: Infinity }),
+  },
+  { name: '429 that never ends', rule: (m) => ({ match: { pathIncludes: m }, kind: 'ratelimit', retryAfterMs: 100, times: Infinity }) },
+  { name: 'a hang', rule: (m) => ({ match: { pathIncludes: m }, kind: 'hang', times: Infinity }) },
+];
+
+let seq = 0;
+const uniq = (prefix: string) => `${prefix}${++seq}`;
+
+async function timed(fn: () => Promise<Reply>): Promise<Reply & { ms: number }> {
+  const t0 = Date.now();
+  const res = await fn();
+  return { ...res, ms: Date.now() - t0 };
+}
+
+const userQuery = (userId: string, timeoutMs?: number) =>
+  timed(() => as.hsCall('user-query', { method: 'GET', path: `/_matrix/app/v1/users/${enc(userId)}`, timeoutMs }));
+const roomQuery = (alias: string, timeoutMs?: number) =>
+  timed(() => as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}`, timeoutMs }));
+
+/** A 5xx Matrix error that names the CS call that failed, answered while the Lambda still lives. */
+function assertClear5xx(res: Reply & { ms: number }, step: RegExp, lambdaMs = LAMBDA_MS): void {
+  assert.ok(res.status >= 500 && res.status <= 599, `status ${res.status}: ${JSON.stringify(res.body)}`);
+  assert.match(res.body?.errcode, /^M_[A-Z_]+$/);
+  // M_NOT_JSON would tell the HS that *its* request was not JSON.
+  assert.notEqual(res.body.errcode, 'M_NOT_JSON');
+  assert.equal(typeof res.body.error, 'string');
+  assert.match(res.body.error, step, 'the error says which homeserver call failed');
+  assert.ok(res.ms < lambdaMs, `answered after ${res.ms} ms, past the Lambda's ${lambdaMs} ms timeout`);
+}
+
+function assertNoUnexpectedErrors(): void {
+  const lines = as.logs.slice(logMark).filter((l) => /"msg":"(unexpected error|configuration error)"/.test(l));
+  assert.deepEqual(lines, [], 'every failure was an expected, classified one');
+}
+
+const items = () => as.table.items();
+const userItems = async (userId: string) => (await items()).filter((i) => i.pk === `USER#${userId}`);
+const aliasItems = async (alias: string) => (await items()).filter((i) => i.pk === `ALIAS#${alias}` && i.sk === 'ROOM');
+const roomsWithAlias = (alias: string) => [...as.hs.rooms.values()].filter((r) => r.alias === alias);
+const callsTo = (step: RegExp) => as.hs.calls.filter((c) => step.test(c.path));
+
+// ---------------------------------------------------------------------------- user query
+
+const USER_STEPS: Array<{ name: string; path: RegExp; said: RegExp }> = [
+  { name: 'register', path: /\/register$/, said: /POST \S*\/register: / },
+  { name: 'displayname', path: /\/displayname$/, said: /PUT \S*\/displayname: / },
+  { name: 'avatar_url', path: /\/avatar_url$/, said: /PUT \S*\/avatar_url: / },
+];
+
+for (const step of USER_STEPS) {
+  for (const fault of FAULTS) {
+    test(`user query, ${step.name} fails with ${fault.name}: a clear 5xx in time, no user recorded, the retry succeeds`, async () => {
+      const remote = uniq('u');
+      const userId = `@irc_${remote}:example.org`;
+      network.users.set(remote, { displayName: `User ${remote}`, avatarUrl: AVATAR });
+      const gate = new Fault(step.path.source);
+      as.hs.fail(fault.rule(gate));
+
+      const res = await userQuery(userId, LAMBDA_MS);
+      assertClear5xx(res, step.said);
+      assert.ok(callsTo(step.path).length >= 1, `${step.name} was tried`);
+      assert.deepEqual(await userItems(userId), [], 'no USER# record for a query that failed');
+      if (step.name === 'register') assert.ok(!as.hs.users.has(userId), 'the HS never registered it');
+
+      gate.on = false;
+      const retry = await userQuery(userId);
+      assert.equal(retry.status, 200, JSON.stringify(retry.body));
+      assert.deepEqual(retry.body, {});
+      const onHs = as.hs.users.get(userId);
+      assert.equal(onHs?.displayName, `User ${remote}`);
+      assert.equal(onHs?.avatarUrl, AVATAR);
+      const recorded = await userItems(userId);
+      assert.equal(recorded.length, 1);
+      assert.equal(recorded[0]?.displayName, `User ${remote}`);
+      assertNoUnexpectedErrors();
+      assert.deepEqual(as.hs.specErrors, []);
+    });
+  }
+}
+
+test('user query: a 500 every time is retried with back-off, not hammered, and not past the deadline', async () => {
+  const remote = uniq('u');
+  network.users.set(remote, { displayName: remote });
+  as.hs.fail({ match: { pathIncludes: '/register' }, kind: 'status', status: 500, times: Infinity });
+  // A longer budget than above so that several back-off steps fit: 200, 400, 800 ms (+ jitter).
+  const res = await userQuery(`@irc_${remote}:example.org`, 3500);
+  assertClear5xx(res, /register/, 3500);
+  const tries = callsTo(/\/register$/).length;
+  assert.ok(tries >= 2, `retried (${tries} tries)`);
+  assert.ok(tries <= 4, `backed off rather than hammered (${tries} tries in 2 s)`);
+  assertNoUnexpectedErrors();
+});
+
+test('user query: a rate limit that lifts inside the budget is waited out, honouring retry_after_ms', async () => {
+  const remote = uniq('u');
+  const userId = `@irc_${remote}:example.org`;
+  network.users.set(remote, { displayName: remote });
+  as.hs.fail({ match: { pathIncludes: '/displayname' }, kind: 'ratelimit', retryAfterMs: 250, times: 2 });
+  const res = await userQuery(userId, 4000);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const tries = as.hs.calls.filter((c) => c.path.endsWith('/displayname'));
+  assert.deepEqual(tries.map((c) => c.status), [429, 429, 200]);
+  assert.equal((await userItems(userId)).length, 1);
+});
+
+test('user query: a retry_after_ms beyond the deadline fails fast instead of sleeping past it', async () => {
+  const remote = uniq('u');
+  const userId = `@irc_${remote}:example.org`;
+  network.users.set(remote, { displayName: remote });
+  as.hs.fail({ match: { pathIncludes: '/register' }, kind: 'ratelimit', retryAfterMs: 60_000, times: Infinity });
+  // 8.5 s of budget, a 60 s rate limit: waiting would overrun it, so do not wait at all.
+  const res = await userQuery(userId, 10_000);
+  assertClear5xx(res, /register/, 8_500);
+  assert.equal(res.status, 503, 'a rate limit we cannot wait out is "try later"');
+  assert.equal(callsTo(/\/register$/).length, 1, 'one try, no sleep');
+  assert.deepEqual(await userItems(userId), []);
+  assertNoUnexpectedErrors();
+});
+
+test('user query: parallel queries while register fails once leave exactly one user, and every retry succeeds', async () => {
+  const remote = uniq('u');
+  const userId = `@irc_${remote}:example.org`;
+  network.users.set(remote, { displayName: remote });
+  as.hs.fail({ match: { pathIncludes: '/register' }, kind: 'status', status: 500, times: 1 });
+  const first = await Promise.all(Array.from({ length: 8 }, () => userQuery(userId, LAMBDA_MS)));
+  for (const r of first) assert.ok(r.status === 200 || r.status >= 500, `status ${r.status}`);
+  // The HS retries what did not get 200.
+  for (const r of first) if (r.status !== 200) assert.equal((await userQuery(userId)).status, 200);
+  assert.equal((await userItems(userId)).length, 1);
+  assert.equal([...as.hs.users.keys()].filter((u) => u === userId).length, 1);
+  assertNoUnexpectedErrors();
+});
+
+// ---------------------------------------------------------------------------- alias query
+
+const ROOM_STEPS: Array<{ name: string; path: RegExp; said: RegExp; seed: boolean }> = [
+  { name: 'createRoom', path: /\/createRoom$/, said: /POST \S*\/createRoom: /, seed: false },
+  // The alias exists on the HS already (an earlier copy made the room and died), so
+  // createRoom answers M_ROOM_IN_USE and the query resolves the alias: that step fails.
+  { name: 'directory (adopting an existing room)', path: /\/directory\/room\//, said: /GET \S*\/directory\/room\/\S+: /, seed: true },
+];
+
+for (const step of ROOM_STEPS) {
+  for (const fault of FAULTS) {
+    test(`alias query, ${step.name} fails with ${fault.name}: a clear 5xx in time, no lock left, the retry succeeds`, async () => {
+      const remote = uniq('r');
+      const alias = `#irc_${remote}:example.org`;
+      network.rooms.set(remote, { name: `Room ${remote}`, topic: 'faults' });
+      const seeded = step.seed ? as.hs.seedRoom({ creator: as.hs.botUserId, alias, name: `Room ${remote}` }) : undefined;
+      const gate = new Fault(step.path.source);
+      as.hs.fail(fault.rule(gate));
+
+      const res = await roomQuery(alias, LAMBDA_MS);
+      assertClear5xx(res, step.said);
+      assert.deepEqual(await aliasItems(alias), [], 'the alias lock was released');
+      assert.equal(roomsWithAlias(alias).length, seeded ? 1 : 0, 'no room made by the failed query');
+
+      gate.on = false;
+      const retry = await roomQuery(alias, LAMBDA_MS + 2000);
+      assert.equal(retry.status, 200, JSON.stringify(retry.body));
+      const rooms = roomsWithAlias(alias);
+      assert.equal(rooms.length, 1, 'exactly one room for the alias');
+      if (seeded) assert.equal(rooms[0]?.roomId, seeded.roomId, 'the existing room was adopted');
+      const [item] = await aliasItems(alias);
+      assert.equal(item?.state, 'ready');
+      assert.equal(item?.roomId, rooms[0]?.roomId);
+      assert.equal((await items()).filter((i) => i.pk === `ROOM#${rooms[0]?.roomId}`).length, 1, 'room → alias recorded');
+      assertNoUnexpectedErrors();
+      assert.deepEqual(as.hs.specErrors, []);
+    });
+  }
+}
+
+test('alias query: a retry_after_ms beyond the deadline fails fast and frees the lock at once', async () => {
+  const remote = uniq('r');
+  const alias = `#irc_${remote}:example.org`;
+  network.rooms.set(remote, { name: remote });
+  as.hs.fail({ match: { pathIncludes: '/createRoom' }, kind: 'ratelimit', retryAfterMs: 60_000, times: 1 });
+  const res = await roomQuery(alias, 10_000);
+  assertClear5xx(res, /createRoom/, 8_500);
+  assert.equal(res.status, 503);
+  assert.equal(callsTo(/\/createRoom$/).length, 1, 'one try, no sleep');
+  assert.deepEqual(await aliasItems(alias), []);
+  // The HS's next query does not wait for anything.
+  const retry = await roomQuery(alias, LAMBDA_MS);
+  assert.equal(retry.status, 200);
+  assert.equal(roomsWithAlias(alias).length, 1);
+});
+
+test('alias query: parallel queries while createRoom is rate-limited make exactly one room and all answer 200', async () => {
+  const remote = uniq('r');
+  const alias = `#irc_${remote}:example.org`;
+  network.rooms.set(remote, { name: remote });
+  as.hs.fail({ match: { pathIncludes: '/createRoom' }, kind: 'ratelimit', retryAfterMs: 300, times: 1 });
+  const results = await Promise.all(Array.from({ length: 10 }, () => roomQuery(alias, 5000)));
+  assert.deepEqual(results.map((r) => r.status), Array(10).fill(200));
+  assert.equal(roomsWithAlias(alias).length, 1);
+  assert.equal(callsTo(/\/createRoom$/).filter((c) => c.status === 200).length, 1);
+  assertNoUnexpectedErrors();
+});
+
+test('alias query: parallel queries while createRoom fails once: the failure is not contagious, one room in the end', async () => {
+  const remote = uniq('r');
+  const alias = `#irc_${remote}:example.org`;
+  network.rooms.set(remote, { name: remote });
+  as.hs.fail({ match: { pathIncludes: '/createRoom' }, kind: 'status', status: 500, times: 1 });
+  as.hs.fail({ match: { pathIncludes: '/createRoom' }, kind: 'delay', ms: 200, times: 1 });
+  const results = await Promise.all(Array.from({ length: 10 }, () => roomQuery(alias, 5000)));
+  for (const r of results) assert.ok(r.status === 200 || r.status >= 500, `status ${r.status}`);
+  for (const r of results) if (r.status !== 200) assert.equal((await roomQuery(alias, 5000)).status, 200);
+  assert.equal(roomsWithAlias(alias).length, 1);
+  const [item] = await aliasItems(alias);
+  assert.equal(item?.state, 'ready');
+  assertNoUnexpectedErrors();
+});
+
+test('alias query: the lock of a copy that was killed mid-creation (a hung HS outlived its Lambda) blocks only until it runs out', async () => {
+  const remote = uniq('r');
+  const alias = `#irc_${remote}:example.org`;
+  network.rooms.set(remote, { name: remote });
+  // What a killed copy leaves: the lock, never released, never marked ready.
+  await as.table.doc.send(
+    new PutCommand({
+      TableName: as.table.tableName,
+      Item: { pk: `ALIAS#${alias}`, sk: 'ROOM', state: 'creating', owner: 'a-copy-that-died', lockUntil: Date.now() + 800 },
+    }),
+  );
+  const res = await roomQuery(alias, 5000);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(roomsWithAlias(alias).length, 1);
+  const [item] = await aliasItems(alias);
+  assert.equal(item?.state, 'ready');
+});
+
+test('alias query: a lock that outlives the whole budget answers 503 in time, never a false 404 or 200', async () => {
+  const remote = uniq('r');
+  const alias = `#irc_${remote}:example.org`;
+  network.rooms.set(remote, { name: remote });
+  await as.table.doc.send(
+    new PutCommand({
+      TableName: as.table.tableName,
+      Item: { pk: `ALIAS#${alias}`, sk: 'ROOM', state: 'creating', owner: 'a-live-copy', lockUntil: Date.now() + 60_000 },
+    }),
+  );
+  const res = await roomQuery(alias, LAMBDA_MS);
+  assertClear5xx(res, /being created/);
+  assert.equal(res.status, 503);
+  assert.equal(callsTo(/\/createRoom$/).length, 0, 'did not race the lock holder');
+});

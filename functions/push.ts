@@ -1,5 +1,6 @@
 // PUT /_matrix/app/v1/transactions/{txnId} (legacy PUT /transactions/{txnId})
 import { endpoint, ok, pathId } from '../lib/appservice/http.js';
+import { getBridge } from '../lib/bridge/runtime.js';
 import { handleTransaction } from '../lib/bridge/transaction.js';
 
 export const handler = endpoint(
@@ -7,5 +8,5 @@ export const handler = endpoint(
     await handleTransaction(bridge, pathId(event), event.json, { deadline, hardStop });
     return ok();
   },
-  { auth: 'hs', json: true, maxMs: 26_000 },
+  { auth: 'hs', json: true, maxMs: 26_000, bridge: getBridge },
 );

@@ -1,5 +1,6 @@
 // GET /_matrix/app/v1/rooms/{roomAlias} (legacy GET /rooms/{roomAlias})
 import { endpoint, ok, pathId } from '../lib/appservice/http.js';
+import { getBridge } from '../lib/bridge/runtime.js';
 import { provisionRoom } from '../lib/bridge/provision-room.js';
 
 export const handler = endpoint(
@@ -7,5 +8,5 @@ export const handler = endpoint(
     await provisionRoom(bridge, pathId(event), deadline);
     return ok();
   },
-  { auth: 'hs', maxMs: 20_000 },
+  { auth: 'hs', maxMs: 20_000, bridge: getBridge },
 );

@@ -1,5 +1,6 @@
 // GET /_matrix/app/v1/users/{userId} (legacy GET /users/{userId})
 import { endpoint, ok, pathId } from '../lib/appservice/http.js';
+import { getBridge } from '../lib/bridge/runtime.js';
 import { provisionUser } from '../lib/bridge/provision-user.js';
 
 export const handler = endpoint(
@@ -7,5 +8,5 @@ export const handler = endpoint(
     await provisionUser(bridge, pathId(event), deadline);
     return ok();
   },
-  { auth: 'hs', maxMs: 20_000 },
+  { auth: 'hs', maxMs: 20_000, bridge: getBridge },
 );

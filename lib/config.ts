@@ -6,6 +6,8 @@
  * CloudFormation template or the Lambda console in clear text.
  */
 
+import { registerSecrets } from './log.js';
+
 export type NetworkConfig =
   /** `secret`, when set, enables signed inbound messages (POST /network/messages) on the open network. */
   | { kind: 'open'; secret?: string }
@@ -161,6 +163,18 @@ export const ssmReader: ParameterReader = async (names) => {
   // Missing parameters are left out; loadConfig names the variable that needed one.
   return Object.fromEntries((out.Parameters ?? []).map((p) => [p.Name ?? '', p.Value ?? '']));
 };
+
+let cold: Promise<Config> | undefined;
+
+/** The process-wide configuration, loaded at the first request; a failure is not kept, so the next request tries again. */
+export function getConfig(): Promise<Config> {
+  cold ??= loadConfig().then((c) => {
+    registerSecrets(c.asToken, ...c.hsTokens, ...(c.network.secret ? [c.network.secret] : []));
+    return c;
+  });
+  cold.catch(() => (cold = undefined));
+  return cold;
+}
 
 /** Parses the environment and resolves secrets held in SSM (one GetParameters call). */
 export async function loadConfig(env: Env = process.env, readParameters: ParameterReader = ssmReader): Promise<Config> {

@@ -6,12 +6,12 @@
 import middy from '@middy/core';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { ConfigError } from '../config.js';
+import { ConfigError, getConfig } from '../config.js';
+import type { Config } from '../config.js';
 import { MatrixError } from '../matrix/errors.js';
 import { logger } from '../log.js';
-import { isStoreUnavailable } from '../store/client.js';
+import { isStoreUnavailable } from '../store/errors.js';
 import type { Logger } from '../log.js';
-import { getBridge } from '../bridge/runtime.js';
 import type { Bridge } from '../bridge/runtime.js';
 import { checkHsToken } from './auth.js';
 import { verify } from '../bridge/signature.js';
@@ -22,6 +22,8 @@ export interface Reply {
 }
 
 export interface AsContext extends Context {
+  config: Config;
+  /** Set for endpoints given a `bridge` loader; ping and the 404s do without (and without DynamoDB in their bundle). */
   bridge: Bridge;
   log: Logger;
   /** Epoch ms by which the answer must be on its way: the Lambda's time, less a margin. */
@@ -46,7 +48,7 @@ export interface EndpointOptions {
   json?: boolean;
   /** Upper bound for the work, below the Lambda's timeout (the HS is waiting on queries). */
   maxMs?: number;
-  /** Built by tests; in Lambda the process-wide bridge. */
+  /** The use cases' dependencies (usually `getBridge`), for endpoints that need them. */
   bridge?: () => Promise<Bridge>;
 }
 
@@ -94,9 +96,10 @@ const matrixErrors = (): Mw => ({
   },
 });
 
-const loadBridge = (load: () => Promise<Bridge>, maxMs: number): Mw => ({
+const coldStart = (load: EndpointOptions['bridge'], maxMs: number): Mw => ({
   before: async (req) => {
-    req.context.bridge = await load();
+    req.context.config = await getConfig();
+    if (load) req.context.bridge = await load();
     const remaining = typeof req.context.getRemainingTimeInMillis === 'function' ? req.context.getRemainingTimeInMillis() : maxMs;
     req.context.deadline = Date.now() + Math.max(0, Math.min(maxMs, remaining - 1500));
     req.context.hardStop = Date.now() + remaining;
@@ -104,12 +107,12 @@ const loadBridge = (load: () => Promise<Bridge>, maxMs: number): Mw => ({
 });
 
 const hsAuth = (): Mw => ({
-  before: (req) => checkHsToken(req.event, req.context.bridge.config.hsTokens),
+  before: (req) => checkHsToken(req.event, req.context.config.hsTokens),
 });
 
 const networkSignature = (): Mw => ({
   before: (req) => {
-    const secret = req.context.bridge.config.network.secret;
+    const secret = req.context.config.network.secret;
     if (!secret) throw new MatrixError(403, 'M_FORBIDDEN', 'inbound messages are disabled: NETWORK_SECRET is not configured');
     // The signature covers the exact bytes sent, so it is checked before anything parses them.
     const check = verify(req.event.headers?.['x-signature'], rawBody(req.event).toString('utf8'), secret);
@@ -150,7 +153,7 @@ export function endpoint(
   })
     .use(requestLog())
     .use(matrixErrors())
-    .use(loadBridge(opts.bridge ?? getBridge, opts.maxMs ?? 25_000));
+    .use(coldStart(opts.bridge, opts.maxMs ?? 25_000));
   if (opts.auth === 'hs') stack.use(hsAuth());
   if (opts.auth === 'network') stack.use(networkSignature());
   if (opts.json) stack.use(jsonBody());

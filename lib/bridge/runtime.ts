@@ -2,7 +2,7 @@
  * Everything a use case needs, built once per cold start from the configuration.
  * Tests build their own with `createBridge`, pointing it at DynamoDB Local and a fake HS.
  */
-import { loadConfig } from '../config.js';
+import { getConfig } from '../config.js';
 import type { Config } from '../config.js';
 import { createCsClient } from '../matrix/client.js';
 import type { CsClient } from '../matrix/client.js';
@@ -53,7 +53,7 @@ let cold: Promise<Bridge> | undefined;
 
 /** The process-wide bridge; a failed cold start is not cached, so the next request tries again. */
 export function getBridge(): Promise<Bridge> {
-  cold ??= loadConfig().then((c) => createBridge(c));
+  cold ??= getConfig().then((c) => createBridge(c));
   cold.catch(() => (cold = undefined));
   return cold;
 }

@@ -2,7 +2,7 @@
  * alias → room (`ALIAS#<alias>`/`ROOM`) and room → alias (`ROOM#<roomId>`/`ALIAS`).
  * The alias item doubles as the lock that makes sure one alias gets one room.
  */
-import { BatchGetCommand, type BatchGetCommandOutput, DeleteCommand, GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type BatchGetCommandOutput, DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from './client.js';
 import type { Table } from './client.js';
 
@@ -52,23 +52,22 @@ export async function lockAlias(t: Table, alias: string, owner: string, lockMs: 
   }
 }
 
-/** Writes both mapping items at once; false when our lock was taken over meanwhile. */
+/**
+ * Writes room → alias, then alias → room (ready) under our lock; false when our lock was taken
+ * over meanwhile. Two plain writes cost 2 write units where a TransactWriteItems costs 4; the
+ * order keeps it safe: a room → alias item without a ready alias is harmless (it names the room
+ * the alias resolves to anyway), while a ready alias always has its room → alias item.
+ */
 export async function markRoomReady(t: Table, room: BridgedRoom, owner: string): Promise<boolean> {
+  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...roomKey(room.roomId), alias: room.alias, remoteRoom: room.remoteRoom } }));
   try {
     await t.doc.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: t.tableName,
-              Item: { ...aliasKey(room.alias), state: 'ready', roomId: room.roomId, remoteRoom: room.remoteRoom },
-              ConditionExpression: '#o = :owner',
-              ExpressionAttributeNames: { '#o': 'owner' },
-              ExpressionAttributeValues: { ':owner': owner },
-            },
-          },
-          { Put: { TableName: t.tableName, Item: { ...roomKey(room.roomId), alias: room.alias, remoteRoom: room.remoteRoom } } },
-        ],
+      new PutCommand({
+        TableName: t.tableName,
+        Item: { ...aliasKey(room.alias), state: 'ready', roomId: room.roomId, remoteRoom: room.remoteRoom },
+        ConditionExpression: '#o = :owner',
+        ExpressionAttributeNames: { '#o': 'owner' },
+        ExpressionAttributeValues: { ':owner': owner },
       }),
     );
     return true;

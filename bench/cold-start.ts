@@ -47,7 +47,9 @@ export function serverlessEsbuildOptions(): { options: BuildOptions; raw: Record
     target: e.target ?? 'node22',
     sourcemap: e.sourcemap === 'external' ? 'external' : Boolean(e.sourcemap),
     banner: e.banner,
-    // `exclude: []` in serverless.yml: nothing stays external, the AWS SDK is bundled too.
+    // serverless.yml's `exclude` list stays external (`@aws-sdk/client-ssm`, which the Lambda
+    // runtime provides; it is imported lazily, so the bundle loads without it); the rest of the
+    // AWS SDK is bundled.
     external: Array.isArray(e.exclude) ? e.exclude.filter((x: unknown) => typeof x === 'string' && x !== '*') : [],
     outExtension: { '.js': e.outputFileExtension ?? '.mjs' },
     logLevel: 'error',

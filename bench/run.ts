@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const wantQuery = k.only.has('query');
   const wantPush = k.only.has('push');
   if (wantQuery || wantPush) {
-    const { startOurs, startPeerSubject } = await import('./subjects.js');
+    const { startOurs, startPeerSubject, WARM_CALLS_PER_ROUND } = await import('./subjects.js');
     const { queryOurs, queryPeer } = await import('./query.js');
     const { SIZES, bridgedRoomOurs, bridgedRoomPeer, pushOurs, pushPeer, transactions } = await import('./push.js');
     type QueryResult = Awaited<ReturnType<typeof queryOurs>>;
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     const pushes: PushResult[] = [];
     const pushWarmup = k.quick ? 20 : 100;
 
-    log(`   starting DynamoDB Local (and warming it up: ${k.dynamoWarmRounds * 24} calls) and a fake HS for ours ...`);
+    log(`   starting DynamoDB Local (and warming it up: ${k.dynamoWarmRounds * WARM_CALLS_PER_ROUND} calls) and a fake HS for ours ...`);
     const ours = await startOurs(k.dynamoWarmRounds);
     try {
       if (wantQuery) {

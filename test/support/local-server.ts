@@ -20,7 +20,15 @@ export interface Running {
 
 const running = new Set<ChildProcess>();
 after(() => {
-  for (const c of running) c.kill('SIGKILL');
+  // The script runs in a process group of its own: a test that failed half-way takes
+  // serverless-offline and DynamoDB Local down with it, rather than orphan them.
+  for (const c of running) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL');
+    } catch {
+      c.kill('SIGKILL');
+    }
+  }
 });
 
 /** Runs `npm start`'s script and resolves once it prints that it is ready. */
@@ -30,6 +38,7 @@ export async function start(homeserverUrl: string, env: Record<string, string>):
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), HOMESERVER_URL: homeserverUrl, HOMESERVER_NAME: 'localhost', NETWORK: 'open', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   running.add(child);
   child.once('exit', () => running.delete(child));

@@ -35,6 +35,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Resolves once DynamoDB Local at `endpoint` answers; throws if its process exits or time runs out. */
+export async function waitForDynamo(endpoint: string, exited: () => boolean, timeoutMs: number): Promise<void> {
+  const client = localDynamoClient(endpoint);
+  const until = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      // The port may still be held for a moment by a process just killed: try again.
+      if (exited()) throw new Error(`DynamoDB Local exited at start (${endpoint} taken?)`);
+      try {
+        await client.send(new ListTablesCommand({}));
+        return;
+      } catch {
+        if (Date.now() > until) throw new Error(`DynamoDB Local did not answer on ${endpoint}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
 export interface LocalDynamo {
   endpoint: string;
   process: ChildProcess;
@@ -51,24 +72,11 @@ export async function startDynamoLocal(opts: { port?: number; timeoutMs?: number
   let exited = false;
   child.once('exit', () => (exited = true));
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = localDynamoClient(endpoint);
-  const until = Date.now() + (opts.timeoutMs ?? 30_000);
   try {
-    for (;;) {
-      if (exited) throw new Error(`DynamoDB Local exited at start (port ${port} taken?)`);
-      try {
-        await client.send(new ListTablesCommand({}));
-        break;
-      } catch {
-        if (Date.now() > until) throw new Error(`DynamoDB Local did not answer on ${endpoint}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await waitForDynamo(endpoint, () => exited, opts.timeoutMs ?? 30_000);
   } catch (e) {
     child.kill('SIGKILL');
     throw e;
-  } finally {
-    client.destroy();
   }
   return {
     endpoint,

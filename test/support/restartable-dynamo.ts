@@ -9,9 +9,7 @@
  * lib/local/dynamodb.ts: a restart comes back empty and the table must be made again.
  */
 import type { ChildProcess } from 'node:child_process';
-import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { checkJava, freePort } from '../../lib/local/dynamodb.js';
-import { localDynamoClient } from '../../lib/local/table.js';
+import { checkJava, freePort, waitForDynamo } from '../../lib/local/dynamodb.js';
 
 export interface RestartableDynamo {
   endpoint: string;
@@ -63,25 +61,11 @@ export async function restartableDynamo(opts: { dataDir?: string; timeoutMs?: nu
         resolve();
       }),
     );
-    const client = localDynamoClient(endpoint);
-    const until = Date.now() + (opts.timeoutMs ?? 30_000);
     try {
-      for (;;) {
-        // The port may still be held for a moment by the process just killed: try again.
-        if (exited) throw new Error(`DynamoDB Local exited at start on port ${port}`);
-        try {
-          await client.send(new ListTablesCommand({}));
-          return;
-        } catch {
-          if (Date.now() > until) throw new Error(`DynamoDB Local did not answer on ${endpoint}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
+      await waitForDynamo(endpoint, () => exited, opts.timeoutMs ?? 30_000);
     } catch (e) {
       proc.kill('SIGKILL');
       throw e;
-    } finally {
-      client.destroy();
     }
   }
 

@@ -210,6 +210,19 @@ test('DynamoDB calls per transaction are the same for 1 and 500 events', async (
   assert.ok(forOne.length > 0);
   assert.deepEqual(calls, forOne, JSON.stringify(forOne));
   assert.deepEqual(forOne, ['UpdateItemCommand', 'BatchGetItemCommand', 'UpdateItemCommand'], 'claim, one batch read of the rooms, one progress write');
+  // A transaction with ephemeral data only (typing, receipts) costs no DynamoDB call at all.
+  b.table.doc.middlewareStack.add(
+    (next, ctx) => async (args) => {
+      calls.push(ctx.commandName as string);
+      return next(args);
+    },
+    { step: 'initialize', name: 'countCalls' },
+  );
+  calls.length = 0;
+  const ephemeral = { events: [], 'de.sorunome.msc2409.ephemeral': [{ type: 'm.typing', room_id: ROOM, content: { user_ids: [] } }] };
+  assert.equal((await push(newTxn(), ephemeral)).status, 200);
+  b.table.doc.middlewareStack.remove('countCalls');
+  assert.deepEqual(calls, []);
 });
 
 test('invites: a Matrix user invites a virtual user, who is registered and joins (a DM works)', async () => {

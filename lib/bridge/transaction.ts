@@ -76,6 +76,9 @@ export function isRoomEvent(e: unknown): e is RoomEvent {
 export async function handleTransaction(b: Bridge, txnId: string, body: unknown, budget: TransactionBudget): Promise<TransactionOutcome> {
   if (!txnId || txnId.length > 255) throw badRequest('M_INVALID_PARAM', 'txnId must be 1 to 255 characters');
   const { events } = parseTransaction(body);
+  // Transactions that only carry ephemeral data (typing, receipts, to-device) are common and have
+  // no effect here: answering them without a record saves two billed writes each.
+  if (events.length === 0) return { kind: 'processed', delivered: 0, skipped: 0, failed: [] };
   const owner = randomUUID();
 
   let claim = await claimTransaction(b.table, txnId, owner, budget.hardStop + 2000);

@@ -5,7 +5,7 @@ import { handleTransaction } from '../lib/bridge/transaction.js';
 
 export const handler = endpoint(
   async (event, { bridge, deadline, hardStop }) => {
-    await handleTransaction(bridge, pathId(event), event.json, { deadline, hardStop });
+    await handleTransaction(bridge, pathId(event.rawPath, 'transactions'), event.json, { deadline, hardStop });
     return ok();
   },
   { auth: 'hs', json: true, maxMs: 26_000, bridge: getBridge },

@@ -5,7 +5,7 @@ import { provisionRoom } from '../lib/bridge/provision-room.js';
 
 export const handler = endpoint(
   async (event, { bridge, deadline }) => {
-    await provisionRoom(bridge, pathId(event), deadline);
+    await provisionRoom(bridge, pathId(event.rawPath, 'rooms'), deadline);
     return ok();
   },
   { auth: 'hs', maxMs: 20_000, bridge: getBridge },

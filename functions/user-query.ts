@@ -5,7 +5,7 @@ import { provisionUser } from '../lib/bridge/provision-user.js';
 
 export const handler = endpoint(
   async (event, { bridge, deadline }) => {
-    await provisionUser(bridge, pathId(event), deadline);
+    await provisionUser(bridge, pathId(event.rawPath, 'users'), deadline);
     return ok();
   },
   { auth: 'hs', maxMs: 20_000, bridge: getBridge },

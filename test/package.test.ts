@@ -21,9 +21,9 @@ let resources: Record<string, Resource> = {};
 let templateText = '';
 
 const FUNCTIONS: Record<string, { file: string; timeout?: number; routes: string[] }> = {
-  userQuery: { file: 'user-query', timeout: 25, routes: ['GET /_matrix/app/v1/users/{userId}', 'GET /users/{userId}'] },
-  roomQuery: { file: 'room-query', timeout: 25, routes: ['GET /_matrix/app/v1/rooms/{roomAlias}', 'GET /rooms/{roomAlias}'] },
-  push: { file: 'push', timeout: 28, routes: ['PUT /_matrix/app/v1/transactions/{txnId}', 'PUT /transactions/{txnId}'] },
+  userQuery: { file: 'user-query', timeout: 25, routes: ['GET /_matrix/app/v1/users/{userId+}', 'GET /users/{userId+}'] },
+  roomQuery: { file: 'room-query', timeout: 25, routes: ['GET /_matrix/app/v1/rooms/{roomAlias+}', 'GET /rooms/{roomAlias+}'] },
+  push: { file: 'push', timeout: 28, routes: ['PUT /_matrix/app/v1/transactions/{txnId+}', 'PUT /transactions/{txnId+}'] },
   ping: { file: 'ping', routes: ['POST /_matrix/app/v1/ping'] },
   networkInbound: { file: 'network-inbound', timeout: 25, routes: ['POST /network/messages'] },
   unrecognized: { file: 'unrecognized', routes: ['$default'] },

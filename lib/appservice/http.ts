@@ -160,11 +160,18 @@ export function endpoint(
   return stack;
 }
 
-/** The last path segment, decoded once: Matrix IDs arrive percent-encoded in the path. */
-export function pathId(event: APIGatewayProxyEventV2): string {
-  const raw = event.rawPath.slice(event.rawPath.lastIndexOf('/') + 1);
+/**
+ * The ID a route carries at the end of its path (`/_matrix/app/v1/users/{userId+}`), from the raw
+ * path, percent-decoded exactly once. The ID may hold `/`: Synapse leaves it unencoded (its issue
+ * #14511), and API Gateway decodes `%2F` before matching, so routes take the rest of the path
+ * greedily; and it may hold `%` (legal in aliases), so API Gateway's own path parameters, decoded
+ * a second time, would be wrong.
+ */
+export function pathId(rawPath: string, collection: 'users' | 'rooms' | 'transactions'): string {
+  const m = new RegExp(`^(?:/_matrix/app/v1)?/${collection}/(.+)$`).exec(rawPath);
+  if (!m) throw new MatrixError(400, 'M_INVALID_PARAM', `the path does not end in a ${collection} ID`);
   try {
-    return decodeURIComponent(raw);
+    return decodeURIComponent(m[1] as string);
   } catch {
     throw new MatrixError(400, 'M_INVALID_PARAM', 'the path is not validly percent-encoded');
   }

@@ -3,7 +3,7 @@
  * Matrix IDs inside them. One place derives both the registration regexes and the checks,
  * so what we register and what we accept can never drift apart.
  */
-import { escapeLocalpart, unescapeLocalpart } from '../matrix/mapping.js';
+import { escapeAliasLocalpart, escapeLocalpart, unescapeAliasLocalpart, unescapeLocalpart } from '../matrix/mapping.js';
 import { checkIdLength, parseRoomAlias, parseUserId, roomAlias, userId } from '../matrix/ids.js';
 import type { RoomAlias, UserId } from '../matrix/ids.js';
 
@@ -46,7 +46,7 @@ export function namespaces(cfg: NamespaceConfig) {
     remoteRoomOf(alias: string): string | undefined {
       const p = parseRoomAlias(alias);
       if (!p || !aliasRe.test(alias) || !p.localpart.startsWith(cfg.aliasPrefix)) return undefined;
-      const remote = unescapeLocalpart(p.localpart.slice(cfg.aliasPrefix.length));
+      const remote = unescapeAliasLocalpart(p.localpart.slice(cfg.aliasPrefix.length));
       return remote ? remote : undefined;
     },
     /** Throws RangeError when the name makes an ID over 255 bytes. */
@@ -56,7 +56,7 @@ export function namespaces(cfg: NamespaceConfig) {
       return id;
     },
     aliasFor(remoteRoom: string): RoomAlias {
-      const alias = roomAlias(cfg.aliasPrefix + escapeLocalpart(remoteRoom), cfg.serverName);
+      const alias = roomAlias(cfg.aliasPrefix + escapeAliasLocalpart(remoteRoom), cfg.serverName);
       checkIdLength(alias);
       return alias;
     },

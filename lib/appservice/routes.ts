@@ -1,14 +1,14 @@
-/** The routes we serve, for telling "wrong method" (405) from "no such endpoint" (404). */
+/** The routes we serve (IDs may hold `/`, so they take the rest of the path, as serverless.yml's greedy variables do), for telling "wrong method" (405) from "no such endpoint" (404). */
 import type { Reply } from './http.js';
 
 const KNOWN: Array<[RegExp, string]> = [
-  [/^\/_matrix\/app\/v1\/users\/[^/]+$/, 'GET'],
-  [/^\/_matrix\/app\/v1\/rooms\/[^/]+$/, 'GET'],
-  [/^\/_matrix\/app\/v1\/transactions\/[^/]+$/, 'PUT'],
+  [/^\/_matrix\/app\/v1\/users\/.+$/, 'GET'],
+  [/^\/_matrix\/app\/v1\/rooms\/.+$/, 'GET'],
+  [/^\/_matrix\/app\/v1\/transactions\/.+$/, 'PUT'],
   [/^\/_matrix\/app\/v1\/ping$/, 'POST'],
-  [/^\/users\/[^/]+$/, 'GET'],
-  [/^\/rooms\/[^/]+$/, 'GET'],
-  [/^\/transactions\/[^/]+$/, 'PUT'],
+  [/^\/users\/.+$/, 'GET'],
+  [/^\/rooms\/.+$/, 'GET'],
+  [/^\/transactions\/.+$/, 'PUT'],
   [/^\/network\/messages$/, 'POST'],
 ];
 

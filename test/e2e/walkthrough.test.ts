@@ -1,6 +1,9 @@
 /**
  * The seed's walk-through, end to end over real HTTP: `npm start`'s server (serverless-offline
- * on serverless.yml, DynamoDB Local), the webhook adapter against a fake network, a fake HS.
+ * on serverless.yml, DynamoDB Local), the webhook adapter against a fake network, a fake HS that
+ * asks its queries the way Synapse does. Twice: with the default names, and with the seed's own
+ * (`USER_PREFIX=irc.freenode.net/`, the room `#irc.freenode.net/#matrix`, the nick `Bob`), whose
+ * IDs hold `/`.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { startFakeHs } from '../support/fake-hs.js';
+import { startFakeHs, synapseQueryPath } from '../support/fake-hs.js';
 import { startFakeNetwork } from '../support/fake-network.js';
 import { start, stopAndCheck } from '../support/local-server.js';
 import { checkRegistration } from '../support/spec.js';
@@ -21,14 +24,21 @@ after(async () => {
   rmSync(DIR, { recursive: true, force: true });
 });
 
-test('the walk-through: scrollback before the room, replay on join, both directions after', { timeout: 90_000 }, async () => {
+const NAMES = [
+  { title: 'default names', prefix: 'irc_', alias: '#irc_#matrix:localhost', bob: '@irc__bob:localhost' },
+  { title: "the seed's names, with / in IDs", prefix: 'irc.freenode.net/', alias: '#irc.freenode.net/#matrix:localhost', bob: '@irc.freenode.net/_bob:localhost' },
+];
+
+for (const names of NAMES) test(`the walk-through with ${names.title}: scrollback before the room, replay on join, both directions after`, { timeout: 90_000 }, async () => {
   network.rooms.set('#matrix', { name: '#matrix', topic: 'Matrix on IRC' });
   network.users.set('Bob', { displayName: 'Bob' });
+  network.accepted.length = 0;
   // (1) Register the AS: the HS reads the registration the start script writes.
   const hsTokens = { as: 'walk-as-token-0123456789abcdef', hs: 'walk-hs-token-0123456789abcdef' };
-  const hs = await startFakeHs({ asToken: hsTokens.as, serverName: 'localhost', userPrefix: 'irc_', senderLocalpart: 'ircbot' });
+  const hs = await startFakeHs({ asToken: hsTokens.as, serverName: 'localhost', userPrefix: names.prefix, senderLocalpart: 'ircbot' });
   after(() => hs.close());
   const run = await start(hs.url, {
+    USER_PREFIX: names.prefix,
     REGISTRATION_FILE,
     AS_TOKEN: hsTokens.as,
     HS_TOKEN: hsTokens.hs,
@@ -58,17 +68,21 @@ test('the walk-through: scrollback before the room, replay on join, both directi
   const hello = { id: 'irc-1', room: '#matrix', sender: { id: 'Bob' }, body: 'hello?', ts: 1_700_000_000_000 };
   assert.deepEqual(await fromNetwork(hello), { status: 202, body: { kept: true } });
 
-  // (3) A Matrix user joins #irc_=23matrix:localhost: the HS asks the AS, which creates the
-  // room named #matrix and replays "hello?" as Bob at its original time.
-  const alias = '#irc_=23matrix:localhost';
-  const q = await asCall('GET', `/_matrix/app/v1/rooms/${encodeURIComponent(alias)}`, undefined, hsAuth);
+  // (3) A Matrix user joins the alias: the HS asks the AS (as Synapse does, `/` left as is),
+  // which creates the room named #matrix and replays "hello?" as Bob at its original time.
+  const alias = names.alias;
+  const q = await asCall('GET', synapseQueryPath('rooms', alias), undefined, hsAuth);
   assert.deepEqual(q, { status: 200, body: {} });
+  // The same query fully encoded (`%2F`), and on the legacy path, is the same room.
+  assert.deepEqual(await asCall('GET', `/_matrix/app/v1/rooms/${encodeURIComponent(alias)}`, undefined, hsAuth), { status: 200, body: {} });
+  assert.deepEqual(await asCall('GET', synapseQueryPath('rooms', alias, true), undefined, hsAuth), { status: 200, body: {} });
+  assert.equal([...hs.rooms.values()].filter((r) => r.alias === alias).length, 1);
   const roomId = hs.aliases.get(alias)!;
   const room = hs.rooms.get(roomId)!;
   assert.equal(room.name, '#matrix');
   assert.equal(room.topic, 'Matrix on IRC');
   const messages = () => room.events.filter((e) => e.type === 'm.room.message').map((e) => [e.sender, e.content.body, e.ts]);
-  assert.deepEqual(messages(), [['@irc__bob:localhost', 'hello?', hello.ts]]);
+  assert.deepEqual(messages(), [[names.bob, 'hello?', hello.ts]]);
   room.members.add('@alice:localhost');
 
   // (4) The Matrix user says "hi!": pushed to the AS, delivered to the network once,
@@ -94,13 +108,23 @@ test('the walk-through: scrollback before the room, replay on join, both directi
   assert.equal(sent.status, 200);
   assert.match(sent.body.event_id, /^\$/);
   assert.deepEqual(messages(), [
-    ['@irc__bob:localhost', 'hello?', hello.ts],
-    ['@irc__bob:localhost', "what's up?", up.ts],
+    [names.bob, 'hello?', hello.ts],
+    [names.bob, "what's up?", up.ts],
   ]);
   // Bob's own message came back to the AS in a transaction: it must not be echoed to the network.
-  const echo = { ...hi, event_id: '$echo', sender: '@irc__bob:localhost', content: { msgtype: 'm.text', body: "what's up?" } };
+  const echo = { ...hi, event_id: '$echo', sender: names.bob, content: { msgtype: 'm.text', body: "what's up?" } };
   assert.equal((await asCall('PUT', '/_matrix/app/v1/transactions/walk-2', { events: [echo] }, hsAuth)).status, 200);
   assert.equal(network.accepted.length, 1);
+
+  // (6) The HS asks about a user it has not seen (an invite of Carol): both forms of the path
+  // register the same user; what is not in the namespace is 404.
+  network.users.set('Carol', { displayName: 'Carol' });
+  const carol = names.bob.replace('_bob', '_carol');
+  assert.deepEqual(await asCall('GET', synapseQueryPath('users', carol), undefined, hsAuth), { status: 200, body: {} });
+  assert.equal(hs.users.get(carol)?.displayName, 'Carol');
+  assert.deepEqual(await asCall('GET', `/_matrix/app/v1/users/${encodeURIComponent(carol)}`, undefined, hsAuth), { status: 200, body: {} });
+  assert.deepEqual(await asCall('GET', synapseQueryPath('users', carol, true), undefined, hsAuth), { status: 200, body: {} });
+  assert.equal((await asCall('GET', synapseQueryPath('users', '@someone/else:localhost'), undefined, hsAuth)).status, 404);
   assert.deepEqual(hs.specErrors, []);
 
   await stopAndCheck(run);

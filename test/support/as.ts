@@ -5,7 +5,7 @@
  * so that its clean-up hooks belong to the file, not to a hook.
  */
 import { after } from 'node:test';
-import { startFakeHs } from './fake-hs.js';
+import { startFakeHs, synapseQuote } from './fake-hs.js';
 import type { FakeHs } from './fake-hs.js';
 import { testTable } from './dynamo.js';
 import type { TestTable } from './dynamo.js';
@@ -31,7 +31,7 @@ export interface AsUnderTest {
 export type FunctionName = 'user-query' | 'room-query' | 'push' | 'ping' | 'unrecognized' | 'network-inbound';
 
 export async function startAs(env: Record<string, string> = {}): Promise<AsUnderTest> {
-  const hs = await startFakeHs({ asToken: AS_TOKEN, serverName: SERVER, userPrefix: 'irc_', senderLocalpart: 'ircbot', requireInhibitLogin: true });
+  const hs = await startFakeHs({ asToken: AS_TOKEN, serverName: SERVER, userPrefix: env.USER_PREFIX ?? 'irc_', senderLocalpart: 'ircbot', requireInhibitLogin: true });
   after(() => hs.close());
   const table = await testTable();
   Object.assign(process.env, {
@@ -64,4 +64,8 @@ export async function startAs(env: Record<string, string> = {}): Promise<AsUnder
   };
 }
 
-export const enc = encodeURIComponent;
+/**
+ * IDs go into HS → AS paths the way Synapse puts them there (`/` left as is), so every test meets
+ * the form a real homeserver sends; tests of the `%2F` form use encodeURIComponent themselves.
+ */
+export const enc = synapseQuote;

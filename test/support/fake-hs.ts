@@ -72,6 +72,8 @@ export interface RecordedCall {
   method: string;
   /** decoded pathname, e.g. /_matrix/client/v3/directory/room/#irc_x:example.org */
   path: string;
+  /** the pathname as it came, still percent-encoded: shows whether an ID's `/` was sent as `%2F` */
+  rawPath: string;
   query: Record<string, string>;
   /** parsed JSON body; the raw text if it was not JSON; undefined if empty */
   body: any;
@@ -183,6 +185,25 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('error', reject);
   });
 }
+
+/**
+ * How Synapse puts a user ID or alias into the path of an AS query: Python's
+ * `urllib.parse.quote`, which leaves `/` (and `A-Z a-z 0-9 _ . - ~`) as is and percent-encodes
+ * every other UTF-8 byte (Synapse issue #14511): `@irc.freenode.net/bob:hs` becomes
+ * `%40irc.freenode.net/bob%3Ahs`.
+ */
+export function synapseQuote(id: string): string {
+  let out = '';
+  for (const byte of Buffer.from(id, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += byte < 0x80 && /[A-Za-z0-9_.\-~/]/.test(ch) ? ch : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+/** The path Synapse (1.90+) calls for a user or alias query, e.g. `/_matrix/app/v1/users/%40irc_bob%3Ahs`. */
+export const synapseQueryPath = (kind: 'users' | 'rooms', id: string, legacy = false): string =>
+  `${legacy ? '' : '/_matrix/app/v1'}/${kind}/${synapseQuote(id)}`;
 
 export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
   const { asToken, serverName, userPrefix, senderLocalpart } = opts;
@@ -546,7 +567,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     const segs = rawPath.split('/').slice(1).map(decodeSegment);
     const path = '/' + segs.join('/');
     const userId = query.user_id ?? botUserId;
-    const call: RecordedCall = { method, path, query, body: undefined, userId, status: 0, response: undefined };
+    const call: RecordedCall = { method, path, rawPath, query, body: undefined, userId, status: 0, response: undefined };
     calls.push(call); // in arrival order
     const raw = await readBody(req);
     let body: any;

@@ -11,6 +11,8 @@ import { sign, verify } from '../../lib/bridge/signature.js';
 export interface Received {
   method: string;
   path: string;
+  /** the pathname as it came, still percent-encoded */
+  rawPath: string;
   body: any;
   idempotencyKey?: string;
   status: number;
@@ -73,6 +75,7 @@ export async function startFakeNetwork(secret = 'network-secret-for-tests'): Pro
     const rec: Received = {
       method: req.method ?? '',
       path: decodeURIComponent(url.pathname),
+      rawPath: url.pathname,
       body: raw ? JSON.parse(raw) : undefined,
       idempotencyKey: req.headers['idempotency-key'] as string | undefined,
       status: 0,
@@ -81,7 +84,9 @@ export async function startFakeNetwork(secret = 'network-secret-for-tests'): Pro
     const check = verify(req.headers['x-signature'] as string | undefined, raw, secret);
     if (!check.ok) return answer(res, rec, check.status, { error: check.reason });
 
-    const [, kind, id] = rec.path.match(/^\/(users|rooms)\/(.+)$/) ?? [];
+    // One path segment, as the contract says: an ID's `/` must come as `%2F`.
+    const [, kind, rawId] = rec.rawPath.match(/^\/(users|rooms)\/([^/]+)$/) ?? [];
+    const id = rawId === undefined ? undefined : decodeURIComponent(rawId);
     if (req.method === 'GET' && kind && id) {
       if (net.lookupFailure) return fail(res, rec, net.lookupFailure);
       const found = kind === 'users' ? net.users.get(id) : net.rooms.get(id);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRoomAlias, parseUserId, isRoomId } from '../../lib/matrix/ids.js';
-import { escapeLocalpart, unescapeLocalpart } from '../../lib/matrix/mapping.js';
+import { escapeAliasLocalpart, escapeLocalpart, unescapeAliasLocalpart, unescapeLocalpart } from '../../lib/matrix/mapping.js';
 
 test('user IDs: well-formed ones parse, malformed ones do not', () => {
   assert.deepEqual(parseUserId('@irc_bob:example.org'), { sigil: '@', localpart: 'irc_bob', serverName: 'example.org' });
@@ -37,4 +37,27 @@ test('3P name mapping follows the spec example and round-trips', () => {
 
 test('3P name mapping refuses what it could not have produced', () => {
   for (const bad of ['_', '_1', '=', '=4', '=zz', 'A', 'a b', '=ff', '=c3']) assert.equal(unescapeLocalpart(bad), undefined, bad);
+});
+
+test("alias mapping keeps a network room's own spelling, escaping only what an alias cannot show", () => {
+  assert.equal(escapeAliasLocalpart('#matrix'), '#matrix');
+  assert.equal(escapeAliasLocalpart('#Matrix_Dev'), '#Matrix_Dev');
+  assert.equal(escapeAliasLocalpart('#a/b'), '#a/b');
+  assert.equal(escapeAliasLocalpart('100%'), '100%');
+  assert.equal(escapeAliasLocalpart('#café'), '#café');
+  assert.equal(escapeAliasLocalpart('a:b'), 'a=3ab');
+  assert.equal(escapeAliasLocalpart('a=b'), 'a=3db');
+  assert.equal(escapeAliasLocalpart('a b'), 'a=20b');
+  assert.equal(escapeAliasLocalpart('tab\there'), 'tab=09here');
+  assert.equal(escapeAliasLocalpart('nb\u00a0sp'), 'nb=c2=a0sp');
+  assert.equal(escapeAliasLocalpart('zw\u200bj'), 'zw=e2=80=8bj');
+  for (const name of ['#matrix', '#Matrix', '[m]atrix', 'a:b', '=3a', 'a=b', 'Hello World', 'ünïcödé ☃', '😀', '#a/b%2F', 'x\u0000y']) {
+    const local = escapeAliasLocalpart(name);
+    assert.doesNotMatch(local, /[:\s\x00]/, name);
+    assert.equal(unescapeAliasLocalpart(local), name, name);
+  }
+});
+
+test('alias mapping refuses what it could not have produced', () => {
+  for (const bad of ['=', '=4', '=zz', 'a b', '=3A', '=ff', '=c3', 'a\ud800b', '=61']) assert.equal(unescapeAliasLocalpart(bad), undefined, JSON.stringify(bad));
 });

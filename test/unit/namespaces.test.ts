@@ -36,3 +36,17 @@ test('registration regexes match exactly what the checks accept', () => {
   assert.ok(!re.test('@ircanything:example.org'));
   assert.equal(ns.aliasRegex, '#irc_.*:example\\.org');
 });
+
+test("the seed's names: a prefix with /, nicks with capitals and brackets, a room named with #", () => {
+  const seed = namespaces({ serverName: 'localhost', userPrefix: 'irc.freenode.net/', aliasPrefix: 'irc.freenode.net/', senderLocalpart: 'ircbot' });
+  assert.equal(seed.userIdFor('Bob'), '@irc.freenode.net/_bob:localhost');
+  assert.equal(seed.remoteUserOf('@irc.freenode.net/_bob:localhost'), 'Bob');
+  assert.equal(seed.userIdFor('[m]atrix'), '@irc.freenode.net/=5bm=5datrix:localhost');
+  assert.equal(seed.remoteUserOf('@irc.freenode.net/=5bm=5datrix:localhost'), '[m]atrix');
+  assert.equal(seed.aliasFor('#matrix'), '#irc.freenode.net/#matrix:localhost');
+  assert.equal(seed.remoteRoomOf('#irc.freenode.net/#matrix:localhost'), '#matrix');
+  assert.ok(seed.isOurAlias('#irc.freenode.net/#matrix:localhost'));
+  assert.ok(new RegExp(`^${seed.userRegex}$`).test('@irc.freenode.net/_bob:localhost'));
+  assert.ok(!new RegExp(`^${seed.userRegex}$`).test('@ircXfreenode.net/_bob:localhost'), 'the dots are literal');
+  assert.equal(seed.remoteUserOf('@irc.freenode.net/Bob:localhost'), undefined, 'upper case is not a localpart we make');
+});

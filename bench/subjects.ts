@@ -14,6 +14,7 @@ import type { LocalDynamo } from '../lib/local/dynamodb.js';
 import { createLocalTable } from '../lib/local/table.js';
 import { setLogSink } from '../lib/log.js';
 import type { Bridge } from '../lib/bridge/runtime.js';
+import { tableOf } from '../lib/store/index.js';
 import { startFakeHs } from '../test/support/fake-hs.js';
 import type { FakeHs } from '../test/support/fake-hs.js';
 import { invoke } from '../test/support/lambda.js';
@@ -220,8 +221,9 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, warm
       delivered++;
     },
   };
-  await warmDynamo(bridge.table.doc, tableName, warmRounds);
-  const dynamoCounter = countDynamo(bridge.table.doc);
+  const { doc } = tableOf(bridge.store)!;
+  await warmDynamo(doc, tableName, warmRounds);
+  const dynamoCounter = countDynamo(doc);
   return {
     hs,
     dynamo,
@@ -233,7 +235,7 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, warm
     call: (fn, req) => invoke(handlers[fn], { ...req, headers: { authorization: `Bearer ${HS_TOKEN}`, ...req.headers } }),
     async stop() {
       await hs.close();
-      bridge.table.doc.destroy();
+      doc.destroy();
       await dynamo.stop();
     },
   };

@@ -4,9 +4,9 @@ import { getBridge } from '../lib/bridge/runtime.js';
 import { handleTransaction } from '../lib/bridge/transaction.js';
 
 export const handler = endpoint(
-  async (event, { bridge, deadline, hardStop }) => {
+  async (event, { deps: bridge, deadline, hardStop }) => {
     await handleTransaction(bridge, pathId(event.rawPath, 'transactions'), event.json, { deadline, hardStop });
     return ok();
   },
-  { auth: 'hs', json: true, maxMs: 26_000, bridge: getBridge },
+  { auth: 'hs', json: true, maxMs: 26_000, deps: getBridge },
 );

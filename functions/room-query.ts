@@ -4,9 +4,9 @@ import { getBridge } from '../lib/bridge/runtime.js';
 import { provisionRoom } from '../lib/bridge/provision-room.js';
 
 export const handler = endpoint(
-  async (event, { bridge, deadline }) => {
+  async (event, { deps: bridge, deadline }) => {
     await provisionRoom(bridge, pathId(event.rawPath, 'rooms'), deadline);
     return ok();
   },
-  { auth: 'hs', maxMs: 20_000, bridge: getBridge },
+  { auth: 'hs', maxMs: 20_000, deps: getBridge },
 );

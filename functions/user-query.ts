@@ -4,9 +4,9 @@ import { getBridge } from '../lib/bridge/runtime.js';
 import { provisionUser } from '../lib/bridge/provision-user.js';
 
 export const handler = endpoint(
-  async (event, { bridge, deadline }) => {
+  async (event, { deps: bridge, deadline }) => {
     await provisionUser(bridge, pathId(event.rawPath, 'users'), deadline);
     return ok();
   },
-  { auth: 'hs', maxMs: 20_000, bridge: getBridge },
+  { auth: 'hs', maxMs: 20_000, deps: getBridge },
 );

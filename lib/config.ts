@@ -7,6 +7,8 @@
  */
 
 import { registerSecrets } from './log.js';
+import { perColdStart } from './once.js';
+import { DEFAULTS } from './defaults.js';
 
 export type NetworkConfig =
   /** `secret`, when set, enables signed inbound messages (POST /network/messages) on the open network. */
@@ -100,9 +102,9 @@ export interface UnresolvedConfig extends Omit<Config, 'asToken' | 'hsTokens' | 
 export function parseConfig(env: Env): UnresolvedConfig {
   const serverName = required(env, 'HOMESERVER_NAME');
   if (!SERVER_NAME.test(serverName)) throw new ConfigError('HOMESERVER_NAME', `is not a server name: ${JSON.stringify(serverName)}`);
-  const senderLocalpart = optional(env, 'SENDER_LOCALPART', 'ircbot');
+  const senderLocalpart = optional(env, 'SENDER_LOCALPART', DEFAULTS.SENDER_LOCALPART);
   if (!LOCALPART.test(senderLocalpart)) throw new ConfigError('SENDER_LOCALPART', 'may only hold a-z 0-9 . _ = - / +');
-  const userPrefix = optional(env, 'USER_PREFIX', 'irc_');
+  const userPrefix = optional(env, 'USER_PREFIX', DEFAULTS.USER_PREFIX);
   if (!PREFIX.test(userPrefix)) throw new ConfigError('USER_PREFIX', 'may only hold a-z 0-9 . _ = - / +');
   const aliasPrefix = optional(env, 'ALIAS_PREFIX', userPrefix);
   if (!PREFIX.test(aliasPrefix)) throw new ConfigError('ALIAS_PREFIX', 'may only hold a-z 0-9 . _ = - / +');
@@ -114,14 +116,14 @@ export function parseConfig(env: Env): UnresolvedConfig {
   const hsTokens = [secret(env, 'HS_TOKEN')];
   if (env.HS_TOKEN_NEXT?.trim() || env.HS_TOKEN_NEXT_PARAM?.trim()) hsTokens.push(secret(env, 'HS_TOKEN_NEXT'));
 
-  const kind = optional(env, 'NETWORK', 'open');
+  const kind = optional(env, 'NETWORK', DEFAULTS.NETWORK);
   let network: UnresolvedConfig['network'];
   if (kind === 'open') {
     const hasSecret = env.NETWORK_SECRET?.trim() || env.NETWORK_SECRET_PARAM?.trim();
     network = hasSecret ? { kind: 'open', secret: { ...secret(env, 'NETWORK_SECRET'), optional: true } } : { kind: 'open' };
   }
   else if (kind === 'webhook') {
-    const timeout = Number(optional(env, 'NETWORK_TIMEOUT_MS', '5000'));
+    const timeout = Number(optional(env, 'NETWORK_TIMEOUT_MS', DEFAULTS.NETWORK_TIMEOUT_MS));
     if (!Number.isInteger(timeout) || timeout < 100 || timeout > 60000) {
       throw new ConfigError('NETWORK_TIMEOUT_MS', 'must be a whole number of milliseconds from 100 to 60000');
     }
@@ -140,7 +142,7 @@ export function parseConfig(env: Env): UnresolvedConfig {
     serverName,
     asToken: secret(env, 'AS_TOKEN'),
     hsTokens,
-    asId: optional(env, 'AS_ID', 'matrix-appservice-lambda'),
+    asId: optional(env, 'AS_ID', DEFAULTS.AS_ID),
     senderLocalpart,
     userPrefix,
     aliasPrefix,
@@ -164,17 +166,13 @@ export const ssmReader: ParameterReader = async (names) => {
   return Object.fromEntries((out.Parameters ?? []).map((p) => [p.Name ?? '', p.Value ?? '']));
 };
 
-let cold: Promise<Config> | undefined;
-
-/** The process-wide configuration, loaded at the first request; a failure is not kept, so the next request tries again. */
-export function getConfig(): Promise<Config> {
-  cold ??= loadConfig().then((c) => {
+/** The process-wide configuration, loaded at the first request; its secrets are masked in every log line from then on. */
+export const getConfig = perColdStart(() =>
+  loadConfig().then((c) => {
     registerSecrets(c.asToken, ...c.hsTokens, ...(c.network.secret ? [c.network.secret] : []));
     return c;
-  });
-  cold.catch(() => (cold = undefined));
-  return cold;
-}
+  }),
+);
 
 /** Parses the environment and resolves secrets held in SSM (one GetParameters call). */
 export async function loadConfig(env: Env = process.env, readParameters: ParameterReader = ssmReader): Promise<Config> {

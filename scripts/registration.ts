@@ -13,8 +13,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, parseConfig } from '../lib/config.js';
 import { newToken, registrationYaml } from '../lib/appservice/registration.js';
-
-const SERVICE = 'matrix-appservice-lambda'; // serverless.yml `service`
+import { SERVICE } from '../lib/defaults.js';
 
 function main(): void {
   const { values } = parseArgs({ options: { stage: { type: 'string', default: process.env.STAGE ?? 'dev' } } });

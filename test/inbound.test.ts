@@ -180,10 +180,10 @@ test('a replay that dies between a send and its clean-up posts nothing twice', a
   // the room exists, the message is in it, the item is still there.
   assert.equal((await roomQuery(alias)).status, 200);
   const room = as.hs.rooms.get(as.hs.aliases.get(alias) as string)!;
-  const { putScrollback } = await import('../lib/store/scrollback.js');
-  const { setScrollbackPending } = await import('../lib/store/aliases.js');
-  await putScrollback(as.table, alias, { ...m, msgtype: 'm.text' });
-  await setScrollbackPending(as.table, alias, true);
+  const { dynamoStore } = await import('../lib/store/index.js');
+  const store = dynamoStore(as.table);
+  await store.keepScrollback(alias, { ...m, msgtype: 'm.text' });
+  await store.setScrollbackPending(alias, true);
   assert.equal((await post(msg({ room: 'twice', body: 'next' }))).status, 200);
   assert.deepEqual(
     room.events.filter((e) => e.type === 'm.room.message').map((e) => e.content.body),

@@ -1,6 +1,7 @@
 import { test, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startAs, HS_TOKEN, enc } from './support/as.js';
+import { tableOf } from '../lib/store/index.js';
 import { startFakeNetwork } from './support/fake-network.js';
 import { checkAsRequest, checkAsResponse } from './support/spec.js';
 
@@ -193,7 +194,7 @@ test('a transaction of 1,000 events is delivered whole', async () => {
 test('DynamoDB calls per transaction are the same for 1 and 500 events', async () => {
   const b = await as.bridge();
   const calls: string[] = [];
-  b.table.doc.middlewareStack.add(
+  tableOf(b.store)!.doc.middlewareStack.add(
     (next, ctx) => async (args) => {
       calls.push(ctx.commandName as string);
       return next(args);
@@ -206,12 +207,12 @@ test('DynamoDB calls per transaction are the same for 1 and 500 events', async (
   calls.length = 0;
   b.roomCache.clear();
   await push(newTxn(), { events: Array.from({ length: 500 }, (_, i) => message(`n${i}`)) });
-  b.table.doc.middlewareStack.remove('countCalls');
+  tableOf(b.store)!.doc.middlewareStack.remove('countCalls');
   assert.ok(forOne.length > 0);
   assert.deepEqual(calls, forOne, JSON.stringify(forOne));
   assert.deepEqual(forOne, ['UpdateItemCommand', 'BatchGetItemCommand', 'UpdateItemCommand'], 'claim, one batch read of the rooms, one progress write');
   // A transaction with ephemeral data only (typing, receipts) costs no DynamoDB call at all.
-  b.table.doc.middlewareStack.add(
+  tableOf(b.store)!.doc.middlewareStack.add(
     (next, ctx) => async (args) => {
       calls.push(ctx.commandName as string);
       return next(args);
@@ -221,7 +222,7 @@ test('DynamoDB calls per transaction are the same for 1 and 500 events', async (
   calls.length = 0;
   const ephemeral = { events: [], 'de.sorunome.msc2409.ephemeral': [{ type: 'm.typing', room_id: ROOM, content: { user_ids: [] } }] };
   assert.equal((await push(newTxn(), ephemeral)).status, 200);
-  b.table.doc.middlewareStack.remove('countCalls');
+  tableOf(b.store)!.doc.middlewareStack.remove('countCalls');
   assert.deepEqual(calls, []);
 });
 

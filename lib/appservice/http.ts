@@ -1,6 +1,7 @@
 /**
  * The middy stack every function shares. Each middleware does one thing:
- * log the request, load the bridge (cold start), check the caller, parse the JSON body,
+ * log the request, load the configuration and the handler's dependencies (cold start), check
+ * the caller, parse the JSON body,
  * turn any error into a Matrix error response. Handlers return `{status, body}`.
  */
 import middy from '@middy/core';
@@ -8,23 +9,20 @@ import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { ConfigError, getConfig } from '../config.js';
 import type { Config } from '../config.js';
-import { MatrixError } from '../matrix/errors.js';
+import { ErrCode, MatrixError, badJson, forbidden, internalError, invalidParam, notJson, tooLarge, unauthorized } from '../matrix/errors.js';
 import { logger } from '../log.js';
-import { isStoreUnavailable } from '../store/errors.js';
 import type { Logger } from '../log.js';
-import type { Bridge } from '../bridge/runtime.js';
+import { verify } from '../signature.js';
 import { checkHsToken } from './auth.js';
-import { verify } from '../bridge/signature.js';
 
 export interface Reply {
   status: number;
   body: unknown;
 }
 
+/** What every handler is handed besides the event. */
 export interface AsContext extends Context {
   config: Config;
-  /** Set for endpoints given a `bridge` loader; ping and the 404s do without (and without DynamoDB in their bundle). */
-  bridge: Bridge;
   log: Logger;
   /** Epoch ms by which the answer must be on its way: the Lambda's time, less a margin. */
   deadline: number;
@@ -32,9 +30,12 @@ export interface AsContext extends Context {
   hardStop: number;
 }
 
+/** The context of a handler given dependencies `D` (the use cases' runtime, say), loaded once per cold start. */
+export type AsContextWith<D> = AsContext & { deps: D };
+
 export type AsEvent = APIGatewayProxyEventV2 & { json?: unknown };
 type Internal = { started?: number };
-type Mw = MiddlewareObj<AsEvent, APIGatewayProxyStructuredResultV2, Error, AsContext, Internal>;
+type Mw<C extends AsContext = AsContext> = MiddlewareObj<AsEvent, APIGatewayProxyStructuredResultV2, Error, C, Internal>;
 
 /** Lambda's own synchronous payload limit; the HS retries a 413 forever, so we stay at the platform's. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -48,8 +49,6 @@ export interface EndpointOptions {
   json?: boolean;
   /** Upper bound for the work, below the Lambda's timeout (the HS is waiting on queries). */
   maxMs?: number;
-  /** The use cases' dependencies (usually `getBridge`), for endpoints that need them. */
-  bridge?: () => Promise<Bridge>;
 }
 
 const json = (status: number, body: unknown): APIGatewayProxyStructuredResultV2 => ({
@@ -58,6 +57,19 @@ const json = (status: number, body: unknown): APIGatewayProxyStructuredResultV2 
   body: JSON.stringify(body),
 });
 
+/**
+ * An error raised below the shell that carries its own HTTP status, as middy's
+ * http-error-handler expects (`statusCode`, and `expose` when its message may be shown):
+ * a state store outage is a 503 where it arises, and the shell need not know what a store is.
+ */
+interface HttpStatusError extends Error {
+  statusCode: number;
+  expose?: boolean;
+}
+
+const isHttpStatusError = (e: unknown): e is HttpStatusError =>
+  e instanceof Error && typeof (e as Partial<HttpStatusError>).statusCode === 'number' && (e as HttpStatusError).statusCode >= 400 && (e as HttpStatusError).statusCode < 600;
+
 export function errorReply(e: unknown, log: Logger): Reply {
   if (e instanceof MatrixError) {
     if (e.status >= 500) log.warn('request failed', { status: e.status, errcode: e.errcode, error: e.message });
@@ -65,15 +77,16 @@ export function errorReply(e: unknown, log: Logger): Reply {
   }
   if (e instanceof ConfigError) {
     log.error('configuration error', { error: e.message });
-    return { status: 500, body: { errcode: 'M_UNKNOWN', error: 'the application service is misconfigured; see its logs' } };
+    return { status: 500, body: internalError('the application service is misconfigured; see its logs').body };
   }
-  if (isStoreUnavailable(e)) {
-    // Throttling or an outage of DynamoDB: the HS retries a 5xx, and by then it may be back.
-    log.warn('state store unavailable', { err: e });
-    return { status: 503, body: { errcode: 'M_UNKNOWN', error: 'the application service cannot reach its state store (DynamoDB) just now; try again' } };
+  if (isHttpStatusError(e)) {
+    // Throttling or an outage of a service below us: the HS retries a 5xx, and by then it may be back.
+    log.warn(e.message, { status: e.statusCode, err: e.cause ?? e });
+    const message = e.expose ? e.message : 'the application service could not answer just now; try again';
+    return { status: e.statusCode, body: { errcode: ErrCode.Unknown, error: message } };
   }
   log.error('unexpected error', { err: e });
-  return { status: 500, body: { errcode: 'M_UNKNOWN', error: 'internal error in the application service; see its logs' } };
+  return { status: 500, body: internalError('internal error in the application service; see its logs').body };
 }
 
 const requestLog = (): Mw => ({
@@ -96,13 +109,18 @@ const matrixErrors = (): Mw => ({
   },
 });
 
-const coldStart = (load: EndpointOptions['bridge'], maxMs: number): Mw => ({
+const coldStart = (maxMs: number): Mw => ({
   before: async (req) => {
     req.context.config = await getConfig();
-    if (load) req.context.bridge = await load();
     const remaining = typeof req.context.getRemainingTimeInMillis === 'function' ? req.context.getRemainingTimeInMillis() : maxMs;
     req.context.deadline = Date.now() + Math.max(0, Math.min(maxMs, remaining - 1500));
     req.context.hardStop = Date.now() + remaining;
+  },
+});
+
+const loadDeps = <D>(load: () => Promise<D>): Mw<AsContextWith<D>> => ({
+  before: async (req) => {
+    req.context.deps = await load();
   },
 });
 
@@ -113,10 +131,10 @@ const hsAuth = (): Mw => ({
 const networkSignature = (): Mw => ({
   before: (req) => {
     const secret = req.context.config.network.secret;
-    if (!secret) throw new MatrixError(403, 'M_FORBIDDEN', 'inbound messages are disabled: NETWORK_SECRET is not configured');
+    if (!secret) throw forbidden('inbound messages are disabled: NETWORK_SECRET is not configured');
     // The signature covers the exact bytes sent, so it is checked before anything parses them.
     const check = verify(req.event.headers?.['x-signature'], rawBody(req.event).toString('utf8'), secret);
-    if (!check.ok) throw new MatrixError(check.status, check.status === 401 ? 'M_UNAUTHORIZED' : 'M_FORBIDDEN', check.reason);
+    if (!check.ok) throw check.status === 401 ? unauthorized(check.reason) : forbidden(check.reason);
   },
 });
 
@@ -128,32 +146,43 @@ export function rawBody(event: APIGatewayProxyEventV2): Buffer {
 const jsonBody = (): Mw => ({
   before: (req) => {
     const bytes = rawBody(req.event);
-    if (bytes.length > MAX_BODY_BYTES) throw new MatrixError(413, 'M_TOO_LARGE', `body is over ${MAX_BODY_BYTES} bytes`);
+    if (bytes.length > MAX_BODY_BYTES) throw tooLarge(`body is over ${MAX_BODY_BYTES} bytes`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
     } catch {
-      throw new MatrixError(400, 'M_NOT_JSON', 'body is not valid UTF-8 JSON');
+      throw notJson('body is not valid UTF-8 JSON');
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new MatrixError(400, 'M_BAD_JSON', 'body must be a JSON object');
+      throw badJson('body must be a JSON object');
     }
     req.event.json = parsed;
   },
 });
 
-/** Wraps a handler in the shared stack. */
-export function endpoint(
-  fn: (event: AsEvent, ctx: AsContext) => Promise<Reply>,
-  opts: EndpointOptions,
-) {
-  const stack = middy<AsEvent, APIGatewayProxyStructuredResultV2, Error, AsContext, Internal>(async (event: AsEvent, ctx: AsContext) => {
+type Handler<C> = (event: AsEvent, ctx: C) => Promise<Reply>;
+
+/**
+ * Wraps a handler in the shared stack. Given `deps` (a loader, run once per cold start by its
+ * own cache), the handler gets them as `ctx.deps`; without, it has none, and its bundle carries
+ * none of their code (ping and the 404s need neither DynamoDB nor the bridge).
+ */
+export function endpoint<D>(
+  fn: Handler<AsContextWith<D>>,
+  opts: EndpointOptions & { deps: () => Promise<D> },
+): middy.MiddyfiedHandler<AsEvent, APIGatewayProxyStructuredResultV2, Error, AsContextWith<D>>;
+export function endpoint(fn: Handler<AsContext>, opts: EndpointOptions): middy.MiddyfiedHandler<AsEvent, APIGatewayProxyStructuredResultV2, Error, AsContext>;
+// The implementation is hidden behind the two signatures above, which are what callers see.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function endpoint(fn: Handler<any>, opts: EndpointOptions & { deps?: () => Promise<unknown> }): middy.MiddyfiedHandler<AsEvent, APIGatewayProxyStructuredResultV2, Error, any> {
+  const stack = middy<AsEvent, APIGatewayProxyStructuredResultV2, Error, AsContextWith<unknown>, Internal>(async (event: AsEvent, ctx: AsContextWith<unknown>) => {
     const reply = await fn(event, ctx);
     return json(reply.status, reply.body);
   })
     .use(requestLog())
     .use(matrixErrors())
-    .use(coldStart(opts.bridge, opts.maxMs ?? 25_000));
+    .use(coldStart(opts.maxMs ?? 25_000));
+  if (opts.deps) stack.use(loadDeps(opts.deps));
   if (opts.auth === 'hs') stack.use(hsAuth());
   if (opts.auth === 'network') stack.use(networkSignature());
   if (opts.json) stack.use(jsonBody());
@@ -169,10 +198,10 @@ export function endpoint(
  */
 export function pathId(rawPath: string, collection: 'users' | 'rooms' | 'transactions'): string {
   const m = new RegExp(`^(?:/_matrix/app/v1)?/${collection}/(.+)$`).exec(rawPath);
-  if (!m) throw new MatrixError(400, 'M_INVALID_PARAM', `the path does not end in a ${collection} ID`);
+  if (!m) throw invalidParam(`the path does not end in a ${collection} ID`);
   try {
     return decodeURIComponent(m[1] as string);
   } catch {
-    throw new MatrixError(400, 'M_INVALID_PARAM', 'the path is not validly percent-encoded');
+    throw invalidParam('the path is not validly percent-encoded');
   }
 }

@@ -1,8 +1,8 @@
 /** The registration file the homeserver reads to learn about this AS. */
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
-import { namespaces } from './namespaces.js';
-import type { NamespaceConfig } from './namespaces.js';
+import { namespaces } from '../matrix/namespaces.js';
+import type { NamespaceConfig } from '../matrix/namespaces.js';
 
 export interface RegistrationInput extends NamespaceConfig {
   asId: string;

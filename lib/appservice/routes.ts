@@ -1,4 +1,5 @@
 /** The routes we serve (IDs may hold `/`, so they take the rest of the path, as serverless.yml's greedy variables do), for telling "wrong method" (405) from "no such endpoint" (404). */
+import { unrecognized as unrecognizedError } from '../matrix/errors.js';
 import type { Reply } from './http.js';
 
 const KNOWN: Array<[RegExp, string]> = [
@@ -15,7 +16,7 @@ const KNOWN: Array<[RegExp, string]> = [
 export function unrecognized(method: string, path: string): Reply {
   const known = KNOWN.find(([re]) => re.test(path));
   if (known && known[1] !== method) {
-    return { status: 405, body: { errcode: 'M_UNRECOGNIZED', error: `${method} is not allowed on ${path}; use ${known[1]}` } };
+    return { status: 405, body: unrecognizedError(`${method} is not allowed on ${path}; use ${known[1]}`, 405).body };
   }
-  return { status: 404, body: { errcode: 'M_UNRECOGNIZED', error: 'unrecognized request' } };
+  return { status: 404, body: unrecognizedError('unrecognized request').body };
 }

@@ -2,15 +2,15 @@
  * Inbound: a message from the 3P network appears in Matrix as the network user who wrote it,
  * at the time it was written there. Before the room exists on Matrix, it is kept as scrollback.
  */
-import { MatrixError, badRequest } from '../matrix/errors.js';
-import { getAlias, setScrollbackPending } from '../store/aliases.js';
-import { putScrollback } from '../store/scrollback.js';
-import type { ScrollbackMessage } from '../store/scrollback.js';
+import { badJson, invalidParam } from '../matrix/errors.js';
+import type { RoomAlias } from '../matrix/ids.js';
+import type { InboundMessage } from '../store/index.js';
 import type { Bridge } from './runtime.js';
 import { postAsVirtualUser } from './post.js';
+import { readyRoom } from './provision-room.js';
 import { replayScrollback } from './scrollback.js';
 
-export type InboundMessage = ScrollbackMessage;
+export type { InboundMessage } from '../store/index.js';
 
 export type InboundOutcome = { kind: 'sent'; eventId: string } | { kind: 'kept' };
 
@@ -18,7 +18,7 @@ const MSGTYPES = new Set(['m.text', 'm.notice', 'm.emote']);
 // Matrix events may be at most 64 KiB; leave room for the envelope.
 const MAX_BODY_CHARS = 60_000;
 
-const field = (name: string, problem: string) => badRequest('M_BAD_JSON', `${name} ${problem}`);
+const field = (name: string, problem: string) => badJson(`${name} ${problem}`);
 const nonEmptyString = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
 
 /** Checks the network's body field by field, naming the first bad one. */
@@ -48,30 +48,28 @@ export function parseInbound(json: unknown): InboundMessage {
 }
 
 export async function handleInbound(b: Bridge, m: InboundMessage, deadline: number): Promise<InboundOutcome> {
-  let alias: string;
+  let alias: RoomAlias;
   try {
     alias = b.ns.aliasFor(m.room);
     b.ns.userIdFor(m.sender.id);
   } catch (e) {
-    if (e instanceof RangeError) throw new MatrixError(400, 'M_INVALID_PARAM', `room or sender.id makes a Matrix ID over 255 bytes: ${e.message}`);
+    if (e instanceof RangeError) throw invalidParam(`room or sender.id makes a Matrix ID over 255 bytes: ${e.message}`);
     throw e;
   }
-  const record = await getAlias(b.table, alias);
-  if (record?.state === 'ready' && record.roomId) {
-    const room = { alias, roomId: record.roomId, remoteRoom: m.room };
+  const record = await b.store.getAlias(alias);
+  const room = readyRoom(record, m.room);
+  if (room) {
     // A replay cut short by an HS failure during the alias query finishes first, so order holds.
-    if (record.scrollbackPending) {
+    if (record?.scrollbackPending) {
       await replayScrollback(b, room, deadline);
-      await setScrollbackPending(b.table, alias, false);
+      await b.store.setScrollbackPending(alias, false);
     }
     return { kind: 'sent', eventId: await postAsVirtualUser(b, room, m, deadline) };
   }
-  await putScrollback(b.table, alias, m);
+  await b.store.keepScrollback(alias, m);
   // The room may have become ready between our read and our write; its replay may then have
   // missed this message, so replay what is left ourselves (the CS txnIds make it idempotent).
-  const after = await getAlias(b.table, alias);
-  if (after?.state === 'ready' && after.roomId) {
-    await replayScrollback(b, { alias, roomId: after.roomId, remoteRoom: m.room }, deadline);
-  }
+  const readyNow = readyRoom(await b.store.getAlias(alias), m.room);
+  if (readyNow) await replayScrollback(b, readyNow, deadline);
   return { kind: 'kept' };
 }

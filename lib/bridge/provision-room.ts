@@ -7,25 +7,29 @@
  * the alias for longer than one request.
  */
 import { randomUUID } from 'node:crypto';
-import { badRequest, isMatrixError, notFound, unavailable } from '../matrix/errors.js';
-import { parseRoomAlias } from '../matrix/ids.js';
+import { ErrCode, invalidParam, isMatrixError, notFound, unavailable } from '../matrix/errors.js';
+import { isRoomAlias } from '../matrix/ids.js';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
-import { getAlias, lockAlias, markRoomReady, releaseAlias, setScrollbackPending } from '../store/aliases.js';
-import type { BridgedRoom } from '../store/aliases.js';
+import type { AliasRecord, BridgedRoom } from '../store/index.js';
+import { sleep } from '../time.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteRoom } from './network.js';
 import { replayScrollback } from './scrollback.js';
 
 const POLL_MS = 150;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The room behind an alias record, once the record says the room is made and recorded. */
+export const readyRoom = (record: AliasRecord | undefined, remoteRoom: string): BridgedRoom | undefined =>
+  record?.state === 'ready' && record.roomId ? { alias: record.alias, roomId: record.roomId, remoteRoom } : undefined;
 
 export async function provisionRoom(b: Bridge, alias: string, deadline: number): Promise<BridgedRoom> {
-  if (!parseRoomAlias(alias)) throw badRequest('M_INVALID_PARAM', `${JSON.stringify(alias)} is not a room alias`);
+  if (!isRoomAlias(alias)) throw invalidParam(`${JSON.stringify(alias)} is not a room alias`);
   const remoteRoom = b.ns.remoteRoomOf(alias);
   if (!remoteRoom) throw notFound(`${alias} is not in this bridge's namespace`);
 
-  let record = await getAlias(b.table, alias);
-  if (record?.state === 'ready' && record.roomId) return { alias, roomId: record.roomId, remoteRoom };
+  let record = await b.store.getAlias(alias);
+  const existing = readyRoom(record, remoteRoom);
+  if (existing) return existing;
 
   const info = await b.network.lookupRoom(remoteRoom);
   if (!info) throw notFound(`the network has no room ${JSON.stringify(remoteRoom)}`);
@@ -33,15 +37,16 @@ export async function provisionRoom(b: Bridge, alias: string, deadline: number):
   const owner = randomUUID();
   for (;;) {
     // The lock lasts as long as our own deadline: we never hold it after we stop working.
-    if (await lockAlias(b.table, alias, owner, Math.max(deadline - Date.now(), 0) + 1000)) {
-      return createBridgedRoom(b, alias as RoomAlias, remoteRoom, info, owner, deadline);
+    if (await b.store.lockAlias(alias, owner, Math.max(deadline - Date.now(), 0) + 1000)) {
+      return createBridgedRoom(b, alias, remoteRoom, info, owner, deadline);
     }
     // Someone else is creating it: wait for them, or for their lock to run out.
     do {
       if (Date.now() + POLL_MS >= deadline) throw unavailable(`${alias} is still being created; try again`);
       await sleep(POLL_MS);
-      record = await getAlias(b.table, alias);
-      if (record?.state === 'ready' && record.roomId) return { alias, roomId: record.roomId, remoteRoom };
+      record = await b.store.getAlias(alias);
+      const made = readyRoom(record, remoteRoom);
+      if (made) return made;
     } while (record && record.state === 'creating' && (record.lockUntil ?? 0) >= Date.now());
   }
 }
@@ -58,24 +63,24 @@ async function createBridgedRoom(
   try {
     roomId = await createOrAdopt(b, alias, info, deadline);
   } catch (e) {
-    await releaseAlias(b.table, alias, owner).catch((err) => b.log.warn('could not release alias lock', { alias, err }));
+    await b.store.releaseAlias(alias, owner).catch((err) => b.log.warn('could not release alias lock', { alias, err }));
     throw e;
   }
-  const room = { alias, roomId, remoteRoom };
-  if (!(await markRoomReady(b.table, room, owner))) {
+  const room: BridgedRoom = { alias, roomId, remoteRoom };
+  if (!(await b.store.markRoomReady(room, owner))) {
     // Our lock ran out and another copy took over; it resolves to the same room via M_ROOM_IN_USE.
-    const now = await getAlias(b.table, alias);
-    if (now?.state !== 'ready') throw unavailable(`${alias} is being created by another request; try again`);
-    return { alias, roomId: now.roomId as string, remoteRoom };
+    const theirs = readyRoom(await b.store.getAlias(alias), remoteRoom);
+    if (!theirs) throw unavailable(`${alias} is being created by another request; try again`);
+    return theirs;
   }
-  b.roomCache.set(roomId, { alias, remoteRoom });
+  b.roomCache.set(roomId, room);
   try {
     await replayScrollback(b, room, deadline);
   } catch (e) {
     // The room exists and the HS now knows its alias, so it will not ask again: answer 200 so
     // the user's join goes on, and leave the rest for the next inbound message to replay.
     b.log.warn('scrollback replay cut short; the next inbound message resumes it', { alias, err: e });
-    await setScrollbackPending(b.table, alias, true);
+    await b.store.setScrollbackPending(alias, true);
   }
   return room;
 }
@@ -96,7 +101,7 @@ async function createOrAdopt(b: Bridge, alias: RoomAlias, info: RemoteRoom, dead
   } catch (e) {
     // A room with this alias exists already (made by an earlier attempt that died before
     // recording it, or by hand): adopt it rather than fail the query forever.
-    if (!isMatrixError(e, 'M_ROOM_IN_USE')) throw e;
+    if (!isMatrixError(e, ErrCode.RoomInUse)) throw e;
     const { room_id } = await b.cs.resolveAlias(alias, { deadline });
     b.log.info('adopted existing room for alias', { alias, roomId: room_id });
     return room_id;

@@ -1,21 +1,21 @@
-/** The user query: make a virtual user exist on the HS when the network knows it. */
-import { badRequest, isMatrixError, notFound } from '../matrix/errors.js';
-import { parseUserId } from '../matrix/ids.js';
-import type { UserId } from '../matrix/ids.js';
-import { getUser, putUser } from '../store/users.js';
+/** Virtual users: the user query, invites of them, and making sure one exists before it speaks. */
+import { ErrCode, invalidParam, isMatrixError, notFound } from '../matrix/errors.js';
+import { isUserId } from '../matrix/ids.js';
+import type { RoomId, UserId } from '../matrix/ids.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteUser } from './network.js';
 
 export type ProvisionResult = 'existing' | 'created';
 
+/** The user query: make a virtual user exist on the HS when the network knows it. */
 export async function provisionUser(b: Bridge, userId: string, deadline: number): Promise<ProvisionResult> {
-  if (!parseUserId(userId)) throw badRequest('M_INVALID_PARAM', `${JSON.stringify(userId)} is not a Matrix user ID`);
+  if (!isUserId(userId)) throw invalidParam(`${JSON.stringify(userId)} is not a Matrix user ID`);
   const remote = b.ns.remoteUserOf(userId);
   if (!remote) throw notFound(`${userId} is not in this bridge's namespace`);
-  if (await getUser(b.table, userId)) return 'existing';
+  if (await b.store.getUser(userId)) return 'existing';
   const profile = await b.network.lookupUser(remote);
   if (!profile) throw notFound(`the network has no user ${JSON.stringify(remote)}`);
-  await registerVirtualUser(b, userId as UserId, profile, deadline);
+  await registerVirtualUser(b, userId, profile, deadline);
   return 'created';
 }
 
@@ -27,20 +27,43 @@ export async function registerVirtualUser(b: Bridge, userId: UserId, profile: Re
   try {
     await b.cs.register(b.ns.localpartOf(userId), { deadline });
   } catch (e) {
-    if (!isMatrixError(e, 'M_USER_IN_USE')) throw e;
+    if (!isMatrixError(e, ErrCode.UserInUse)) throw e;
   }
   await b.cs.setDisplayName(userId, profile.displayName, { deadline });
   // The HS only takes mxc:// avatars; an http(s) one would first have to be uploaded to its media repo.
   if (profile.avatarUrl?.startsWith('mxc://')) await b.cs.setAvatarUrl(userId, profile.avatarUrl, { deadline });
   else if (profile.avatarUrl) b.log.info('avatar not set: only mxc:// URLs are supported', { userId });
-  await putUser(b.table, { userId, displayName: profile.displayName, avatarUrl: profile.avatarUrl, registeredAt: Date.now() });
+  await b.store.putUser({ userId, displayName: profile.displayName, avatarUrl: profile.avatarUrl, registeredAt: Date.now() });
 }
 
 /** Makes sure a virtual user exists, without asking the network when we recorded it before. */
 export async function ensureVirtualUser(b: Bridge, userId: UserId, profile: RemoteUser, deadline: number): Promise<void> {
   // A warm Lambda remembers whom it has seen, so a busy room costs no read per message.
   if (b.knownUsers.get(userId) === profile.displayName) return;
-  const known = await getUser(b.table, userId);
+  const known = await b.store.getUser(userId);
   if (!known || known.displayName !== profile.displayName) await registerVirtualUser(b, userId, profile, deadline);
   b.knownUsers.set(userId, profile.displayName);
+}
+
+/** Joins a virtual user to a room, once per warm Lambda: joins are idempotent, this saves calls. */
+export async function joinVirtualUser(b: Bridge, userId: UserId, roomId: RoomId, deadline: number): Promise<void> {
+  const key = `${roomId}|${userId}` as const;
+  if (b.joined.has(key)) return;
+  await b.cs.join(roomId, { deadline, asUser: userId });
+  b.joined.add(key);
+}
+
+/** A Matrix user invited one of our virtual users (a DM, or into a room): register it if need be and join. */
+export async function acceptInvite(b: Bridge, userId: UserId, roomId: RoomId, deadline: number): Promise<void> {
+  if (!(await b.store.getUser(userId))) {
+    const remote = b.ns.remoteUserOf(userId);
+    const profile = remote === undefined ? undefined : await b.network.lookupUser(remote);
+    if (!profile) {
+      b.log.info('invite for a user the network does not know; ignored', { userId, roomId });
+      return;
+    }
+    await registerVirtualUser(b, userId, profile, deadline);
+  }
+  await b.cs.join(roomId, { deadline, asUser: userId });
+  b.joined.add(`${roomId}|${userId}`);
 }

@@ -1,16 +1,18 @@
 /**
- * Everything a use case needs, built once per cold start from the configuration.
- * Tests build their own with `createBridge`, pointing it at DynamoDB Local and a fake HS.
+ * Everything a use case needs, built once per cold start from the configuration: the
+ * dependencies the HTTP shell hands each function (`endpoint(..., { deps: getBridge })`).
  */
 import { getConfig } from '../config.js';
 import type { Config } from '../config.js';
 import { createCsClient } from '../matrix/client.js';
 import type { CsClient } from '../matrix/client.js';
-import { namespaces } from '../appservice/namespaces.js';
-import type { Namespaces } from '../appservice/namespaces.js';
-import { createTable } from '../store/client.js';
-import type { Table } from '../store/client.js';
-import { log as rootLog, registerSecrets } from '../log.js';
+import type { RoomId, UserId } from '../matrix/ids.js';
+import { namespaces } from '../matrix/namespaces.js';
+import type { Namespaces } from '../matrix/namespaces.js';
+import { createStore } from '../store/index.js';
+import type { BridgedRoom, Store } from '../store/index.js';
+import { log as rootLog } from '../log.js';
+import { perColdStart } from '../once.js';
 import type { Logger } from '../log.js';
 import type { NetworkPort } from './network.js';
 import { openNetwork } from './adapters/open.js';
@@ -19,41 +21,33 @@ import { webhookNetwork } from './adapters/webhook.js';
 export interface Bridge {
   config: Config;
   ns: Namespaces;
-  table: Table;
+  store: Store;
   cs: CsClient;
   network: NetworkPort;
   log: Logger;
-  /** Warm-Lambda cache of room → alias mappings (they never change once made). */
-  roomCache: Map<string, { alias: string; remoteRoom: string }>;
+  /** Warm-Lambda cache of room → bridged room (a mapping never changes once made). */
+  roomCache: Map<RoomId, BridgedRoom>;
   /** Warm-Lambda memory of (room, virtual user) pairs already joined; joins are idempotent, this saves calls. */
-  joined: Set<string>;
+  joined: Set<`${RoomId}|${UserId}`>;
   /** Warm-Lambda memory of virtual users known registered, with the display name they have. */
-  knownUsers: Map<string, string>;
+  knownUsers: Map<UserId, string>;
 }
 
-export function createBridge(config: Config, overrides: Partial<Omit<Bridge, 'config'>> = {}): Bridge {
-  registerSecrets(config.asToken, ...config.hsTokens, ...(config.network.secret ? [config.network.secret] : []));
-  const log = overrides.log ?? rootLog;
+/** The secrets in `config` are registered with the logger by getConfig, which every path here goes through. */
+export function createBridge(config: Config): Bridge {
+  const log = rootLog;
   return {
     config,
     log,
-    ns: overrides.ns ?? namespaces(config),
-    table: overrides.table ?? createTable({ tableName: config.tableName, endpoint: config.dynamoEndpoint }),
-    cs: overrides.cs ?? createCsClient({ homeserverUrl: config.homeserverUrl, asToken: config.asToken }),
-    network:
-      overrides.network ??
-      (config.network.kind === 'webhook' ? webhookNetwork(config.network) : openNetwork(log)),
-    roomCache: overrides.roomCache ?? new Map(),
-    joined: overrides.joined ?? new Set(),
-    knownUsers: overrides.knownUsers ?? new Map(),
+    ns: namespaces(config),
+    store: createStore({ tableName: config.tableName, endpoint: config.dynamoEndpoint }),
+    cs: createCsClient({ homeserverUrl: config.homeserverUrl, asToken: config.asToken }),
+    network: config.network.kind === 'webhook' ? webhookNetwork(config.network) : openNetwork(log),
+    roomCache: new Map(),
+    joined: new Set(),
+    knownUsers: new Map(),
   };
 }
 
-let cold: Promise<Bridge> | undefined;
-
-/** The process-wide bridge; a failed cold start is not cached, so the next request tries again. */
-export function getBridge(): Promise<Bridge> {
-  cold ??= getConfig().then((c) => createBridge(c));
-  cold.catch(() => (cold = undefined));
-  return cold;
-}
+/** The process-wide bridge. */
+export const getBridge = perColdStart(() => getConfig().then(createBridge));

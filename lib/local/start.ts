@@ -24,11 +24,12 @@ import { newToken, registrationYaml } from '../appservice/registration.js';
 import { checkJava, freePort, startDynamoLocal } from './dynamodb.js';
 import type { LocalDynamo } from './dynamodb.js';
 import { createLocalTable } from './table.js';
+import { DEFAULTS, SERVICE, tableNameFor } from '../defaults.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const STAGE = 'local';
 /** serverless.yml names the table `${service}-${stage}`; the functions get that name as TABLE_NAME. */
-const TABLE_NAME = `matrix-appservice-lambda-${STAGE}`;
+const TABLE_NAME = tableNameFor(STAGE);
 const READY_TIMEOUT_MS = 90_000;
 
 type Env = Record<string, string | undefined>;
@@ -50,18 +51,18 @@ const pick = (env: Env, name: string, fallback: string) => env[name]?.trim() || 
 
 /** The embedded defaults, overridable from the environment. */
 export function localSettings(env: Env): LocalSettings {
-  const port = Number(pick(env, 'PORT', '9000'));
+  const port = Number(pick(env, 'PORT', DEFAULTS.PORT));
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('PORT', 'must be a TCP port number');
-  const userPrefix = pick(env, 'USER_PREFIX', 'irc_');
+  const userPrefix = pick(env, 'USER_PREFIX', DEFAULTS.USER_PREFIX);
   return {
     port,
-    homeserverUrl: pick(env, 'HOMESERVER_URL', 'http://127.0.0.1:8008'),
-    serverName: pick(env, 'HOMESERVER_NAME', 'localhost'),
-    network: pick(env, 'NETWORK', 'open'),
+    homeserverUrl: pick(env, 'HOMESERVER_URL', DEFAULTS.HOMESERVER_URL),
+    serverName: pick(env, 'HOMESERVER_NAME', DEFAULTS.HOMESERVER_NAME),
+    network: pick(env, 'NETWORK', DEFAULTS.NETWORK),
     asUrl: pick(env, 'AS_URL', `http://127.0.0.1:${port}`),
     registrationFile: resolve(pick(env, 'REGISTRATION_FILE', join(ROOT, 'registration.yaml'))),
-    asId: pick(env, 'AS_ID', 'matrix-appservice-lambda'),
-    senderLocalpart: pick(env, 'SENDER_LOCALPART', 'ircbot'),
+    asId: pick(env, 'AS_ID', DEFAULTS.AS_ID),
+    senderLocalpart: pick(env, 'SENDER_LOCALPART', DEFAULTS.SENDER_LOCALPART),
     userPrefix,
     aliasPrefix: pick(env, 'ALIAS_PREFIX', userPrefix),
   };
@@ -251,7 +252,7 @@ async function main(): Promise<void> {
     console.log(
       [
         '',
-        `matrix-appservice-lambda is ready on http://127.0.0.1:${settings.port}`,
+        `${SERVICE} is ready on http://127.0.0.1:${settings.port}`,
         `  registration file: ${settings.registrationFile}`,
         `  the homeserver should reach the AS at: ${settings.asUrl}  (the file's url)`,
         `  homeserver: ${settings.homeserverUrl} (server name ${settings.serverName}), network: ${settings.network}`,

@@ -3,8 +3,9 @@
  * Plain fetch, typed calls, identity assertion (`user_id`), timestamp massaging (`ts`),
  * and retries on 429/5xx/timeouts bounded by the caller's deadline (the Lambda's time left).
  */
-import { MatrixError } from './errors.js';
+import { ErrCode, MatrixError } from './errors.js';
 import type { RoomAlias, RoomId, UserId } from './ids.js';
+import { sleep } from '../time.js';
 
 export interface CsClientOptions {
   homeserverUrl: string;
@@ -38,7 +39,6 @@ export interface CreateRoomRequest {
 
 export type CsClient = ReturnType<typeof createCsClient>;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const enc = encodeURIComponent;
 
 export function createCsClient(opts: CsClientOptions) {
@@ -75,10 +75,10 @@ export function createCsClient(opts: CsClientOptions) {
         } catch {
           // Not M_NOT_JSON: the error can end up in our own answer, where that errcode would
           // tell the HS that *its* request was not JSON (e.g. a proxy's HTML 502 page here).
-          json = { errcode: 'M_UNKNOWN', error: `homeserver answered ${res.status} with a body that is not JSON` };
+          json = { errcode: ErrCode.Unknown, error: `homeserver answered ${res.status} with a body that is not JSON` };
         }
         if (res.ok) return json as T;
-        const errcode = typeof json.errcode === 'string' ? json.errcode : 'M_UNKNOWN';
+        const errcode = typeof json.errcode === 'string' ? json.errcode : ErrCode.Unknown;
         const message = typeof json.error === 'string' ? json.error : `HTTP ${res.status}`;
         lastError = new MatrixError(res.status, errcode, `${method} ${path}: ${message}`, {});
         if (!lastError.transient) throw lastError;
@@ -87,7 +87,7 @@ export function createCsClient(opts: CsClientOptions) {
       } catch (e) {
         if (e instanceof MatrixError) throw e;
         const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
-        lastError = new MatrixError(504, 'M_UNKNOWN', `${method} ${path}: homeserver ${timedOut ? 'timed out' : 'unreachable'}`);
+        lastError = new MatrixError(504, ErrCode.Unknown, `${method} ${path}: homeserver ${timedOut ? 'timed out' : 'unreachable'}`);
         wait = backoffMs * 2 ** (attempt - 1);
       }
       // Jitter spreads the retries of many Lambda copies hitting the same rate limit.
@@ -95,7 +95,7 @@ export function createCsClient(opts: CsClientOptions) {
       if (Date.now() + wait >= call.deadline) break;
       await sleep(wait);
     }
-    const cause = lastError ?? new MatrixError(504, 'M_UNKNOWN', `${method} ${path}: no time left`);
+    const cause = lastError ?? new MatrixError(504, ErrCode.Unknown, `${method} ${path}: no time left`);
     throw new MatrixError(cause.status === 429 ? 503 : cause.status, cause.errcode, `${cause.message} (gave up before the deadline)`);
   }
 

@@ -54,3 +54,6 @@ export function checkIdLength(id: string): void {
     throw new RangeError(`${id.slice(0, 40)}… is ${Buffer.byteLength(id)} bytes; Matrix IDs may be at most ${MAX_ID_BYTES}`);
   }
 }
+
+export const isUserId = (id: unknown): id is UserId => typeof id === 'string' && parseUserId(id) !== undefined;
+export const isRoomAlias = (id: unknown): id is RoomAlias => typeof id === 'string' && parseRoomAlias(id) !== undefined;

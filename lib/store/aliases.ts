@@ -2,38 +2,26 @@
  * alias → room (`ALIAS#<alias>`/`ROOM`) and room → alias (`ROOM#<roomId>`/`ALIAS`).
  * The alias item doubles as the lock that makes sure one alias gets one room.
  */
-import { BatchGetCommand, type BatchGetCommandOutput, DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailed } from './client.js';
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { RoomAlias, RoomId } from '../matrix/ids.js';
+import { isConditionFailed, untilAllProcessed } from './client.js';
 import type { Table } from './client.js';
+import type { AliasRecord, BridgedRoom } from './port.js';
 
-export interface AliasRecord {
-  alias: string;
-  state: 'creating' | 'ready';
-  roomId?: string;
-  lockUntil?: number;
-  owner?: string;
-  /** Scrollback whose replay was cut short; the next inbound message finishes it. */
-  scrollbackPending?: boolean;
-}
+/** The partition of everything kept about one alias (its record, its scrollback). */
+export const aliasPk = (alias: RoomAlias) => `ALIAS#${alias}`;
+const aliasKey = (alias: RoomAlias) => ({ pk: aliasPk(alias), sk: 'ROOM' });
+const ROOM_PREFIX = 'ROOM#';
+const roomKey = (roomId: RoomId) => ({ pk: `${ROOM_PREFIX}${roomId}`, sk: 'ALIAS' });
 
-export interface BridgedRoom {
-  roomId: string;
-  alias: string;
-  remoteRoom: string;
-}
-
-const aliasKey = (alias: string) => ({ pk: `ALIAS#${alias}`, sk: 'ROOM' });
-const roomKey = (roomId: string) => ({ pk: `ROOM#${roomId}`, sk: 'ALIAS' });
-
-export async function getAlias(t: Table, alias: string): Promise<AliasRecord | undefined> {
+export async function getAlias(t: Table, alias: RoomAlias): Promise<AliasRecord | undefined> {
   const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: aliasKey(alias), ConsistentRead: true }));
   if (!out.Item) return undefined;
   const { state, roomId, lockUntil, owner, scrollbackPending } = out.Item;
   return { alias, state, roomId, lockUntil, owner, scrollbackPending };
 }
 
-/** Takes the creation lock when nobody holds it or the holder's lock ran out. */
-export async function lockAlias(t: Table, alias: string, owner: string, lockMs: number): Promise<boolean> {
+export async function lockAlias(t: Table, alias: RoomAlias, owner: string, lockMs: number): Promise<boolean> {
   const now = Date.now();
   try {
     await t.doc.send(
@@ -77,8 +65,7 @@ export async function markRoomReady(t: Table, room: BridgedRoom, owner: string):
   }
 }
 
-/** Frees the lock after a failure so the HS's next query can try again at once. */
-export async function releaseAlias(t: Table, alias: string, owner: string): Promise<void> {
+export async function releaseAlias(t: Table, alias: RoomAlias, owner: string): Promise<void> {
   try {
     await t.doc.send(
       new DeleteCommand({
@@ -94,7 +81,7 @@ export async function releaseAlias(t: Table, alias: string, owner: string): Prom
   }
 }
 
-export async function setScrollbackPending(t: Table, alias: string, pending: boolean): Promise<void> {
+export async function setScrollbackPending(t: Table, alias: RoomAlias, pending: boolean): Promise<void> {
   await t.doc.send(
     new UpdateCommand({
       TableName: t.tableName,
@@ -106,22 +93,19 @@ export async function setScrollbackPending(t: Table, alias: string, pending: boo
   );
 }
 
-/** The bridged rooms among `roomIds`, one BatchGetItem per 100 rooms. */
-export async function getBridgedRooms(t: Table, roomIds: string[]): Promise<Map<string, BridgedRoom>> {
-  const found = new Map<string, BridgedRoom>();
+/** One BatchGetItem per 100 rooms. */
+export async function getBridgedRooms(t: Table, roomIds: RoomId[]): Promise<Map<RoomId, BridgedRoom>> {
+  const found = new Map<RoomId, BridgedRoom>();
   const unique = [...new Set(roomIds)];
   for (let i = 0; i < unique.length; i += 100) {
-    let keys: Record<string, unknown>[] | undefined = unique.slice(i, i + 100).map(roomKey);
-    for (let round = 0; keys?.length && round < 5; round++) {
-      const out: BatchGetCommandOutput = await t.doc.send(new BatchGetCommand({ RequestItems: { [t.tableName]: { Keys: keys } } }));
+    await untilAllProcessed(unique.slice(i, i + 100).map(roomKey), async (keys) => {
+      const out = await t.doc.send(new BatchGetCommand({ RequestItems: { [t.tableName]: { Keys: keys } } }));
       for (const item of out.Responses?.[t.tableName] ?? []) {
-        const roomId = String(item.pk).slice('ROOM#'.length);
+        const roomId = String(item.pk).slice(ROOM_PREFIX.length) as RoomId;
         found.set(roomId, { roomId, alias: item.alias, remoteRoom: item.remoteRoom });
       }
-      keys = out.UnprocessedKeys?.[t.tableName]?.Keys;
-      if (keys?.length) await new Promise((r) => setTimeout(r, 50 * 2 ** round));
-    }
-    if (keys?.length) throw new Error('DynamoDB left keys unprocessed after retries');
+      return (out.UnprocessedKeys?.[t.tableName]?.Keys ?? []) as typeof keys;
+    });
   }
   return found;
 }

@@ -1,5 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { sleep } from '../time.js';
+import { StoreUnavailableError } from './port.js';
 
 export interface Table {
   doc: DynamoDBDocumentClient;
@@ -25,6 +27,20 @@ export function createTable(opts: { tableName: string; endpoint?: string; client
     });
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   return { doc, tableName: opts.tableName };
+}
+
+/**
+ * Runs a batch call (BatchGetItem, BatchWriteItem) until DynamoDB has done all of it, backing off
+ * between rounds as AWS advises for unprocessed keys. What is still left after the last round
+ * throws: a batch that is silently cut short would lose writes or hide rooms.
+ */
+export async function untilAllProcessed<T>(first: T[], run: (batch: T[]) => Promise<T[]>, rounds = 5): Promise<void> {
+  let left = first;
+  for (let round = 0; left.length && round < rounds; round++) {
+    if (round > 0) await sleep(50 * 2 ** (round - 1));
+    left = await run(left);
+  }
+  if (left.length) throw new StoreUnavailableError(new Error(`DynamoDB left ${left.length} batch items unprocessed after ${rounds} rounds`));
 }
 
 export const isConditionFailed = (e: unknown) => e instanceof Error && e.name === 'ConditionalCheckFailedException';

@@ -1,4 +1,4 @@
-/** Telling DynamoDB's passing trouble from our bugs; free of SDK imports so any handler can use it. */
+/** Telling DynamoDB's passing trouble from our bugs (see StoreUnavailableError in port.ts). */
 
 const RETRY_LATER_ERRORS = new Set([
   'ProvisionedThroughputExceededException',

@@ -4,70 +4,66 @@
  * alias query creates the room and replays them.
  */
 import { BatchWriteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { expiresIn } from './client.js';
+import type { RoomAlias } from '../matrix/ids.js';
+import { expiresIn, untilAllProcessed } from './client.js';
 import type { Table } from './client.js';
-
-export interface ScrollbackMessage {
-  id: string;
-  room: string;
-  sender: { id: string; displayName?: string };
-  msgtype: string;
-  body: string;
-  ts: number;
-}
+import { aliasPk } from './aliases.js';
+import type { InboundMessage } from './port.js';
 
 export const SCROLLBACK_KEEP = 100;
 export const SCROLLBACK_TTL_S = 7 * 24 * 3600;
 
-const pk = (alias: string) => `ALIAS#${alias}`;
+const PREFIX = 'SCROLLBACK#';
 // Zero-padded so that the sort key orders by time.
-const sk = (m: ScrollbackMessage) => `SCROLLBACK#${String(m.ts).padStart(15, '0')}#${m.id}`;
+const key = (alias: RoomAlias, m: Pick<InboundMessage, 'ts' | 'id'>) => ({ pk: aliasPk(alias), sk: `${PREFIX}${String(m.ts).padStart(15, '0')}#${m.id}` });
 
-export async function putScrollback(t: Table, alias: string, m: ScrollbackMessage, keep = SCROLLBACK_KEEP): Promise<void> {
-  await t.doc.send(
-    new PutCommand({ TableName: t.tableName, Item: { pk: pk(alias), sk: sk(m), message: m, expiresAt: expiresIn(SCROLLBACK_TTL_S) } }),
-  );
+export async function keepScrollback(t: Table, alias: RoomAlias, m: InboundMessage, keep = SCROLLBACK_KEEP): Promise<void> {
+  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...key(alias, m), message: m, expiresAt: expiresIn(SCROLLBACK_TTL_S) } }));
   // Keep the newest `keep`: drop what falls off the end.
-  const older = await t.doc.send(
+  const newest = await t.doc.send(
     new QueryCommand({
       TableName: t.tableName,
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
-      ExpressionAttributeValues: { ':pk': pk(alias), ':p': 'SCROLLBACK#' },
+      ExpressionAttributeValues: { ':pk': aliasPk(alias), ':p': PREFIX },
       ProjectionExpression: 'pk, sk',
       ScanIndexForward: false,
     }),
   );
-  const excess = (older.Items ?? []).slice(keep);
-  await deleteItems(t, excess.map((i) => ({ pk: i.pk, sk: i.sk })));
+  const excess = (newest.Items ?? []).slice(keep);
+  await deleteKeys(t, excess.map((i) => ({ pk: String(i.pk), sk: String(i.sk) })));
 }
 
 /** The kept messages, oldest first. */
-export async function listScrollback(t: Table, alias: string): Promise<Array<ScrollbackMessage & { key: { pk: string; sk: string } }>> {
-  const out: Array<ScrollbackMessage & { key: { pk: string; sk: string } }> = [];
+export async function listScrollback(t: Table, alias: RoomAlias): Promise<InboundMessage[]> {
+  const out: InboundMessage[] = [];
   let start: Record<string, unknown> | undefined;
   do {
     const page = await t.doc.send(
       new QueryCommand({
         TableName: t.tableName,
         KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
-        ExpressionAttributeValues: { ':pk': pk(alias), ':p': 'SCROLLBACK#' },
+        ExpressionAttributeValues: { ':pk': aliasPk(alias), ':p': PREFIX },
         ConsistentRead: true,
         ExclusiveStartKey: start,
       }),
     );
-    for (const i of page.Items ?? []) out.push({ ...(i.message as ScrollbackMessage), key: { pk: i.pk, sk: i.sk } });
+    for (const i of page.Items ?? []) out.push(i.message as InboundMessage);
     start = page.LastEvaluatedKey;
   } while (start);
   return out;
 }
 
-export async function deleteItems(t: Table, keys: Array<{ pk: string; sk: string }>): Promise<void> {
+export const dropScrollback = (t: Table, alias: RoomAlias, messages: InboundMessage[]) =>
+  deleteKeys(t, messages.map((m) => key(alias, m)));
+
+async function deleteKeys(t: Table, keys: Array<{ pk: string; sk: string }>): Promise<void> {
   for (let i = 0; i < keys.length; i += 25) {
-    let requests = keys.slice(i, i + 25).map((Key) => ({ DeleteRequest: { Key } }));
-    for (let round = 0; requests.length && round < 5; round++) {
-      const out = await t.doc.send(new BatchWriteCommand({ RequestItems: { [t.tableName]: requests } }));
-      requests = (out.UnprocessedItems?.[t.tableName] ?? []) as typeof requests;
-      if (requests.length) await new Promise((r) => setTimeout(r, 50 * 2 ** round));
-    }
+    await untilAllProcessed(
+      keys.slice(i, i + 25).map((Key) => ({ DeleteRequest: { Key } })),
+      async (requests) => {
+        const out = await t.doc.send(new BatchWriteCommand({ RequestItems: { [t.tableName]: requests } }));
+        return (out.UnprocessedItems?.[t.tableName] ?? []) as typeof requests;
+      },
+    );
   }
 }

@@ -8,24 +8,15 @@ import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { expiresIn, isConditionFailed } from './client.js';
 import type { Table } from './client.js';
+import type { TransactionClaim, TransactionProgress, TransactionRecord } from './port.js';
 
 /** Kept for the HS's retries and for inspection of failed events; then DynamoDB's TTL removes it. */
 export const TXN_TTL_S = 7 * 24 * 3600;
 
-export interface FailedEvent {
-  eventId: string;
-  reason: string;
-}
-
-export type Claim =
-  | { kind: 'claimed'; cursor: number }
-  | { kind: 'done' }
-  | { kind: 'busy'; leaseUntil: number };
-
 const key = (txnId: string) => ({ pk: `TXN#${txnId}`, sk: 'TXN' });
 
 /** Takes the transaction unless it is done or another live copy holds its lease. */
-export async function claimTransaction(t: Table, txnId: string, owner: string, leaseUntil: number): Promise<Claim> {
+export async function claimTransaction(t: Table, txnId: string, owner: string, leaseUntil: number): Promise<TransactionClaim> {
   const now = Date.now();
   try {
     const out = await t.doc.send(
@@ -52,15 +43,21 @@ export async function claimTransaction(t: Table, txnId: string, owner: string, l
     return { kind: 'claimed', cursor: Number(out.Attributes?.nextEvent ?? 0) };
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
-    const raw = (e as { Item?: Record<string, any> }).Item;
-    const item = raw ? unmarshall(raw) : (await getTransaction(t, txnId)) ?? {};
-    return item.state === 'done' ? { kind: 'done' } : { kind: 'busy', leaseUntil: Number(item.leaseUntil ?? 0) };
+    const raw = (e as { Item?: Parameters<typeof unmarshall>[0] }).Item;
+    const record = raw ? toRecord(unmarshall(raw)) : await getTransaction(t, txnId);
+    return record?.state === 'done' ? { kind: 'done' } : { kind: 'busy', leaseUntil: record?.leaseUntil ?? 0 };
   }
 }
 
-export async function getTransaction(t: Table, txnId: string): Promise<Record<string, any> | undefined> {
+const toRecord = (item: Record<string, unknown>): TransactionRecord => ({
+  state: item.state === 'done' || item.state === 'retry' ? item.state : 'running',
+  leaseUntil: Number(item.leaseUntil ?? 0),
+  cursor: Number(item.nextEvent ?? 0),
+});
+
+export async function getTransaction(t: Table, txnId: string): Promise<TransactionRecord | undefined> {
   const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: key(txnId), ConsistentRead: true }));
-  return out.Item;
+  return out.Item ? toRecord(out.Item) : undefined;
 }
 
 /**
@@ -72,7 +69,7 @@ export async function recordProgress(
   t: Table,
   txnId: string,
   owner: string,
-  p: { cursor: number; done: boolean; failed: FailedEvent[] },
+  p: TransactionProgress,
 ): Promise<boolean> {
   try {
     await t.doc.send(

@@ -1,17 +1,12 @@
 /** Virtual users we have registered on the HS (`USER#<userId>`/`PROFILE`). */
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { UserId } from '../matrix/ids.js';
 import type { Table } from './client.js';
+import type { VirtualUser } from './port.js';
 
-export interface VirtualUser {
-  userId: string;
-  displayName?: string;
-  avatarUrl?: string;
-  registeredAt: number;
-}
+const key = (userId: UserId) => ({ pk: `USER#${userId}`, sk: 'PROFILE' });
 
-const key = (userId: string) => ({ pk: `USER#${userId}`, sk: 'PROFILE' });
-
-export async function getUser(t: Table, userId: string): Promise<VirtualUser | undefined> {
+export async function getUser(t: Table, userId: UserId): Promise<VirtualUser | undefined> {
   const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: key(userId) }));
   if (!out.Item) return undefined;
   return { userId, displayName: out.Item.displayName, avatarUrl: out.Item.avatarUrl, registeredAt: out.Item.registeredAt };

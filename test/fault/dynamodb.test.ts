@@ -31,6 +31,8 @@ import { startAs, enc } from '../support/as.js';
 import type { Reply } from '../support/lambda.js';
 import { startFakeNetwork } from '../support/fake-network.js';
 import { createLocalTable } from '../../lib/local/table.js';
+import { tableOf } from '../../lib/store/index.js';
+import type { RoomId } from '../../lib/matrix/ids.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'dynamodb-fault-'));
 const ddb = await restartableDynamo({ dataDir });
@@ -55,7 +57,7 @@ const roomQuery = (alias: string) => as.hsCall('room-query', { method: 'GET', pa
 assert.equal((await roomQuery('#irc_matrix:example.org')).status, 200);
 assert.equal((await roomQuery('#irc_other:example.org')).status, 200);
 const ROOM = as.hs.aliases.get('#irc_matrix:example.org') as string;
-const OTHER = as.hs.aliases.get('#irc_other:example.org') as string;
+const OTHER = as.hs.aliases.get('#irc_other:example.org') as RoomId;
 const bridge = await as.bridge();
 
 let seq = 0;
@@ -145,7 +147,7 @@ let killBefore: ((command: string, input: string) => boolean) | undefined;
 
 type AnyNext = (args: any) => Promise<any>;
 type AnyContext = { commandName?: string };
-const stack = bridge.table.doc.middlewareStack as unknown as {
+const stack = tableOf(bridge.store)!.doc.middlewareStack as unknown as {
   add(mw: (next: AnyNext, context: AnyContext) => AnyNext, opts: Record<string, unknown>): void;
 };
 

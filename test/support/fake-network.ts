@@ -6,7 +6,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sign, verify } from '../../lib/bridge/signature.js';
+import { sign, verify } from '../../lib/signature.js';
 
 export interface Received {
   method: string;

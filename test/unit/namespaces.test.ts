@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { namespaces } from '../../lib/appservice/namespaces.js';
+import { namespaces } from '../../lib/matrix/namespaces.js';
 
 const ns = namespaces({ serverName: 'example.org', userPrefix: 'irc_', aliasPrefix: 'irc_', senderLocalpart: 'ircbot' });
 

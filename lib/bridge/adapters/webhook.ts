@@ -1,6 +1,6 @@
 /** A real 3P network service reached over HTTP at NETWORK_URL, every request signed. */
 import { unavailable } from '../../matrix/errors.js';
-import { sign } from '../signature.js';
+import { sign } from '../../signature.js';
 import { PermanentDeliveryError } from '../network.js';
 import type { NetworkPort, RemoteRoom, RemoteUser } from '../network.js';
 

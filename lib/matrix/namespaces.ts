@@ -3,9 +3,9 @@
  * Matrix IDs inside them. One place derives both the registration regexes and the checks,
  * so what we register and what we accept can never drift apart.
  */
-import { escapeAliasLocalpart, escapeLocalpart, unescapeAliasLocalpart, unescapeLocalpart } from '../matrix/mapping.js';
-import { checkIdLength, parseRoomAlias, parseUserId, roomAlias, userId } from '../matrix/ids.js';
-import type { RoomAlias, UserId } from '../matrix/ids.js';
+import { escapeAliasLocalpart, escapeLocalpart, unescapeAliasLocalpart, unescapeLocalpart } from './mapping.js';
+import { checkIdLength, parseRoomAlias, parseUserId, roomAlias, userId } from './ids.js';
+import type { RoomAlias, UserId } from './ids.js';
 
 export interface NamespaceConfig {
   serverName: string;

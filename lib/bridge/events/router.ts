@@ -1,0 +1,31 @@
+/**
+ * The event router: one handler per event type, registered in one table. A new kind of event
+ * is one handler file and one line here.
+ */
+import type { RoomId } from '../../matrix/ids.js';
+import type { BridgedRoom } from '../../store/index.js';
+import type { Bridge } from '../runtime.js';
+import { member } from './member.js';
+import { message } from './message.js';
+import { isRoomEvent } from './types.js';
+import type { EventContext, EventHandler, EventOutcome, RoomEvent } from './types.js';
+
+const HANDLERS: Readonly<Record<string, EventHandler>> = {
+  'm.room.message': message,
+  'm.room.member': member,
+};
+
+export const handlerFor = (e: RoomEvent): EventHandler | undefined => (Object.hasOwn(HANDLERS, e.type) ? HANDLERS[e.type] : undefined);
+
+export async function routeEvent(b: Bridge, e: RoomEvent, ctx: EventContext): Promise<EventOutcome> {
+  return (await handlerFor(e)?.handle(b, e, ctx)) ?? 'ignored';
+}
+
+/** The bridged rooms the events need: the warm cache, then one batch read for the rest. */
+export async function bridgedRoomsOf(b: Bridge, events: unknown[]): Promise<ReadonlyMap<RoomId, BridgedRoom>> {
+  const wanted = new Set<RoomId>();
+  for (const e of events) if (isRoomEvent(e) && handlerFor(e)?.needsRoom?.(b, e)) wanted.add(e.room_id);
+  const missing = [...wanted].filter((r) => !b.roomCache.has(r));
+  if (missing.length) for (const [roomId, room] of await b.store.getBridgedRooms(missing)) b.roomCache.set(roomId, room);
+  return b.roomCache;
+}

@@ -1,0 +1,56 @@
+/**
+ * The store port on DynamoDB: one table, the item families in their own modules. Every call
+ * is guarded the same way: DynamoDB's passing trouble (throttling, an outage, no connection,
+ * past the SDK's own retries) leaves as StoreUnavailableError, which carries its 503.
+ */
+import { createTable } from './client.js';
+import type { Table } from './client.js';
+import { isStoreUnavailable } from './errors.js';
+import { StoreUnavailableError } from './port.js';
+import type { Store } from './port.js';
+import * as aliases from './aliases.js';
+import * as users from './users.js';
+import * as transactions from './transactions.js';
+import * as scrollback from './scrollback.js';
+
+export type { Table } from './client.js';
+export * from './port.js';
+
+const guard =
+  <A extends unknown[], R>(fn: (t: Table, ...args: A) => Promise<R>, t: Table) =>
+  async (...args: A): Promise<R> => {
+    try {
+      return await fn(t, ...args);
+    } catch (e) {
+      throw isStoreUnavailable(e) ? new StoreUnavailableError(e) : e;
+    }
+  };
+
+const tables = new WeakMap<Store, Table>();
+
+/** The DynamoDB table behind a store made here, for tests and benchmarks that watch its calls. */
+export const tableOf = (store: Store): Table | undefined => tables.get(store);
+
+export function dynamoStore(t: Table): Store {
+  const store: Store = {
+    getAlias: guard(aliases.getAlias, t),
+    lockAlias: guard(aliases.lockAlias, t),
+    markRoomReady: guard(aliases.markRoomReady, t),
+    releaseAlias: guard(aliases.releaseAlias, t),
+    setScrollbackPending: guard(aliases.setScrollbackPending, t),
+    getBridgedRooms: guard(aliases.getBridgedRooms, t),
+    getUser: guard(users.getUser, t),
+    putUser: guard(users.putUser, t),
+    claimTransaction: guard(transactions.claimTransaction, t),
+    getTransaction: guard(transactions.getTransaction, t),
+    recordProgress: guard(transactions.recordProgress, t),
+    keepScrollback: guard(scrollback.keepScrollback, t),
+    listScrollback: guard(scrollback.listScrollback, t),
+    dropScrollback: guard(scrollback.dropScrollback, t),
+  };
+  tables.set(store, t);
+  return store;
+}
+
+/** The store for a configured table (DynamoDB Local when an endpoint is given). */
+export const createStore = (opts: { tableName: string; endpoint?: string }): Store => dynamoStore(createTable(opts));

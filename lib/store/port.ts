@@ -1,0 +1,113 @@
+/**
+ * The store port: what the use cases (lib/bridge) need kept, in their own terms. It is written
+ * for the bridge and only the bridge uses it; it sits here, with no DynamoDB in it, because the
+ * store implements it and arrows point down (lib/store never imports lib/bridge). Key layouts
+ * (`ALIAS#…`, `TXN#…`) are known to the DynamoDB implementation beside it alone.
+ */
+import type { RoomAlias, RoomId, UserId } from '../matrix/ids.js';
+
+/** A Matrix room bridged to a network room through one of our aliases. */
+export interface BridgedRoom {
+  roomId: RoomId;
+  alias: RoomAlias;
+  /** The network's own name for the room. */
+  remoteRoom: string;
+}
+
+/** The alias → room record, which doubles as the lock that gives one alias one room. */
+export interface AliasRecord {
+  alias: RoomAlias;
+  state: 'creating' | 'ready';
+  roomId?: RoomId;
+  lockUntil?: number;
+  owner?: string;
+  /** Scrollback whose replay was cut short; the next inbound message finishes it. */
+  scrollbackPending?: boolean;
+}
+
+/** A virtual user we registered on the HS; recorded only once the HS has it. */
+export interface VirtualUser {
+  userId: UserId;
+  displayName?: string;
+  avatarUrl?: string;
+  registeredAt: number;
+}
+
+/** A message from the network, as it came; scrollback keeps it until its room exists. */
+export interface InboundMessage {
+  id: string;
+  room: string;
+  sender: { id: string; displayName?: string };
+  msgtype: string;
+  body: string;
+  ts: number;
+}
+
+/** An event the network refused for good, kept on its transaction's record with the reason. */
+export interface FailedEvent {
+  eventId: string;
+  reason: string;
+}
+
+export type TransactionClaim =
+  /** Ours until the lease ends; events before `cursor` were done by an earlier attempt. */
+  | { kind: 'claimed'; cursor: number }
+  | { kind: 'done' }
+  /** Another live copy holds the lease. */
+  | { kind: 'busy'; leaseUntil: number };
+
+export interface TransactionRecord {
+  state: 'running' | 'retry' | 'done';
+  leaseUntil: number;
+  /** Index of the next event to process. */
+  cursor: number;
+}
+
+export interface TransactionProgress {
+  cursor: number;
+  done: boolean;
+  failed: FailedEvent[];
+}
+
+export interface Store {
+  /** Room aliases and the rooms behind them. */
+  getAlias(alias: RoomAlias): Promise<AliasRecord | undefined>;
+  /** Takes the creation lock when nobody holds it or the holder's lock ran out. */
+  lockAlias(alias: RoomAlias, owner: string, lockMs: number): Promise<boolean>;
+  /** Records room ↔ alias, ready; false when our lock was taken over meanwhile. */
+  markRoomReady(room: BridgedRoom, owner: string): Promise<boolean>;
+  /** Frees the lock after a failure so the HS's next query can try again at once. */
+  releaseAlias(alias: RoomAlias, owner: string): Promise<void>;
+  setScrollbackPending(alias: RoomAlias, pending: boolean): Promise<void>;
+  /** The bridged rooms among `roomIds`, read in batches. */
+  getBridgedRooms(roomIds: RoomId[]): Promise<Map<RoomId, BridgedRoom>>;
+
+  getUser(userId: UserId): Promise<VirtualUser | undefined>;
+  putUser(user: VirtualUser): Promise<void>;
+
+  /** The transaction ledger: one record per pushed transaction, claim → progress → done. */
+  claimTransaction(txnId: string, owner: string, leaseUntil: number): Promise<TransactionClaim>;
+  getTransaction(txnId: string): Promise<TransactionRecord | undefined>;
+  /** False when our lease was taken over meanwhile (the new holder carries on). */
+  recordProgress(txnId: string, owner: string, progress: TransactionProgress): Promise<boolean>;
+
+  /** Scrollback: messages kept, newest `keep`, for a room that does not exist yet. */
+  keepScrollback(alias: RoomAlias, message: InboundMessage): Promise<void>;
+  /** Oldest first. */
+  listScrollback(alias: RoomAlias): Promise<InboundMessage[]>;
+  dropScrollback(alias: RoomAlias, messages: InboundMessage[]): Promise<void>;
+}
+
+/**
+ * The state store could not be reached, throttled us, or failed on its side, past its client's
+ * own retries: the request may succeed later. It carries its HTTP status (as middy's
+ * http-error-handler expects), so the HTTP shell answers 503 without knowing what a store is.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+  readonly statusCode = 503;
+  readonly expose = true;
+  constructor(cause: unknown) {
+    super('the application service cannot reach its state store (DynamoDB) just now; try again', { cause });
+  }
+}

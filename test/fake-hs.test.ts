@@ -1,7 +1,10 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeHs } from './support/fake-hs.js';
-import type { FakeHs } from './support/fake-hs.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { pduBytes, startFakeHs } from './support/fake-hs.js';
+import type { FakeHs, FakeHsOptions, PushSend } from './support/fake-hs.js';
 import {
   checkAsRequest,
   checkAsResponse,
@@ -21,6 +24,8 @@ const CS = '/_matrix/client/v3';
 let hs: FakeHs;
 
 interface CallOpts {
+  /** another fake HS than the shared one */
+  on?: FakeHs;
   token?: string | null; // null: no token at all
   tokenInQuery?: boolean;
   userId?: string;
@@ -30,7 +35,7 @@ interface CallOpts {
 }
 
 async function call(method: string, path: string, body?: unknown, o: CallOpts = {}): Promise<{ status: number; json: any }> {
-  const url = new URL(hs.url + path);
+  const url = new URL((o.on ?? hs).url + path);
   const token = o.token === undefined ? AS_TOKEN : o.token;
   const headers: Record<string, string> = {};
   if (token !== null) {
@@ -57,14 +62,29 @@ async function call(method: string, path: string, body?: unknown, o: CallOpts = 
 
 const enc = encodeURIComponent;
 
-async function register(localpart: string): Promise<string> {
-  const r = await call('POST', `${CS}/register`, { type: 'm.login.application_service', username: localpart, inhibit_login: true });
+async function register(localpart: string, on?: FakeHs): Promise<string> {
+  const o: CallOpts = {};
+  if (on) o.on = on;
+  const r = await call('POST', `${CS}/register`, { type: 'm.login.application_service', username: localpart, inhibit_login: true }, o);
   assert.equal(r.status, 200, JSON.stringify(r.json));
   return r.json.user_id as string;
 }
 
+const BASE: FakeHsOptions = { asToken: AS_TOKEN, serverName: SERVER, userPrefix: 'irc_', senderLocalpart: 'bot' };
+
+/** A fake HS with options of its own for one describe block: reset before each test, closed after. */
+function hsWith(extra: Partial<FakeHsOptions>): () => FakeHs {
+  let other: FakeHs | undefined;
+  before(async () => {
+    other = await startFakeHs({ ...BASE, ...extra });
+  });
+  after(() => other?.close());
+  beforeEach(() => other?.reset());
+  return () => other!;
+}
+
 before(async () => {
-  hs = await startFakeHs({ asToken: AS_TOKEN, serverName: SERVER, userPrefix: 'irc_', senderLocalpart: 'bot' });
+  hs = await startFakeHs(BASE);
 });
 after(async () => {
   await hs.close();
@@ -82,6 +102,15 @@ describe('fake HS: authentication and identity assertion', () => {
     assert.equal(hs.calls.length, 2, 'rejected calls are recorded too');
     assert.deepEqual(hs.calls.map((c) => c.status), [401, 401]);
     assert.equal(hs.rooms.size, 0);
+  });
+
+  it('refuses a wrong ?access_token= with 401 M_UNKNOWN_TOKEN, and stores nothing', async () => {
+    const room = hs.seedRoom({ creator: BOT });
+    const r = await call('PUT', `${CS}/rooms/${enc(room.roomId)}/send/m.room.message/t1`, { msgtype: 'm.text', body: 'x' }, { token: 'nope', tokenInQuery: true });
+    assert.equal(r.status, 401);
+    assert.deepEqual(r.json, { errcode: 'M_UNKNOWN_TOKEN', error: 'Invalid access token passed.', soft_logout: false });
+    assert.equal(room.events.length, 0);
+    assert.deepEqual(hs.specErrors, []);
   });
 
   it('accepts the token as ?access_token=', async () => {
@@ -304,6 +333,380 @@ describe('fake HS: failures on demand', () => {
     assert.equal(r.status, 200);
     assert.equal(hs.calls[0]?.failedBy, 'delay');
     assert.equal(hs.rooms.size, 1);
+  });
+});
+
+const sendPath = (roomId: string, txnId: string, type = 'm.room.message'): string => `${CS}/rooms/${enc(roomId)}/send/${type}/${txnId}`;
+const text = (body: string) => ({ msgtype: 'm.text', body });
+
+describe('fake HS: event size limit (maxEventBytes)', () => {
+  const strict = hsWith({ maxEventBytes: 65536 });
+  const TS = 1700000000000;
+
+  it('accepts an event of exactly the limit, refuses one byte more with 413 M_TOO_LARGE and stores nothing', async () => {
+    const on = strict();
+    const bob = await register('irc_bob', on);
+    const room = on.seedRoom({ creator: BOT, members: [bob] });
+    const base = pduBytes(SERVER, { roomId: room.roomId, sender: bob, type: 'm.room.message', content: text(''), originServerTs: TS });
+    assert.ok(base > 400 && base < 1000, `the envelope counts: ${base} bytes`);
+    const fits = 'x'.repeat(65536 - base);
+
+    const ok = await call('PUT', sendPath(room.roomId, 't1'), text(fits), { on, userId: bob, query: { ts: String(TS) } });
+    assert.equal(ok.status, 200);
+    const over = await call('PUT', sendPath(room.roomId, 't2'), text(fits + 'x'), { on, userId: bob, query: { ts: String(TS) } });
+    assert.equal(over.status, 413);
+    assert.deepEqual(over.json, { errcode: 'M_TOO_LARGE', error: 'event too large' });
+    assert.equal(room.events.length, 1);
+
+    const smaller = await call('PUT', sendPath(room.roomId, 't2'), text('short'), { on, userId: bob });
+    assert.equal(smaller.status, 200, 'a refused event is not in the transaction cache');
+    assert.deepEqual(room.events.map((e) => e.content.body.length), [fits.length, 5]);
+    assert.deepEqual(on.specErrors, []);
+  });
+
+  it('counts UTF-8 bytes, not characters', async () => {
+    const on = strict();
+    const room = on.seedRoom({ creator: BOT });
+    const euros = '€'.repeat(22_000); // 22,000 characters, 66,000 bytes
+    const r = await call('PUT', sendPath(room.roomId, 't1'), text(euros), { on });
+    assert.equal(r.status, 413);
+    assert.equal(r.json.errcode, 'M_TOO_LARGE');
+    assert.equal(room.events.length, 0);
+  });
+
+  it('limits state events too, leaving the room state as it was', async () => {
+    const on = strict();
+    const room = on.seedRoom({ creator: BOT, topic: 'Old' });
+    const r = await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.room.topic/`, { topic: 'y'.repeat(70_000) }, { on });
+    assert.equal(r.status, 413);
+    assert.equal(r.json.errcode, 'M_TOO_LARGE');
+    assert.equal(room.topic, 'Old');
+    assert.equal(room.events.length, 0);
+  });
+
+  it('has no limit unless asked', async () => {
+    const room = hs.seedRoom({ creator: BOT });
+    const r = await call('PUT', sendPath(room.roomId, 't1'), text('z'.repeat(100_000)));
+    assert.equal(r.status, 200);
+    assert.equal(room.events.length, 1);
+  });
+});
+
+describe('fake HS: kick, ban, unban, leave', () => {
+  const MOD = `@mod:${SERVER}`;
+
+  it('a kicked user can no longer send, and may join a public room again', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: `@alice:${SERVER}`, joinRule: 'public' });
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: bob })).status, 200);
+    assert.equal(room.events.length, 0, 'API joins add no event by default');
+
+    const ev = hs.kick(room.roomId, bob);
+    assert.deepEqual(
+      { type: ev.type, stateKey: ev.stateKey, sender: ev.sender, content: ev.content },
+      { type: 'm.room.member', stateKey: bob, sender: `@alice:${SERVER}`, content: { membership: 'leave' } },
+    );
+    assert.equal(room.events.at(-1), ev);
+    assert.equal(room.members.has(bob), false);
+
+    const refused = await call('PUT', sendPath(room.roomId, 't1'), text('hi'), { userId: bob });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.json.errcode, 'M_FORBIDDEN');
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: bob })).status, 200);
+    assert.equal((await call('PUT', sendPath(room.roomId, 't1'), text('hi'), { userId: bob })).status, 200);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('a user kicked from an invite-only room needs a new invite', async () => {
+    const carol = await register('irc_carol');
+    const room = hs.seedRoom({ creator: BOT, invited: [carol], members: [MOD] });
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: carol })).status, 200);
+    const ev = hs.kick(room.roomId, carol, MOD, 'spam');
+    assert.equal(ev.sender, MOD);
+    assert.deepEqual(ev.content, { membership: 'leave', reason: 'spam' });
+    const refused = await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: carol });
+    assert.equal(refused.status, 403);
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: carol })).status, 200);
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: carol })).status, 200);
+  });
+
+  it('a banned user cannot join (even a public room by alias) nor be invited, until unbanned', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, alias: `#irc_pub:${SERVER}`, joinRule: 'public', members: [bob] });
+    const ev = hs.ban(room.roomId, bob, MOD, 'flood');
+    assert.deepEqual({ sender: ev.sender, stateKey: ev.stateKey, content: ev.content }, { sender: MOD, stateKey: bob, content: { membership: 'ban', reason: 'flood' } });
+    assert.ok(room.banned.has(bob));
+    assert.equal(room.members.has(bob), false);
+
+    const join = await call('POST', `${CS}/join/${enc(`#irc_pub:${SERVER}`)}`, {}, { userId: bob });
+    assert.equal(join.status, 403);
+    assert.deepEqual(join.json, { errcode: 'M_FORBIDDEN', error: 'You are banned from this room' });
+    const invite = await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: bob });
+    assert.equal(invite.status, 403);
+    assert.equal(invite.json.errcode, 'M_FORBIDDEN');
+    assert.equal((await call('PUT', sendPath(room.roomId, 't1'), text('hi'), { userId: bob })).status, 403);
+
+    const lifted = hs.unban(room.roomId, bob);
+    assert.deepEqual({ sender: lifted.sender, content: lifted.content }, { sender: BOT, content: { membership: 'leave' } });
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: bob })).status, 200);
+    assert.deepEqual(room.events.map((e) => e.content.membership), ['ban', 'leave']);
+  });
+
+  it('a user may be banned before ever joining', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, joinRule: 'public' });
+    hs.ban(room.roomId, bob);
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: bob })).status, 403);
+  });
+
+  it('leave is sent by the user; leaving an invite rejects it', async () => {
+    const bob = await register('irc_bob');
+    const carol = await register('irc_carol');
+    const room = hs.seedRoom({ creator: BOT, members: [bob], invited: [carol] });
+    const left = hs.leave(room.roomId, bob);
+    assert.deepEqual({ sender: left.sender, stateKey: left.stateKey, content: left.content }, { sender: bob, stateKey: bob, content: { membership: 'leave' } });
+    assert.equal((await call('PUT', sendPath(room.roomId, 't1'), text('hi'), { userId: bob })).status, 403);
+    hs.leave(room.roomId, carol);
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: carol })).status, 403);
+  });
+
+  it('throws on a test’s mistakes: unknown room, a user not there, unbanning who is not banned', () => {
+    const room = hs.seedRoom({ creator: BOT });
+    assert.throws(() => hs.kick('!nope:example.org', BOT), /no room/);
+    assert.throws(() => hs.kick(room.roomId, `@irc_x:${SERVER}`), /neither joined/);
+    assert.throws(() => hs.leave(room.roomId, `@irc_x:${SERVER}`), /neither joined/);
+    assert.throws(() => hs.unban(room.roomId, `@irc_x:${SERVER}`), /not banned/);
+    assert.equal(room.events.length, 0);
+  });
+
+  describe('with recordMembership', () => {
+    const rec = hsWith({ recordMembership: true });
+
+    it('API joins and invites append m.room.member events with the profile, as a real HS has them', async () => {
+      const on = rec();
+      const bob = await register('irc_bob', on);
+      const carol = await register('irc_carol', on);
+      await call('PUT', `${CS}/profile/${enc(bob)}/displayname`, { displayname: 'Bob' }, { on, userId: bob });
+      const room = on.seedRoom({ creator: BOT, joinRule: 'public' });
+      assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { on, userId: bob })).status, 200);
+      assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { on, userId: bob })).status, 200, 'joined already: no event');
+      assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: carol }, { on })).status, 200);
+      assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: carol }, { on })).status, 200, 'invited again: no event');
+      assert.deepEqual(
+        room.events.map((e) => [e.type, e.sender, e.stateKey, e.content]),
+        [
+          ['m.room.member', bob, bob, { membership: 'join', displayname: 'Bob' }],
+          ['m.room.member', BOT, carol, { membership: 'invite', displayname: 'irc_carol' }],
+        ],
+      );
+      assert.deepEqual(on.specErrors, []);
+    });
+  });
+});
+
+describe('fake HS: restart() and forgetEverything()', () => {
+  it('restart() forgets the send-transaction cache: the same PUT makes a second event', async () => {
+    const room = hs.seedRoom({ creator: BOT });
+    const first = await call('PUT', sendPath(room.roomId, 'net-1'), text('hello'));
+    const again = await call('PUT', sendPath(room.roomId, 'net-1'), text('hello'));
+    assert.equal(again.json.event_id, first.json.event_id);
+    hs.restart();
+    const after = await call('PUT', sendPath(room.roomId, 'net-1'), text('hello'));
+    assert.equal(after.status, 200);
+    assert.notEqual(after.json.event_id, first.json.event_id);
+    assert.deepEqual(room.events.map((e) => e.content.body), ['hello', 'hello']);
+  });
+
+  it('restart() keeps users, rooms, aliases, calls and failure rules, and drops hanging requests', async () => {
+    const bob = await register('irc_bob');
+    const created = await call('POST', `${CS}/createRoom`, { room_alias_name: 'irc_chan' });
+    hs.fail({ kind: 'hang', match: { pathIncludes: '/send/' } });
+    const hanging = call('PUT', sendPath(created.json.room_id, 't1'), text('x'));
+    while (!hs.calls.some((c) => c.failedBy === 'hang')) await delay(5);
+    hs.fail({ kind: 'status', status: 502, match: { pathIncludes: '/profile/' } });
+    const calls = hs.calls.length;
+
+    hs.restart();
+    await assert.rejects(hanging, TypeError, 'the connection went with the process');
+    assert.ok(hs.users.has(bob));
+    assert.ok(hs.rooms.has(created.json.room_id));
+    assert.equal(hs.aliases.get(`#irc_chan:${SERVER}`), created.json.room_id);
+    assert.equal(hs.calls.length, calls);
+    assert.equal((await call('GET', `${CS}/profile/${enc(bob)}`)).status, 502, 'failure rules stay');
+  });
+
+  it('forgetEverything() loses users, rooms, aliases and the caches, and keeps calls and failure rules', async () => {
+    const bob = await register('irc_bob');
+    const created = await call('POST', `${CS}/createRoom`, { room_alias_name: 'irc_chan' });
+    await call('PUT', sendPath(created.json.room_id, 'net-1'), text('hello'));
+    hs.fail({ kind: 'status', status: 500, match: { pathIncludes: '/createRoom' } });
+    hs.nextTxnId();
+    const calls = hs.calls.length;
+
+    hs.forgetEverything();
+    assert.deepEqual([...hs.users.keys()], [BOT], 'the bot stays (it comes from the registration file)');
+    assert.equal(hs.rooms.size, 0);
+    assert.equal(hs.aliases.size, 0);
+    assert.equal(hs.calls.length, calls);
+    assert.equal(hs.nextTxnId(), '1');
+    assert.equal((await call('GET', `${CS}/directory/room/${enc(`#irc_chan:${SERVER}`)}`)).status, 404);
+    assert.equal((await call('GET', `${CS}/profile/${enc(bob)}`)).status, 404);
+    assert.equal(await register('irc_bob'), bob, 'the AS may register its user again');
+    assert.equal((await call('POST', `${CS}/createRoom`, {})).status, 500, 'failure rules stay');
+    const room = await call('POST', `${CS}/createRoom`, {});
+    assert.equal((await call('PUT', sendPath(room.json.room_id, 'net-1'), text('hello'))).status, 200);
+    assert.equal(hs.rooms.get(room.json.room_id)?.events.length, 1);
+  });
+});
+
+/** What a fake AS does with one transaction attempt: answer a status, or drop the connection. */
+type AsAnswer = number | 'drop';
+
+/**
+ * A minimal AS over real HTTP: answers `PUT /_matrix/app/v1/transactions/{txnId}` with the
+ * given answers in turn (then 200) and records each attempt.
+ */
+async function startAs(answers: AsAnswer[]): Promise<{ send: PushSend; received: Array<{ txnId: string; body: any; at: number }>; close(): Promise<void> }> {
+  const received: Array<{ txnId: string; body: any; at: number }> = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const txnId = decodeURIComponent((req.url ?? '').split('/').pop() ?? '');
+      received.push({ txnId, body: JSON.parse(Buffer.concat(chunks).toString('utf8')), at: Date.now() });
+      const answer = answers.shift() ?? 200;
+      if (answer === 'drop') return req.socket.destroy();
+      res.writeHead(answer, { 'Content-Type': 'application/json' });
+      res.end(answer === 200 ? '{}' : JSON.stringify({ errcode: 'M_UNKNOWN', error: `answer ${answer}` }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const send: PushSend = async (txnId, body) => {
+    const res = await fetch(`${url}/_matrix/app/v1/transactions/${enc(txnId)}`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer hs-secret', 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return { send, received, close };
+}
+
+describe('fake HS: transactions to the AS (nextTxnId, push, clientEvent)', () => {
+  it('numbers transactions 1, 2, 3… and starts again at 1 after a restart', () => {
+    hs.restart();
+    assert.deepEqual([hs.nextTxnId(), hs.nextTxnId(), hs.nextTxnId()], ['1', '2', '3']);
+    hs.reset();
+    assert.equal(hs.nextTxnId(), '4', 'reset() is test isolation: the AS under test may still remember 1-3');
+    hs.restart();
+    assert.equal(hs.nextTxnId(), '1');
+  });
+
+  describe('with txnIdsRestartAtOne: false', () => {
+    const pg = hsWith({ txnIdsRestartAtOne: false });
+    it('goes on counting across restarts, but not across a lost database', () => {
+      const on = pg();
+      assert.deepEqual([on.nextTxnId(), on.nextTxnId()], ['1', '2']);
+      on.restart();
+      assert.equal(on.nextTxnId(), '3');
+      on.forgetEverything();
+      assert.equal(on.nextTxnId(), '1');
+    });
+  });
+
+  it('turns a stored event into the client format Synapse pushes', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob] });
+    await call('PUT', sendPath(room.roomId, 't1'), text('hi'), { userId: bob, query: { ts: '1700000000000' } });
+    await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.room.name/`, { name: 'Chan' });
+    hs.kick(room.roomId, bob);
+    const [msg, name, kick] = room.events.map((e) => hs.clientEvent(room.roomId, e));
+    assert.deepEqual(msg, {
+      event_id: room.events[0]!.eventId,
+      room_id: room.roomId,
+      sender: bob,
+      type: 'm.room.message',
+      origin_server_ts: 1700000000000,
+      content: text('hi'),
+      unsigned: { age: 0 },
+    });
+    assert.equal('state_key' in msg!, false, 'a message has no state_key');
+    assert.equal(name?.state_key, '');
+    assert.equal(kick?.state_key, bob);
+    assert.deepEqual(checkEvent('m.room.message', msg), []);
+    assert.deepEqual(checkEvent('m.room.name', name), []);
+    assert.deepEqual(checkEvent('m.room.member', kick), []);
+    msg!.content.body = 'changed';
+    assert.equal(room.events[0]!.content.body, 'hi', 'a copy: the stored event stays');
+  });
+
+  it('retries a failed transaction with the same id and body, backing off, a 413 like any failure', async () => {
+    const as = await startAs([500, 413, 'drop', 200]);
+    try {
+      const room = hs.seedRoom({ creator: BOT });
+      await call('PUT', sendPath(room.roomId, 't1'), text('hi'));
+      const events = room.events.map((e) => hs.clientEvent(room.roomId, e));
+      const result = await hs.push(events, as.send, { backoffMs: 20 });
+      assert.deepEqual({ ...result, txnId: undefined }, { txnId: undefined, attempts: 4, statuses: [500, 413, 0, 200], delivered: true });
+      assert.deepEqual(as.received.map((r) => r.txnId), Array(4).fill(result.txnId));
+      for (const r of as.received) assert.deepEqual(r.body, { events });
+      assert.deepEqual(checkAsRequest('PUT', `/_matrix/app/v1/transactions/${result.txnId}`, as.received[0]!.body), []);
+      const gaps = as.received.slice(1).map((r, i) => r.at - as.received[i]!.at);
+      // 20, 40, 80 ms (less a millisecond or two of timer slack)
+      gaps.forEach((gap, i) => assert.ok(gap >= 20 * 2 ** i - 3, `gap ${i}: ${gap} ms`));
+    } finally {
+      await as.close();
+    }
+  });
+
+  it('gives up after maxAttempts (Synapse never does), and the next push takes the next id', async () => {
+    const as = await startAs([503, 503, 503]);
+    try {
+      const first = await hs.push([], as.send, { maxAttempts: 3, backoffMs: 1 });
+      assert.deepEqual({ attempts: first.attempts, statuses: first.statuses, delivered: first.delivered }, { attempts: 3, statuses: [503, 503, 503], delivered: false });
+      const next = await hs.push([], as.send, { backoffMs: 1 });
+      assert.equal(next.txnId, String(Number(first.txnId) + 1));
+      assert.equal(next.delivered, true);
+    } finally {
+      await as.close();
+    }
+  });
+
+  it('has one transaction in flight: a later push waits until the earlier one is delivered', async () => {
+    const as = await startAs([500, 500, 200, 200]);
+    try {
+      const a = hs.push([{ n: 'a' }], as.send, { backoffMs: 5 });
+      const b = hs.push([{ n: 'b' }], as.send, { backoffMs: 5 });
+      const [ra, rb] = await Promise.all([a, b]);
+      assert.equal(Number(rb.txnId), Number(ra.txnId) + 1);
+      assert.deepEqual(
+        as.received.map((r) => [r.txnId, r.body.events[0].n]),
+        [[ra.txnId, 'a'], [ra.txnId, 'a'], [ra.txnId, 'a'], [rb.txnId, 'b']],
+      );
+    } finally {
+      await as.close();
+    }
+  });
+
+  it('after a restart sends txn id 1 again with other events: an id alone names no transaction', async () => {
+    const as = await startAs([]);
+    try {
+      hs.restart();
+      const before = await hs.push([{ n: 'before' }], as.send);
+      hs.restart();
+      const afterRestart = await hs.push([{ n: 'after' }], as.send);
+      assert.deepEqual([before.txnId, afterRestart.txnId], ['1', '1']);
+      assert.deepEqual(as.received.map((r) => [r.txnId, r.body.events[0].n]), [['1', 'before'], ['1', 'after']]);
+    } finally {
+      await as.close();
+    }
   });
 });
 

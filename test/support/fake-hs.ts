@@ -6,6 +6,13 @@
  * assertion, `?ts=` timestamp massaging), behaves like Synapse where the spec
  * leaves room, and can be told to fail on demand (see FailRule).
  *
+ * Options and methods make it as unkind as Synapse 1.94: an event size
+ * limit, membership changes behind the AS's back (kick, ban, leave), a
+ * send-transaction cache that restart() forgets, a database that
+ * forgetEverything() loses. It also plays Synapse's side of the HS -> AS push
+ * (push(): transaction ids 1, 2, 3... that a restart starts again at 1, the
+ * same transaction retried with backoff until it is accepted).
+ *
  * Every request body is checked against the spec fixtures (spec.ts); problems
  * land in `specErrors` (tests should assert it stays empty), as do problems
  * with the fake's own answers.
@@ -32,6 +39,23 @@ export interface FakeHsOptions {
   requireInhibitLogin?: boolean;
   /** Check bodies against the spec fixtures into `specErrors`. Default true. */
   checkSpec?: boolean;
+  /**
+   * Refuse a send or state event whose federation form is over this many bytes (see pduBytes)
+   * with 413 M_TOO_LARGE, storing nothing: Synapse's MAX_PDU_SIZE is 65536. Default: no limit.
+   */
+  maxEventBytes?: number;
+  /**
+   * Append an `m.room.member` event to the room's `events` for each join and invite made
+   * through the API, as a real HS has them to push to the AS. Default false, because tests
+   * count `events` as what the AS sent. (kick, ban, unban and leave always append theirs.)
+   */
+  recordMembership?: boolean;
+  /**
+   * restart() starts the AS transaction ids (nextTxnId, push) at 1 again, as Synapse on
+   * SQLite does (it takes the highest pending txn, and completed ones are deleted). Default
+   * true; false for a server whose ids go on across restarts (Synapse on PostgreSQL).
+   */
+  txnIdsRestartAtOne?: boolean;
 }
 
 export interface FakeUser {
@@ -64,8 +88,62 @@ export interface FakeRoom {
   joinRule: string;
   members: Set<string>;
   invited: Set<string>;
-  /** events sent through /send and /state (not the ones createRoom makes) */
+  /** banned users: their joins and invites are refused until unban() */
+  banned: Set<string>;
+  /**
+   * events sent through /send and /state, and the `m.room.member` events of kick, ban, unban
+   * and leave (and of API joins and invites with `recordMembership`); not the ones createRoom
+   * makes
+   */
   events: FakeEvent[];
+}
+
+/** An event as Synapse pushes it to an AS in a transaction (the client format). */
+export interface ClientEvent {
+  event_id: string;
+  room_id: string;
+  sender: string;
+  type: string;
+  origin_server_ts: number;
+  content: any;
+  /** for state events only */
+  state_key?: string;
+  unsigned: { age: number };
+}
+
+/**
+ * Delivers one HS -> AS transaction (`PUT /_matrix/app/v1/transactions/{txnId}`) and gives
+ * the HTTP status; a throw (network error, timeout) counts as a failed attempt (status 0).
+ */
+export type PushSend = (txnId: string, body: { events: object[] }) => Promise<number>;
+
+export interface PushOptions {
+  /** give up after this many attempts (Synapse never does); default 8 */
+  maxAttempts?: number;
+  /** wait before the first retry, doubled for each later one; default 10 (Synapse: 2000) */
+  backoffMs?: number;
+  /** the longest wait; default 256 * backoffMs (Synapse: 2 s doubling up to 512 s) */
+  maxBackoffMs?: number;
+}
+
+export interface PushResult {
+  txnId: string;
+  /** how many times the transaction was sent */
+  attempts: number;
+  /** the status of each attempt, 0 for a throw */
+  statuses: number[];
+  /** whether the last attempt got a 2xx */
+  delivered: boolean;
+}
+
+/** What pduBytes measures: the parts of an event that are not the HS's own bookkeeping. */
+export interface PduParts {
+  roomId: string;
+  sender: string;
+  type: string;
+  content: unknown;
+  originServerTs: number;
+  stateKey?: string;
 }
 
 export interface RecordedCall {
@@ -133,8 +211,48 @@ export interface FakeHs {
   seedRoom(opts: SeedRoomOptions): FakeRoom;
   /** drop every queued failure, keeping state: the HS is healthy again */
   clearFailures(): void;
-  /** clear calls, state, failures and specErrors; drops hanging requests */
+  /**
+   * clear calls, state, failures and specErrors; drops hanging requests. Not the AS
+   * transaction counter: the AS under test usually keeps its store between tests.
+   */
   reset(): void;
+  /**
+   * A moderator kicks `userId` (joined or invited) out: `m.room.member` `leave` from `by`
+   * (default the creator), appended to the room's events and returned. A kicked user may join
+   * again (public room, or a new invite). Throws for an unknown room or a user not there.
+   */
+  kick(roomId: string, userId: string, by?: string, reason?: string): FakeEvent;
+  /** Like kick, with membership `ban`: joins and invites of `userId` get 403 until unban(). */
+  ban(roomId: string, userId: string, by?: string, reason?: string): FakeEvent;
+  /** Lifts a ban: membership `leave` from `by` (default the creator). Throws if not banned. */
+  unban(roomId: string, userId: string, by?: string): FakeEvent;
+  /** `userId` leaves (or rejects an invite) on their own: membership `leave` sent by them. */
+  leave(roomId: string, userId: string): FakeEvent;
+  /**
+   * The HS process restarts: it forgets its in-memory send-transaction cache (a repeated
+   * `PUT .../send/{type}/{txnId}` makes a new event) and drops hanging requests; with
+   * `txnIdsRestartAtOne` the AS transaction ids start at 1 again. Users, rooms, aliases, calls
+   * and failure rules stay (they are in its database, or the test's).
+   */
+  restart(): void;
+  /**
+   * The HS loses its database (reset, restored backup): users (but the bot), rooms, aliases,
+   * the send-transaction cache and the AS transaction counter are gone, hanging requests
+   * dropped. Keeps calls, specErrors and failure rules, so tests can see what followed.
+   */
+  forgetEverything(): void;
+  /** The next AS transaction id: '1', '2', '3'... per fake HS (see txnIdsRestartAtOne). */
+  nextTxnId(): string;
+  /**
+   * Push one transaction to the AS as Synapse does: take the next txn id, send, and until the
+   * answer is a 2xx, send the same id with the same body again after a backoff (a 413 is no
+   * exception). One transaction at a time: a push waits for the ones before it to finish,
+   * and only then takes its id.
+   */
+  push(events: object[], send: PushSend, opts?: PushOptions): Promise<PushResult>;
+  /** A stored event in the form Synapse pushes it, for push(). */
+  clientEvent(roomId: string, ev: FakeEvent): ClientEvent;
+  /** Ends hanging requests and stops timers (a push() still backing off never settles). */
   close(): Promise<void>;
 }
 
@@ -201,6 +319,37 @@ export function synapseQuote(id: string): string {
   return out;
 }
 
+// Placeholders as long as what a HS adds to the federation form of an event (room v3+).
+const HASH = 'x'.repeat(43); // unpadded base64 of a SHA-256
+const EVENT_REF = `$${HASH}`;
+const SIGNATURE = 'x'.repeat(86); // unpadded base64 of an ed25519 signature
+
+/**
+ * The size in bytes that Synapse compares with its event limit (MAX_PDU_SIZE, 65536): the
+ * canonical JSON of the event's federation form, with the hashes, signatures and references to
+ * other events the HS adds; here placeholders of their real length, so the result is Synapse's
+ * within a few bytes (depth and the number of auth events vary). JSON.stringify's output has
+ * the length of canonical JSON (only the key order differs), UTF-8 as Synapse counts it.
+ */
+export function pduBytes(serverName: string, ev: PduParts): number {
+  const pdu: Record<string, unknown> = {
+    auth_events: [EVENT_REF, EVENT_REF, EVENT_REF], // create, power levels, the sender's membership
+    content: ev.content,
+    depth: 100,
+    hashes: { sha256: HASH },
+    origin: serverName,
+    origin_server_ts: ev.originServerTs,
+    prev_events: [EVENT_REF],
+    room_id: ev.roomId,
+    sender: ev.sender,
+    signatures: { [serverName]: { 'ed25519:a_abcd': SIGNATURE } },
+    type: ev.type,
+    unsigned: { age_ts: ev.originServerTs },
+  };
+  if (ev.stateKey !== undefined) pdu.state_key = ev.stateKey;
+  return Buffer.byteLength(JSON.stringify(pdu), 'utf8');
+}
+
 /** The path Synapse (1.90+) calls for a user or alias query, e.g. `/_matrix/app/v1/users/%40irc_bob%3Ahs`. */
 export const synapseQueryPath = (kind: 'users' | 'rooms', id: string, legacy = false): string =>
   `${legacy ? '' : '/_matrix/app/v1'}/${kind}/${synapseQuote(id)}`;
@@ -216,7 +365,10 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
   const aliases = new Map<string, string>();
   const specErrors: string[] = [];
   let rules: Array<FailRule & { times: number }> = [];
-  const txns = new Map<string, string>(); // user/room/type/txnId -> event_id
+  // user/room/type/txnId -> event_id: Synapse keeps it in process memory, so restart() clears it
+  const txns = new Map<string, string>();
+  let lastTxnId = 0; // the AS transaction counter (nextTxnId)
+  let pushing: Promise<unknown> = Promise.resolve(); // the transaction in flight, if any
   const hanging = new Set<ServerResponse>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -241,6 +393,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       joinRule: o.joinRule ?? 'invite',
       members: new Set([o.creator, ...(o.members ?? [])]),
       invited: new Set(o.invited ?? []),
+      banned: new Set(),
       events: [],
     };
     if (o.alias !== undefined) {
@@ -253,16 +406,38 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     return room;
   };
 
+  /**
+   * Appends an `m.room.member` event. Like Synapse, joins and invites carry the target's
+   * profile, so the AS sees the display name it set.
+   */
+  const memberEvent = (room: FakeRoom, target: string, membership: string, sender: string, reason?: string): FakeEvent => {
+    const content: Record<string, unknown> = { membership };
+    const profile = membership === 'join' || membership === 'invite' ? users.get(target) : undefined;
+    if (profile?.displayName !== undefined) content.displayname = profile.displayName;
+    if (profile?.avatarUrl !== undefined) content.avatar_url = profile.avatarUrl;
+    if (reason !== undefined) content.reason = reason;
+    const ev: FakeEvent = { eventId: newEventId(), type: 'm.room.member', sender, content, originServerTs: Date.now(), stateKey: target };
+    room.events.push(ev);
+    return ev;
+  };
+
   const joinRoom = (room: FakeRoom, userId: string): Answer => {
+    // Synapse's message (event_auth); a ban outlasts invites and public join rules.
+    if (room.banned.has(userId)) return err(403, 'M_FORBIDDEN', 'You are banned from this room');
     if (!room.members.has(userId)) {
       if (room.joinRule !== 'public' && !room.invited.has(userId)) {
         return err(403, 'M_FORBIDDEN', 'You are not invited to this room.');
       }
       room.invited.delete(userId);
       room.members.add(userId);
+      if (opts.recordMembership) memberEvent(room, userId, 'join', userId);
     }
     return { status: 200, body: { room_id: room.roomId } };
   };
+
+  /** Synapse's event size limit, when the test asked for one. */
+  const tooLarge = (parts: PduParts): Answer | undefined =>
+    opts.maxEventBytes !== undefined && pduBytes(serverName, parts) > opts.maxEventBytes ? err(413, 'M_TOO_LARGE', 'event too large') : undefined;
 
   const parseTs = (ctx: Ctx): number | undefined | Answer => {
     const ts = ctx.query.ts;
@@ -436,7 +611,10 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${ctx.params.roomId}`);
     const invitee: unknown = ctx.body.user_id;
     if (typeof invitee !== 'string') return err(400, 'M_MISSING_PARAM', 'Missing user_id');
+    if (room.banned.has(invitee)) return err(403, 'M_FORBIDDEN', `${invitee} is banned from the room`);
     if (room.members.has(invitee)) return err(403, 'M_FORBIDDEN', `${invitee} is already in the room.`);
+    // Inviting again changes nothing, so no new event (Synapse answers with the old one).
+    if (opts.recordMembership && !room.invited.has(invitee)) memberEvent(room, invitee, 'invite', ctx.userId);
     room.invited.add(invitee);
     return { status: 200, body: {} };
   };
@@ -453,7 +631,11 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     const seen = txns.get(key);
     if (seen !== undefined) return { status: 200, body: { event_id: seen } };
     checkContent(ctx, type);
-    const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: ctx.body, originServerTs: ts ?? Date.now(), txnId };
+    const originServerTs = ts ?? Date.now();
+    // Refused events are not cached: the same txnId with a smaller body may follow.
+    const big = tooLarge({ roomId, sender: ctx.userId, type, content: ctx.body, originServerTs });
+    if (big) return big;
+    const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: ctx.body, originServerTs, txnId };
     if (ts !== undefined) ev.ts = ts;
     room.events.push(ev);
     txns.set(key, ev.eventId);
@@ -471,12 +653,15 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}`);
     checkContent(ctx, type);
     const c = ctx.body as Record<string, any>;
+    const originServerTs = ts ?? Date.now();
+    const big = tooLarge({ roomId, sender: ctx.userId, type, content: c, originServerTs, stateKey });
+    if (big) return big;
     if (stateKey === '') {
       if (type === 'm.room.name') room.name = typeof c.name === 'string' && c.name !== '' ? c.name : undefined;
       if (type === 'm.room.topic') room.topic = typeof c.topic === 'string' && c.topic !== '' ? c.topic : undefined;
       if (type === 'm.room.join_rules' && typeof c.join_rule === 'string') room.joinRule = c.join_rule;
     }
-    const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: c, originServerTs: ts ?? Date.now(), stateKey };
+    const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: c, originServerTs, stateKey };
     if (ts !== undefined) ev.ts = ts;
     room.events.push(ev);
     return { status: 200, body: { event_id: ev.eventId } };
@@ -669,6 +854,103 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     hanging.clear();
   };
 
+  // ------------------------------------------------------------ test-side membership changes
+
+  const roomOf = (roomId: string): FakeRoom => {
+    const room = rooms.get(roomId);
+    if (!room) throw new Error(`fake HS: no room ${roomId}`);
+    return room;
+  };
+
+  /** Out of the room and its invites; throws when the user is in neither (a test's mistake). */
+  const removeMember = (room: FakeRoom, userId: string): void => {
+    if (!room.members.has(userId) && !room.invited.has(userId)) {
+      throw new Error(`fake HS: ${userId} is neither joined to nor invited to ${room.roomId}`);
+    }
+    room.members.delete(userId);
+    room.invited.delete(userId);
+  };
+
+  const kick = (roomId: string, userId: string, by?: string, reason?: string): FakeEvent => {
+    const room = roomOf(roomId);
+    removeMember(room, userId);
+    return memberEvent(room, userId, 'leave', by ?? room.creator, reason);
+  };
+
+  // Anyone may be banned, in the room or not (pre-emptive bans are common).
+  const ban = (roomId: string, userId: string, by?: string, reason?: string): FakeEvent => {
+    const room = roomOf(roomId);
+    room.members.delete(userId);
+    room.invited.delete(userId);
+    room.banned.add(userId);
+    return memberEvent(room, userId, 'ban', by ?? room.creator, reason);
+  };
+
+  const unban = (roomId: string, userId: string, by?: string): FakeEvent => {
+    const room = roomOf(roomId);
+    if (!room.banned.delete(userId)) throw new Error(`fake HS: ${userId} is not banned from ${roomId}`);
+    return memberEvent(room, userId, 'leave', by ?? room.creator);
+  };
+
+  const leave = (roomId: string, userId: string): FakeEvent => {
+    const room = roomOf(roomId);
+    removeMember(room, userId);
+    return memberEvent(room, userId, 'leave', userId);
+  };
+
+  // ------------------------------------------------------------ the HS -> AS push
+
+  const nextTxnId = (): string => String(++lastTxnId);
+
+  /** One attempt; the body is parsed anew each time, so a sender that changes it cannot. */
+  const attempt = async (send: PushSend, txnId: string, json: string): Promise<number> => {
+    try {
+      return await send(txnId, JSON.parse(json) as { events: object[] });
+    } catch {
+      return 0;
+    }
+  };
+
+  // Synapse's ApplicationServiceApi counts any 2xx as delivered (put_json raises on the rest).
+  const delivered = (status: number): boolean => status >= 200 && status < 300;
+
+  const pushOne = async (events: object[], send: PushSend, o: PushOptions): Promise<PushResult> => {
+    const txnId = nextTxnId();
+    const json = JSON.stringify({ events });
+    const maxAttempts = o.maxAttempts ?? 8;
+    const backoff = o.backoffMs ?? 10;
+    const cap = o.maxBackoffMs ?? backoff * 256;
+    const statuses: number[] = [];
+    for (let wait = backoff; ; wait = Math.min(wait * 2, cap)) {
+      const status = await attempt(send, txnId, json);
+      statuses.push(status);
+      if (delivered(status) || statuses.length >= maxAttempts) break;
+      await sleep(wait);
+    }
+    return { txnId, attempts: statuses.length, statuses, delivered: delivered(statuses.at(-1)!) };
+  };
+
+  // Chained, because Synapse has one transaction in flight per AS: the rest wait behind it.
+  const push = (events: object[], send: PushSend, o: PushOptions = {}): Promise<PushResult> => {
+    const result = pushing.then(() => pushOne(events, send, o));
+    pushing = result.catch(() => undefined);
+    return result;
+  };
+
+  const clientEvent = (roomId: string, ev: FakeEvent): ClientEvent => {
+    const out: ClientEvent = {
+      event_id: ev.eventId,
+      room_id: roomId,
+      sender: ev.sender,
+      type: ev.type,
+      origin_server_ts: ev.originServerTs,
+      content: structuredClone(ev.content),
+      unsigned: { age: 0 },
+    };
+    if (ev.stateKey !== undefined) out.state_key = ev.stateKey;
+    return out;
+  };
+
   return {
     url: `http://127.0.0.1:${port}`,
     serverName,
@@ -696,6 +978,27 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       rules = [];
       dropHanging();
     },
+    kick,
+    ban,
+    unban,
+    leave,
+    restart(): void {
+      txns.clear();
+      dropHanging();
+      if (opts.txnIdsRestartAtOne ?? true) lastTxnId = 0;
+    },
+    forgetEverything(): void {
+      users.clear();
+      initUsers();
+      rooms.clear();
+      aliases.clear();
+      txns.clear();
+      lastTxnId = 0; // completed transactions lived in the database too
+      dropHanging();
+    },
+    nextTxnId,
+    push,
+    clientEvent,
     async close(): Promise<void> {
       for (const t of timers) clearTimeout(t);
       timers.clear();

@@ -2,6 +2,7 @@ import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startAs, HS_TOKEN, enc } from './support/as.js';
 import { checkAsResponse } from './support/spec.js';
+import type { RoomId } from '../lib/matrix/ids.js';
 
 const as = await startAs();
 beforeEach(() => as.hs.reset());
@@ -27,11 +28,10 @@ test('a room the network knows is created with that alias, name and topic, and b
   assert.equal(room?.creator, '@ircbot:example.org', 'created by the AS bot');
   const create = as.hs.calls.find((c) => c.path.endsWith('/createRoom'));
   assert.equal(create?.body.room_alias_name, 'irc_matrix');
-  const items = await as.table.items();
-  const alias = items.find((i) => i.pk === 'ALIAS#%s'.replace('%s', '#irc_matrix:example.org') && i.sk === 'ROOM');
+  const alias = await as.store.getAlias('#irc_matrix:example.org');
   assert.equal(alias?.state, 'ready');
   assert.equal(alias?.roomId, roomId);
-  const back = items.find((i) => i.pk === `ROOM#${roomId}`);
+  const back = (await as.store.getBridgedRooms([roomId as RoomId])).get(roomId as RoomId);
   assert.equal(back?.alias, '#irc_matrix:example.org');
   assert.equal(back?.remoteRoom, 'matrix');
   assert.deepEqual(as.hs.specErrors, []);

@@ -30,8 +30,7 @@ test('a user the network knows is registered, given a display name and recorded'
   assert.equal(as.hs.users.get('@irc__bob:example.org')?.displayName, 'Bob', 'display name is the unescaped remote name');
   const displayCall = as.hs.calls.find((c) => c.path.endsWith('/displayname'));
   assert.equal(displayCall?.userId, '@irc__bob:example.org', 'profile set as the user itself (identity assertion)');
-  const items = await as.table.items();
-  const rec = items.find((i) => i.pk === 'USER#@irc__bob:example.org');
+  const rec = await as.store.getUser('@irc__bob:example.org');
   assert.equal(rec?.displayName, 'Bob');
   assert.deepEqual(as.hs.specErrors, []);
 });
@@ -107,8 +106,7 @@ test('an HS that keeps failing gives a clear 5xx, and no user is recorded', asyn
   assert.ok(res.status >= 500, String(res.status));
   assert.equal(typeof res.body.errcode, 'string');
   assert.equal(typeof res.body.error, 'string');
-  const items = await as.table.items();
-  assert.equal(items.find((i) => i.pk === 'USER#@irc_gina:example.org'), undefined);
+  assert.equal(await as.store.getUser('@irc_gina:example.org'), undefined);
   as.hs.reset();
   assert.equal((await query('@irc_gina:example.org')).status, 200, 'a later query succeeds');
 });

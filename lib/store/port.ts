@@ -61,6 +61,8 @@ export interface TransactionRecord {
   leaseUntil: number;
   /** Index of the next event to process. */
   cursor: number;
+  /** Events refused for good, with the reason: for an operator to look at. */
+  failed: FailedEvent[];
 }
 
 export interface TransactionProgress {

@@ -8,7 +8,7 @@ import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { expiresIn, isConditionFailed } from './client.js';
 import type { Table } from './client.js';
-import type { TransactionClaim, TransactionProgress, TransactionRecord } from './port.js';
+import type { FailedEvent, TransactionClaim, TransactionProgress, TransactionRecord } from './port.js';
 
 /** Kept for the HS's retries and for inspection of failed events; then DynamoDB's TTL removes it. */
 export const TXN_TTL_S = 7 * 24 * 3600;
@@ -53,6 +53,7 @@ const toRecord = (item: Record<string, unknown>): TransactionRecord => ({
   state: item.state === 'done' || item.state === 'retry' ? item.state : 'running',
   leaseUntil: Number(item.leaseUntil ?? 0),
   cursor: Number(item.nextEvent ?? 0),
+  failed: Array.isArray(item.failed) ? (item.failed as FailedEvent[]) : [],
 });
 
 export async function getTransaction(t: Table, txnId: string): Promise<TransactionRecord | undefined> {

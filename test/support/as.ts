@@ -12,6 +12,8 @@ import type { TestTable } from './dynamo.js';
 import { invoke } from './lambda.js';
 import type { Invoke, Reply } from './lambda.js';
 import { setLogSink } from '../../lib/log.js';
+import { dynamoStore } from '../../lib/store/index.js';
+import type { Store } from '../../lib/store/index.js';
 
 export const AS_TOKEN = 'as-token-for-tests-0123456789';
 export const HS_TOKEN = 'hs-token-for-tests-9876543210';
@@ -20,6 +22,8 @@ export const SERVER = 'example.org';
 export interface AsUnderTest {
   hs: FakeHs;
   table: TestTable;
+  /** The functions' state, read through the store port (only the store's own tests look at keys). */
+  store: Store;
   /** Every log line the functions wrote. */
   logs: string[];
   call(fn: FunctionName, req: Invoke): Promise<Reply>;
@@ -57,6 +61,7 @@ export async function startAs(env: Record<string, string> = {}): Promise<AsUnder
   return {
     hs,
     table,
+    store: dynamoStore(table),
     logs,
     call,
     hsCall: (fn, req) => call(fn, { ...req, headers: { authorization: `Bearer ${HS_TOKEN}`, ...req.headers } }),

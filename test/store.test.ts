@@ -1,0 +1,55 @@
+/**
+ * The store's own tests: the port on DynamoDB Local, and the one place that pins key layouts
+ * and expiry (the use-case tests read state through the port).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { testTable } from './support/dynamo.js';
+import { dynamoStore } from '../lib/store/index.js';
+import { SCROLLBACK_TTL_S } from '../lib/store/scrollback.js';
+import { TXN_TTL_S } from '../lib/store/transactions.js';
+
+const table = await testTable();
+const store = dynamoStore(table);
+const item = async (pk: string, sk: string) => (await table.items()).find((i) => i.pk === pk && i.sk === sk);
+const inDays = (expiresAt: number, days: number) => Math.abs(expiresAt - (Date.now() / 1000 + days * 86400)) < 120;
+
+test('alias and room mapping: ALIAS#<alias>/ROOM and ROOM#<roomId>/ALIAS', async () => {
+  assert.equal(await store.lockAlias('#irc_k:hs', 'me', 5000), true);
+  assert.equal(await store.lockAlias('#irc_k:hs', 'you', 5000), false, 'a live lock holds');
+  assert.equal((await item('ALIAS##irc_k:hs', 'ROOM'))?.state, 'creating');
+  assert.equal(await store.markRoomReady({ alias: '#irc_k:hs', roomId: '!k:hs', remoteRoom: 'k' }, 'me'), true);
+  assert.deepEqual(await item('ALIAS##irc_k:hs', 'ROOM'), { pk: 'ALIAS##irc_k:hs', sk: 'ROOM', state: 'ready', roomId: '!k:hs', remoteRoom: 'k' });
+  assert.deepEqual(await item('ROOM#!k:hs', 'ALIAS'), { pk: 'ROOM#!k:hs', sk: 'ALIAS', alias: '#irc_k:hs', remoteRoom: 'k' });
+  assert.deepEqual([...(await store.getBridgedRooms(['!k:hs', '!none:hs'])).values()], [{ roomId: '!k:hs', alias: '#irc_k:hs', remoteRoom: 'k' }]);
+});
+
+test('virtual user: USER#<userId>/PROFILE', async () => {
+  await store.putUser({ userId: '@irc_u:hs', displayName: 'U', registeredAt: 1 });
+  assert.deepEqual(await item('USER#@irc_u:hs', 'PROFILE'), { pk: 'USER#@irc_u:hs', sk: 'PROFILE', displayName: 'U', registeredAt: 1 });
+  assert.deepEqual(await store.getUser('@irc_u:hs'), { userId: '@irc_u:hs', displayName: 'U', avatarUrl: undefined, registeredAt: 1 });
+});
+
+test('transaction: TXN#<txnId>/TXN with its cursor as nextEvent, kept 7 days', async () => {
+  const claim = await store.claimTransaction('t1', 'me', Date.now() + 60_000);
+  assert.deepEqual(claim, { kind: 'claimed', cursor: 0 });
+  assert.equal(await store.recordProgress('t1', 'me', { cursor: 2, done: true, failed: [{ eventId: '$x', reason: 'HTTP 422' }] }), true);
+  const raw = await item('TXN#t1', 'TXN');
+  assert.equal(raw?.state, 'done');
+  assert.equal(raw?.nextEvent, 2);
+  assert.ok(inDays(raw?.expiresAt, TXN_TTL_S / 86400), 'expires after 7 days');
+  assert.deepEqual(await store.getTransaction('t1'), { state: 'done', leaseUntil: 0, cursor: 2, failed: [{ eventId: '$x', reason: 'HTTP 422' }] });
+  assert.deepEqual(await store.claimTransaction('t1', 'you', Date.now() + 60_000), { kind: 'done' });
+});
+
+test('scrollback: ALIAS#<alias>/SCROLLBACK#<zero-padded ts>#<id>, oldest first, kept 7 days, dropped by message', async () => {
+  const m = (id: string, ts: number) => ({ id, room: 'k', sender: { id: 'Bob' }, msgtype: 'm.text', body: id, ts });
+  await store.keepScrollback('#irc_s:hs', m('b', 20));
+  await store.keepScrollback('#irc_s:hs', m('a', 3));
+  const raw = await item('ALIAS##irc_s:hs', `SCROLLBACK#${'3'.padStart(15, '0')}#a`);
+  assert.ok(raw, 'the sort key orders by time');
+  assert.ok(inDays(raw.expiresAt, SCROLLBACK_TTL_S / 86400));
+  assert.deepEqual((await store.listScrollback('#irc_s:hs')).map((x) => x.id), ['a', 'b']);
+  await store.dropScrollback('#irc_s:hs', [m('a', 3)]);
+  assert.deepEqual((await store.listScrollback('#irc_s:hs')).map((x) => x.id), ['b']);
+});

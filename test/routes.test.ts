@@ -83,25 +83,18 @@ test('a transaction left by a copy that died is taken over once its lease ran ou
     origin_server_ts: i,
     content: { msgtype: 'm.text', body: `died ${i}` },
   }));
-  const { PutCommand } = await import('@aws-sdk/lib-dynamodb');
   // What a copy killed after delivering event 0 leaves: running, its lease over, cursor at 1.
-  await as.table.doc.send(
-    new PutCommand({
-      TableName: as.table.tableName,
-      Item: { pk: 'TXN#died-1', sk: 'TXN', state: 'running', owner: 'dead-copy', leaseUntil: Date.now() - 1, nextEvent: 1 },
-    }),
-  );
+  await as.store.claimTransaction('died-1', 'dead-copy', Date.now() + 60_000);
+  await as.store.recordProgress('died-1', 'dead-copy', { cursor: 1, done: false, failed: [] });
+  await as.store.claimTransaction('died-1', 'dead-copy', Date.now() - 1);
+  const left = await as.store.getTransaction('died-1');
+  assert.deepEqual([left?.state, left?.cursor, (left?.leaseUntil ?? Infinity) < Date.now()], ['running', 1, true]);
   as.logs.length = 0;
   assert.equal((await as.hsCall('push', { method: 'PUT', path: '/_matrix/app/v1/transactions/died-1', body: { events } })).status, 200);
   const delivered = as.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'delivered to the open network');
   assert.deepEqual(delivered.map((l) => l.delivery.id), ['$died2', '$died3']);
   // A live lease is respected: the HS gets 503 and nothing is delivered.
-  await as.table.doc.send(
-    new PutCommand({
-      TableName: as.table.tableName,
-      Item: { pk: 'TXN#alive-1', sk: 'TXN', state: 'running', owner: 'live-copy', leaseUntil: Date.now() + 60_000, nextEvent: 0 },
-    }),
-  );
+  await as.store.claimTransaction('alive-1', 'live-copy', Date.now() + 60_000);
   as.logs.length = 0;
   const busy = await as.hsCall('push', { method: 'PUT', path: '/_matrix/app/v1/transactions/alive-1', body: { events }, timeoutMs: 4000 });
   assert.equal(busy.status, 503);

@@ -16,7 +16,7 @@
  */
 import { test, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { RoomAlias, RoomId, UserId } from '../../lib/matrix/ids.js';
 import { startAs, enc } from '../support/as.js';
 import type { Reply } from '../support/lambda.js';
 import type { FailRule } from '../support/fake-hs.js';
@@ -85,9 +85,9 @@ function assertNoUnexpectedErrors(): void {
   assert.deepEqual(lines, [], 'every failure was an expected, classified one');
 }
 
-const items = () => as.table.items();
-const userItems = async (userId: string) => (await items()).filter((i) => i.pk === `USER#${userId}`);
-const aliasItems = async (alias: string) => (await items()).filter((i) => i.pk === `ALIAS#${alias}` && i.sk === 'ROOM');
+/** What the store holds for a user or an alias, as a list: empty when nothing is recorded. */
+const userItems = async (userId: string) => [await as.store.getUser(userId as UserId)].filter((u) => u !== undefined);
+const aliasItems = async (alias: string) => [await as.store.getAlias(alias as RoomAlias)].filter((a) => a !== undefined);
 const roomsWithAlias = (alias: string) => [...as.hs.rooms.values()].filter((r) => r.alias === alias);
 const callsTo = (step: RegExp) => as.hs.calls.filter((c) => step.test(c.path));
 
@@ -216,7 +216,7 @@ for (const step of ROOM_STEPS) {
       const [item] = await aliasItems(alias);
       assert.equal(item?.state, 'ready');
       assert.equal(item?.roomId, rooms[0]?.roomId);
-      assert.equal((await items()).filter((i) => i.pk === `ROOM#${rooms[0]?.roomId}`).length, 1, 'room → alias recorded');
+      assert.equal((await as.store.getBridgedRooms([rooms[0]!.roomId as RoomId])).size, 1, 'room → alias recorded');
       assertNoUnexpectedErrors();
       assert.deepEqual(as.hs.specErrors, []);
     });
@@ -271,12 +271,7 @@ test('alias query: the lock of a copy that was killed mid-creation (a hung HS ou
   const alias = `#irc_${remote}:example.org`;
   network.rooms.set(remote, { name: remote });
   // What a killed copy leaves: the lock, never released, never marked ready.
-  await as.table.doc.send(
-    new PutCommand({
-      TableName: as.table.tableName,
-      Item: { pk: `ALIAS#${alias}`, sk: 'ROOM', state: 'creating', owner: 'a-copy-that-died', lockUntil: Date.now() + 800 },
-    }),
-  );
+  assert.ok(await as.store.lockAlias(alias as RoomAlias, 'a-copy-that-died', 800));
   const res = await roomQuery(alias, 5000);
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.equal(roomsWithAlias(alias).length, 1);
@@ -288,12 +283,7 @@ test('alias query: a lock that outlives the whole budget answers 503 in time, ne
   const remote = uniq('r');
   const alias = `#irc_${remote}:example.org`;
   network.rooms.set(remote, { name: remote });
-  await as.table.doc.send(
-    new PutCommand({
-      TableName: as.table.tableName,
-      Item: { pk: `ALIAS#${alias}`, sk: 'ROOM', state: 'creating', owner: 'a-live-copy', lockUntil: Date.now() + 60_000 },
-    }),
-  );
+  assert.ok(await as.store.lockAlias(alias as RoomAlias, 'a-live-copy', 60_000));
   const res = await roomQuery(alias, LAMBDA_MS);
   assertClear5xx(res, /being created/);
   assert.equal(res.status, 503);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { parse } from 'yaml';
 import { startAs, HS_TOKEN, AS_TOKEN } from './support/as.js';
+import { eventsDigest } from '../lib/bridge/ledger.js';
 import { checkAsResponse, checkRegistration } from './support/spec.js';
 
 const as = await startAs();
@@ -84,9 +85,10 @@ test('a transaction left by a copy that died is taken over once its lease ran ou
     content: { msgtype: 'm.text', body: `died ${i}` },
   }));
   // What a copy killed after delivering event 0 leaves: running, its lease over, cursor at 1.
-  await as.store.claimTransaction('died-1', 'dead-copy', Date.now() + 60_000);
+  const digest = eventsDigest(events);
+  await as.store.claimTransaction('died-1', digest, 'dead-copy', Date.now() + 60_000);
   await as.store.recordProgress('died-1', 'dead-copy', { cursor: 1, done: false, failed: [] });
-  await as.store.claimTransaction('died-1', 'dead-copy', Date.now() - 1);
+  await as.store.claimTransaction('died-1', digest, 'dead-copy', Date.now() - 1);
   const left = await as.store.getTransaction('died-1');
   assert.deepEqual([left?.state, left?.cursor, (left?.leaseUntil ?? Infinity) < Date.now()], ['running', 1, true]);
   as.logs.length = 0;
@@ -94,7 +96,7 @@ test('a transaction left by a copy that died is taken over once its lease ran ou
   const delivered = as.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'delivered to the open network');
   assert.deepEqual(delivered.map((l) => l.delivery.id), ['$died2', '$died3']);
   // A live lease is respected: the HS gets 503 and nothing is delivered.
-  await as.store.claimTransaction('alive-1', 'live-copy', Date.now() + 60_000);
+  await as.store.claimTransaction('alive-1', digest, 'live-copy', Date.now() + 60_000);
   as.logs.length = 0;
   const busy = await as.hsCall('push', { method: 'PUT', path: '/_matrix/app/v1/transactions/alive-1', body: { events }, timeoutMs: 4000 });
   assert.equal(busy.status, 503);

@@ -37,10 +37,10 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
   // no effect here: answering them without a record saves two billed writes each.
   if (events.length === 0) return { kind: 'processed', delivered: 0, skipped: 0, failed: [] };
 
-  const lease = await claim(b.store, txnId, budget);
+  const log = b.log.child({ txnId });
+  const lease = await claim(b.store, txnId, events, budget, log);
   if (!lease) return { kind: 'duplicate' };
 
-  const log = b.log.child({ txnId });
   const failed: FailedEvent[] = [];
   let cursor = lease.cursor;
   let delivered = 0;

@@ -50,8 +50,11 @@ export interface FailedEvent {
 }
 
 export type TransactionClaim =
-  /** Ours until the lease ends; events before `cursor` were done by an earlier attempt. */
-  | { kind: 'claimed'; cursor: number }
+  /**
+   * Ours until the lease ends; events before `cursor` were done by an earlier attempt. `reused`:
+   * the id was last used for other events (a homeserver that restarted or was reset), replaced.
+   */
+  | { kind: 'claimed'; cursor: number; reused: boolean }
   | { kind: 'done' }
   /** Another live copy holds the lease. */
   | { kind: 'busy'; leaseUntil: number };
@@ -63,6 +66,8 @@ export interface TransactionRecord {
   cursor: number;
   /** Events refused for good, with the reason: for an operator to look at. */
   failed: FailedEvent[];
+  /** Which events the transaction holds (a digest of their IDs); tells a retry from a reused id. */
+  digest?: string;
 }
 
 export interface TransactionProgress {
@@ -88,7 +93,7 @@ export interface Store {
   putUser(user: VirtualUser): Promise<void>;
 
   /** The transaction ledger: one record per pushed transaction, claim → progress → done. */
-  claimTransaction(txnId: string, owner: string, leaseUntil: number): Promise<TransactionClaim>;
+  claimTransaction(txnId: string, digest: string, owner: string, leaseUntil: number): Promise<TransactionClaim>;
   getTransaction(txnId: string): Promise<TransactionRecord | undefined>;
   /** False when our lease was taken over meanwhile (the new holder carries on). */
   recordProgress(txnId: string, owner: string, progress: TransactionProgress): Promise<boolean>;

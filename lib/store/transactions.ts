@@ -1,8 +1,8 @@
 /**
  * The dedup record of a pushed transaction (`TXN#<txnId>`/`TXN`), which doubles as its
- * progress cursor (`nextEvent`, the index of the next event to deliver). The HS never changes a transaction's events on retry, so "events before
- * `cursor` are done" is all a retry needs: two writes per transaction (claim and finish),
- * however many events it holds.
+ * progress cursor (`nextEvent`, the index of the next event to deliver) and carries a digest of
+ * its events. A genuine retry carries the same events, so "events before `cursor` are done" is
+ * all a retry needs: two writes per transaction (claim and finish), however many events it holds.
  */
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
@@ -15,45 +15,72 @@ export const TXN_TTL_S = 7 * 24 * 3600;
 
 const key = (txnId: string) => ({ pk: `TXN#${txnId}`, sk: 'TXN' });
 
-/** Takes the transaction unless it is done or another live copy holds its lease. */
-export async function claimTransaction(t: Table, txnId: string, owner: string, leaseUntil: number): Promise<TransactionClaim> {
+/**
+ * Takes the transaction unless it is done or another live copy holds its lease. The record
+ * carries a digest of the transaction's events: a homeserver that restarted (Synapse on SQLite
+ * counts from 1 again) or lost its database reuses ids for new events, while a genuine retry
+ * always carries the same events. A record with another digest is an old transaction under a
+ * reused id: it is replaced, and the new one starts at its first event. The happy path stays
+ * one write; only a reuse costs a second.
+ */
+export async function claimTransaction(t: Table, txnId: string, digest: string, owner: string, leaseUntil: number): Promise<TransactionClaim> {
   const now = Date.now();
+  const values = { ':running': 'running', ':owner': owner, ':lease': leaseUntil, ':exp': expiresIn(TXN_TTL_S), ':digest': digest, ':zero': 0 };
+  let old: TransactionRecord | undefined;
   try {
     const out = await t.doc.send(
       new UpdateCommand({
         TableName: t.tableName,
         Key: key(txnId),
-        UpdateExpression: 'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, nextEvent = if_not_exists(nextEvent, :zero)',
-        ConditionExpression: 'attribute_not_exists(pk) OR (#s <> :done AND leaseUntil < :now)',
+        UpdateExpression:
+          'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, digest = :digest, nextEvent = if_not_exists(nextEvent, :zero)',
+        ConditionExpression: 'attribute_not_exists(pk) OR (digest = :digest AND #s <> :done AND leaseUntil < :now)',
         ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
-        ExpressionAttributeValues: {
-          ':running': 'running',
-          ':done': 'done',
-          ':owner': owner,
-          ':lease': leaseUntil,
-          ':now': now,
-          ':zero': 0,
-          ':exp': expiresIn(TXN_TTL_S),
-        },
+        ExpressionAttributeValues: { ...values, ':done': 'done', ':now': now },
         ReturnValues: 'ALL_NEW',
         // Saves a read when the claim fails: the item tells us why.
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       }),
     );
-    return { kind: 'claimed', cursor: Number(out.Attributes?.nextEvent ?? 0) };
+    return { kind: 'claimed', cursor: Number(out.Attributes?.nextEvent ?? 0), reused: false };
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
-    const raw = (e as { Item?: Parameters<typeof unmarshall>[0] }).Item;
-    const record = raw ? toRecord(unmarshall(raw)) : await getTransaction(t, txnId);
-    return record?.state === 'done' ? { kind: 'done' } : { kind: 'busy', leaseUntil: record?.leaseUntil ?? 0 };
+    old = recordOf(e) ?? (await getTransaction(t, txnId));
+  }
+  if (!old || old.digest === digest) return old?.state === 'done' ? { kind: 'done' } : { kind: 'busy', leaseUntil: old?.leaseUntil ?? 0 };
+  try {
+    await t.doc.send(
+      new UpdateCommand({
+        TableName: t.tableName,
+        Key: key(txnId),
+        UpdateExpression:
+          'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, digest = :digest, nextEvent = :zero, failed = :none',
+        // Only one copy replaces the old record; the others then see our digest and wait for us.
+        ConditionExpression: 'attribute_not_exists(digest) OR digest <> :digest',
+        ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
+        ExpressionAttributeValues: { ...values, ':none': [] },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+    return { kind: 'claimed', cursor: 0, reused: true };
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+    const now = recordOf(e);
+    return now?.state === 'done' ? { kind: 'done' } : { kind: 'busy', leaseUntil: now?.leaseUntil ?? 0 };
   }
 }
+
+const recordOf = (e: unknown): TransactionRecord | undefined => {
+  const raw = (e as { Item?: Parameters<typeof unmarshall>[0] }).Item;
+  return raw ? toRecord(unmarshall(raw)) : undefined;
+};
 
 const toRecord = (item: Record<string, unknown>): TransactionRecord => ({
   state: item.state === 'done' || item.state === 'retry' ? item.state : 'running',
   leaseUntil: Number(item.leaseUntil ?? 0),
   cursor: Number(item.nextEvent ?? 0),
   failed: Array.isArray(item.failed) ? (item.failed as FailedEvent[]) : [],
+  digest: typeof item.digest === 'string' ? item.digest : undefined,
 });
 
 export async function getTransaction(t: Table, txnId: string): Promise<TransactionRecord | undefined> {

@@ -6,7 +6,7 @@
  */
 import { after } from 'node:test';
 import { startFakeHs, synapseQuote } from './fake-hs.js';
-import type { FakeHs } from './fake-hs.js';
+import type { FakeHs, FakeHsOptions } from './fake-hs.js';
 import { testTable } from './dynamo.js';
 import type { TestTable } from './dynamo.js';
 import { invoke } from './lambda.js';
@@ -30,12 +30,22 @@ export interface AsUnderTest {
   /** An authenticated HS → AS call. */
   hsCall(fn: FunctionName, req: Invoke): Promise<Reply>;
   bridge(): Promise<import('../../lib/bridge/runtime.js').Bridge>;
+  /** Sends a transaction as the homeserver does (for hs.push): its HTTP status. */
+  pushSend(txnId: string, body: { events: object[] }): Promise<number>;
 }
 
 export type FunctionName = 'user-query' | 'room-query' | 'push' | 'ping' | 'unrecognized' | 'network-inbound';
 
-export async function startAs(env: Record<string, string> = {}): Promise<AsUnderTest> {
-  const hs = await startFakeHs({ asToken: AS_TOKEN, serverName: SERVER, userPrefix: env.USER_PREFIX ?? 'irc_', senderLocalpart: 'ircbot', requireInhibitLogin: true });
+/** `hsOptions` turn on the fake homeserver's Synapse-like behaviours (size limit, membership events…). */
+export async function startAs(env: Record<string, string> = {}, hsOptions: Partial<FakeHsOptions> = {}): Promise<AsUnderTest> {
+  const hs = await startFakeHs({
+    asToken: AS_TOKEN,
+    serverName: SERVER,
+    userPrefix: env.USER_PREFIX ?? 'irc_',
+    senderLocalpart: 'ircbot',
+    requireInhibitLogin: true,
+    ...hsOptions,
+  });
   after(() => hs.close());
   const table = await testTable();
   Object.assign(process.env, {
@@ -66,6 +76,8 @@ export async function startAs(env: Record<string, string> = {}): Promise<AsUnder
     call,
     hsCall: (fn, req) => call(fn, { ...req, headers: { authorization: `Bearer ${HS_TOKEN}`, ...req.headers } }),
     bridge: async () => (await import('../../lib/bridge/runtime.js')).getBridge(),
+    pushSend: async (txnId, body) =>
+      (await call('push', { method: 'PUT', path: `/_matrix/app/v1/transactions/${enc(txnId)}`, body, headers: { authorization: `Bearer ${HS_TOKEN}` } })).status,
   };
 }
 

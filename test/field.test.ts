@@ -78,3 +78,44 @@ test('a transaction cut short, then a new one under the same id after a restart,
   assert.equal(await as.pushSend('5', { events: fresh }), 200);
   assert.deepEqual(delivered(remote), ['old-1', 'new-1', 'new-2', 'new-3'], 'all of the new one, none skipped by the old cursor');
 });
+
+/** A message from the network, signed as the network signs it. */
+let m = 0;
+const fromNetwork = (remote: string, body: string, over: Record<string, unknown> = {}) => {
+  const msg = { id: uniq(`net-${++m}-`), room: remote, sender: { id: 'Bob' }, body, ts: 1_700_000_000_000 + m, ...over };
+  const raw = JSON.stringify(msg);
+  return as.call('network-inbound', { method: 'POST', path: '/network/messages', rawBody: raw, headers: { 'x-signature': network.sign(raw) } });
+};
+const configErrors = () => as.logs.filter((l) => l.includes('"msg":"configuration error"'));
+
+test('the homeserver refusing our as_token is our misconfiguration: a 5xx naming AS_TOKEN, never the network\'s 401, nothing failed for good', async () => {
+  const { room, remote } = await bridgedRoom();
+  as.hs.fail({ match: {}, kind: 'status', status: 401, body: { errcode: 'M_UNKNOWN_TOKEN', error: 'Invalid access token passed.' }, times: Infinity });
+  as.logs.length = 0;
+  const inbound = await fromNetwork(remote, 'while misconfigured');
+  assert.equal(inbound.status, 500, JSON.stringify(inbound.body));
+  assert.equal(inbound.body.errcode, 'M_UNKNOWN', 'not M_UNKNOWN_TOKEN: that code is the signature contract\'s');
+  assert.match(inbound.body.error, /AS_TOKEN/);
+  assert.equal(configErrors().length, 1);
+  assert.match(configErrors()[0]!, /"level":"error".*"setting":"AS_TOKEN"/);
+  // An invite in a pushed transaction: the HS is told to retry, the invite is not recorded as failed.
+  network.users.set('Dora', { displayName: 'Dora' });
+  const invite = {
+    event_id: `$${uniq('inv')}`,
+    room_id: room.roomId,
+    sender: '@alice:example.org',
+    type: 'm.room.member',
+    state_key: '@irc__dora:example.org',
+    origin_server_ts: Date.now(),
+    content: { membership: 'invite' },
+  };
+  room.invited.add('@irc__dora:example.org');
+  const txnId = uniq('auth');
+  assert.ok((await as.pushSend(txnId, { events: [invite] })) >= 500);
+  assert.deepEqual((await as.store.getTransaction(txnId))?.failed ?? [], []);
+  // The operator fixes the token: the HS's retry and the network's resend go through.
+  as.hs.clearFailures();
+  assert.equal(await as.pushSend(txnId, { events: [invite] }), 200);
+  assert.ok(room.members.has('@irc__dora:example.org'), 'the invite was accepted on retry');
+  assert.equal((await fromNetwork(remote, 'after the fix')).status, 200);
+});

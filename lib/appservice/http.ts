@@ -9,7 +9,7 @@ import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { ConfigError, getConfig } from '../config.js';
 import type { Config } from '../config.js';
-import { ErrCode, MatrixError, badJson, forbidden, internalError, invalidParam, notJson, tooLarge, unauthorized } from '../matrix/errors.js';
+import { ErrCode, HomeserverError, MatrixError, badJson, forbidden, internalError, invalidParam, notJson, tooLarge, unauthorized } from '../matrix/errors.js';
 import { logger } from '../log.js';
 import type { Logger } from '../log.js';
 import { verify } from '../signature.js';
@@ -71,6 +71,11 @@ const isHttpStatusError = (e: unknown): e is HttpStatusError =>
   e instanceof Error && typeof (e as Partial<HttpStatusError>).statusCode === 'number' && (e as HttpStatusError).statusCode >= 400 && (e as HttpStatusError).statusCode < 600;
 
 export function errorReply(e: unknown, log: Logger): Reply {
+  if (e instanceof HomeserverError && e.misconfigured) {
+    // Every request fails the same way until an operator fixes the setting: an error, naming it.
+    log.error('configuration error', { setting: e.misconfigured, error: e.message });
+    return { status: e.status, body: e.body };
+  }
   if (e instanceof MatrixError) {
     if (e.status >= 500) log.warn('request failed', { status: e.status, errcode: e.errcode, error: e.message });
     return { status: e.status, body: e.body };
@@ -130,10 +135,11 @@ const hsAuth = (): Mw => ({
 
 const networkSignature = (): Mw => ({
   before: (req) => {
-    const secret = req.context.config.network.secret;
-    if (!secret) throw forbidden('inbound messages are disabled: NETWORK_SECRET is not configured');
+    // NETWORK_SECRET, and NETWORK_SECRET_NEXT while it is rotated: a signature under either will do.
+    const secrets = req.context.config.network.acceptedSecrets;
+    if (secrets.length === 0) throw forbidden('inbound messages are disabled: NETWORK_SECRET is not configured');
     // The signature covers the exact bytes sent, so it is checked before anything parses them.
-    const check = verify(req.event.headers?.['x-signature'], rawBody(req.event).toString('utf8'), secret);
+    const check = verify(req.event.headers?.['x-signature'], rawBody(req.event).toString('utf8'), secrets);
     if (!check.ok) throw check.status === 401 ? unauthorized(check.reason) : forbidden(check.reason);
   },
 });

@@ -7,7 +7,7 @@
  * the alias for longer than one request.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrCode, invalidParam, isMatrixError, notFound, unavailable } from '../matrix/errors.js';
+import { ErrCode, invalidParam, isHomeserverError, notFound, unavailable } from '../matrix/errors.js';
 import { isRoomAlias } from '../matrix/ids.js';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
 import type { AliasRecord, BridgedRoom } from '../store/index.js';
@@ -101,7 +101,7 @@ async function createOrAdopt(b: Bridge, alias: RoomAlias, info: RemoteRoom, dead
   } catch (e) {
     // A room with this alias exists already (made by an earlier attempt that died before
     // recording it, or by hand): adopt it rather than fail the query forever.
-    if (!isMatrixError(e, ErrCode.RoomInUse)) throw e;
+    if (!isHomeserverError(e, ErrCode.RoomInUse)) throw e;
     const { room_id } = await b.cs.resolveAlias(alias, { deadline });
     b.log.info('adopted existing room for alias', { alias, roomId: room_id });
     return room_id;

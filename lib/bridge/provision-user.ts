@@ -1,5 +1,5 @@
 /** Virtual users: the user query, invites of them, and making sure one exists before it speaks. */
-import { ErrCode, invalidParam, isMatrixError, notFound } from '../matrix/errors.js';
+import { ErrCode, invalidParam, isHomeserverError, notFound } from '../matrix/errors.js';
 import { isUserId } from '../matrix/ids.js';
 import type { RoomId, UserId } from '../matrix/ids.js';
 import type { Bridge } from './runtime.js';
@@ -27,7 +27,7 @@ export async function registerVirtualUser(b: Bridge, userId: UserId, profile: Re
   try {
     await b.cs.register(b.ns.localpartOf(userId), { deadline });
   } catch (e) {
-    if (!isMatrixError(e, ErrCode.UserInUse)) throw e;
+    if (!isHomeserverError(e, ErrCode.UserInUse)) throw e;
   }
   await b.cs.setDisplayName(userId, profile.displayName, { deadline });
   // The HS only takes mxc:// avatars; an http(s) one would first have to be uploaded to its media repo.

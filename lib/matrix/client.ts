@@ -3,7 +3,7 @@
  * Plain fetch, typed calls, identity assertion (`user_id`), timestamp massaging (`ts`),
  * and retries on 429/5xx/timeouts bounded by the caller's deadline (the Lambda's time left).
  */
-import { ErrCode, MatrixError } from './errors.js';
+import { ErrCode, HomeserverError, MatrixError } from './errors.js';
 import type { RoomAlias, RoomId, UserId } from './ids.js';
 import { sleep } from '../time.js';
 
@@ -56,7 +56,7 @@ export function createCsClient(opts: CsClientOptions) {
     const url = new URL(base + path);
     if (call.asUser) url.searchParams.set('user_id', call.asUser);
     for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    let lastError: MatrixError | undefined;
+    let last: HomeserverError | undefined;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const remaining = call.deadline - Date.now();
       if (remaining <= 0) break;
@@ -73,21 +73,19 @@ export function createCsClient(opts: CsClientOptions) {
         try {
           json = text ? JSON.parse(text) : {};
         } catch {
-          // Not M_NOT_JSON: the error can end up in our own answer, where that errcode would
-          // tell the HS that *its* request was not JSON (e.g. a proxy's HTML 502 page here).
-          json = { errcode: ErrCode.Unknown, error: `homeserver answered ${res.status} with a body that is not JSON` };
+          json = { error: `a body that is not JSON` };
         }
         if (res.ok) return json as T;
         const errcode = typeof json.errcode === 'string' ? json.errcode : ErrCode.Unknown;
-        const message = typeof json.error === 'string' ? json.error : `HTTP ${res.status}`;
-        lastError = new MatrixError(res.status, errcode, `${method} ${path}: ${message}`, {});
-        if (!lastError.transient) throw lastError;
+        const message = typeof json.error === 'string' ? json.error : 'no error text';
+        last = new HomeserverError({ status: res.status, errcode }, `${method} ${path}: ${message} (HTTP ${res.status} ${errcode})`);
+        if (res.status !== 429 && res.status < 500) throw last;
         const retryAfter = Number(json.retry_after_ms ?? (Number(res.headers.get('retry-after')) * 1000 || NaN));
         wait = res.status === 429 && Number.isFinite(retryAfter) ? retryAfter : backoffMs * 2 ** (attempt - 1);
       } catch (e) {
         if (e instanceof MatrixError) throw e;
         const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
-        lastError = new MatrixError(504, ErrCode.Unknown, `${method} ${path}: homeserver ${timedOut ? 'timed out' : 'unreachable'}`);
+        last = new HomeserverError({ status: 0, errcode: ErrCode.Unknown }, `${method} ${path}: ${timedOut ? 'timed out' : 'unreachable'}`);
         wait = backoffMs * 2 ** (attempt - 1);
       }
       // Jitter spreads the retries of many Lambda copies hitting the same rate limit.
@@ -95,8 +93,8 @@ export function createCsClient(opts: CsClientOptions) {
       if (Date.now() + wait >= call.deadline) break;
       await sleep(wait);
     }
-    const cause = lastError ?? new MatrixError(504, ErrCode.Unknown, `${method} ${path}: no time left`);
-    throw new MatrixError(cause.status === 429 ? 503 : cause.status, cause.errcode, `${cause.message} (gave up before the deadline)`);
+    const cause = last ?? new HomeserverError({ status: 0, errcode: ErrCode.Unknown }, `${method} ${path}: no time left`);
+    throw new HomeserverError(cause.hs, `${cause.detail} (gave up before the deadline)`);
   }
 
   return {

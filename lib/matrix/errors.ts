@@ -28,10 +28,11 @@ export type ErrCode = (typeof ErrCode)[keyof typeof ErrCode];
 export class MatrixError extends Error {
   constructor(
     readonly status: number,
-    /** One of ErrCode when we make it; whatever the homeserver said when it comes from there. */
     readonly errcode: string,
     message: string,
     readonly extra: Record<string, unknown> = {},
+    /** Whether another try later may succeed; by default rate limits and 5xx. */
+    private readonly retryable?: boolean,
   ) {
     super(message);
     this.name = 'MatrixError';
@@ -43,9 +44,60 @@ export class MatrixError extends Error {
 
   /** True for failures worth another try later: rate limits, server errors, timeouts. */
   get transient(): boolean {
-    return this.status === 429 || this.status >= 500;
+    return this.retryable ?? (this.status === 429 || this.status >= 500);
   }
 }
+
+/** What the homeserver answered, or 0 when it did not answer at all. */
+export interface HomeserverAnswer {
+  status: number;
+  errcode: string;
+}
+
+/**
+ * The homeserver's answer to one of our CS API calls is not our answer to whoever called us: a
+ * 401 from it means our as_token is wrong (a deployment mistake the HS and the network should
+ * retry past once it is fixed, never "your request was unauthorised"), a 5xx is our 503. This
+ * table is the one place that decides; `hs` keeps what the homeserver said, for the use cases.
+ */
+export function answerFor(hs: HomeserverAnswer): { status: number; errcode: ErrCode; transient: boolean; why: string } {
+  const { status } = hs;
+  if (status === 0) return { status: 503, errcode: ErrCode.Unknown, transient: true, why: 'the homeserver did not answer' };
+  if (status === 401) {
+    return {
+      status: 500,
+      errcode: ErrCode.Unknown,
+      transient: true,
+      why: 'the homeserver does not accept our as_token: AS_TOKEN (or AS_TOKEN_PARAM) must be the as_token of the registration the homeserver has',
+    };
+  }
+  if (status === 403) return { status: 403, errcode: ErrCode.Forbidden, transient: false, why: 'the homeserver refused' };
+  if (status === 404) return { status: 404, errcode: ErrCode.NotFound, transient: false, why: 'the homeserver does not know it' };
+  if (status === 413) return { status: 413, errcode: ErrCode.TooLarge, transient: false, why: 'the homeserver refused it as too large' };
+  if (status === 429) return { status: 503, errcode: ErrCode.Unknown, transient: true, why: 'the homeserver is rate-limiting us' };
+  if (status >= 500) return { status: 503, errcode: ErrCode.Unknown, transient: true, why: 'the homeserver failed' };
+  return { status: 400, errcode: ErrCode.Unknown, transient: false, why: 'the homeserver refused the request' };
+}
+
+/** A CS API call the homeserver refused or failed; status and errcode are our answer (answerFor). */
+export class HomeserverError extends MatrixError {
+  /** The setting to fix when this is our misconfiguration, not a passing failure. */
+  readonly misconfigured?: string;
+
+  constructor(
+    readonly hs: HomeserverAnswer,
+    /** e.g. `PUT /_matrix/client/v3/rooms/…/send/…: User not in room (HTTP 403 M_FORBIDDEN)` */
+    readonly detail: string,
+  ) {
+    const ours = answerFor(hs);
+    super(ours.status, ours.errcode, `${ours.why}: ${detail}`, {}, ours.transient);
+    this.name = 'HomeserverError';
+    if (hs.status === 401) this.misconfigured = 'AS_TOKEN';
+  }
+}
+
+export const isHomeserverError = (e: unknown, errcode?: string): e is HomeserverError =>
+  e instanceof HomeserverError && (errcode === undefined || e.hs.errcode === errcode);
 
 export const isMatrixError = (e: unknown, errcode?: string): e is MatrixError =>
   e instanceof MatrixError && (errcode === undefined || e.errcode === errcode);

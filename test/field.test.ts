@@ -119,3 +119,57 @@ test('the homeserver refusing our as_token is our misconfiguration: a 5xx naming
   assert.ok(room.members.has('@irc__dora:example.org'), 'the invite was accepted on retry');
   assert.equal((await fromNetwork(remote, 'after the fix')).status, 200);
 });
+
+const bodiesIn = (room: FakeRoom) => room.events.filter((e) => e.type === 'm.room.message').map((e) => e.content.body);
+
+test('a kicked virtual user joins again and its message goes in: with the kick pushed to the AS, and without', async () => {
+  const { room, remote } = await bridgedRoom();
+  const bob = '@irc__bob:example.org';
+  assert.equal((await fromNetwork(remote, 'before the kick')).status, 200);
+  // The kick reaches the AS in a transaction: the warm Lambda forgets that Bob is in.
+  const kick = as.hs.kick(room.roomId, bob, '@mod:example.org');
+  assert.equal((await as.hs.push([as.hs.clientEvent(room.roomId, kick)], as.pushSend)).statuses.at(-1), 200);
+  assert.equal((await fromNetwork(remote, 'after the kick')).status, 200);
+  // Kicked again, and this time the AS has not seen it (the transaction is still queued).
+  as.hs.kick(room.roomId, bob, '@mod:example.org');
+  const res = await fromNetwork(remote, 'after an unseen kick');
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.deepEqual(bodiesIn(room).slice(-3), ['before the kick', 'after the kick', 'after an unseen kick']);
+  assert.ok(room.members.has(bob));
+});
+
+test('a banned virtual user: the network gets 403 M_FORBIDDEN with reason "banned", logged, and nothing is posted', async () => {
+  const { room, remote } = await bridgedRoom();
+  assert.equal((await fromNetwork(remote, 'hello', { sender: { id: 'Eve' } })).status, 200);
+  as.hs.ban(room.roomId, '@irc__eve:example.org', '@mod:example.org');
+  as.logs.length = 0;
+  const res = await fromNetwork(remote, 'let me in', { sender: { id: 'Eve' } });
+  assert.equal(res.status, 403, JSON.stringify(res.body));
+  assert.deepEqual([res.body.errcode, res.body.reason], ['M_FORBIDDEN', 'banned']);
+  assert.ok(as.logs.some((l) => l.includes('banned from the Matrix room') && l.includes('@irc__eve:example.org')));
+  assert.deepEqual(bodiesIn(room).slice(-1), ['hello']);
+  // Unbanned: Eve is back.
+  as.hs.unban(room.roomId, '@irc__eve:example.org');
+  assert.equal((await fromNetwork(remote, 'thanks', { sender: { id: 'Eve' } })).status, 200);
+});
+
+test('a virtual user the homeserver lost is made again: by its next message, and by the user query', async () => {
+  const { room, remote } = await bridgedRoom();
+  const fay = '@irc__fay:example.org';
+  assert.equal((await fromNetwork(remote, 'one', { sender: { id: 'Fay' } })).status, 200);
+  // An admin deactivates and purges the user (or the HS database is reset): gone from the HS.
+  as.hs.users.delete(fay);
+  room.members.delete(fay);
+  const res = await fromNetwork(remote, 'two', { sender: { id: 'Fay' } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(as.hs.users.get(fay)?.displayName, 'Fay');
+  assert.deepEqual(bodiesIn(room).slice(-2), ['one', 'two']);
+  // The HS asks about a user we recorded only when it lost it: the query makes it again.
+  network.users.set('Gus', { displayName: 'Gus G.' });
+  const gus = '@irc__gus:example.org';
+  assert.equal((await as.hsCall('user-query', { method: 'GET', path: `/_matrix/app/v1/users/${enc(gus)}` })).status, 200);
+  as.hs.users.delete(gus);
+  network.users.delete('Gus'); // the network is not asked again: our record has the profile
+  assert.equal((await as.hsCall('user-query', { method: 'GET', path: `/_matrix/app/v1/users/${enc(gus)}` })).status, 200);
+  assert.equal(as.hs.users.get(gus)?.displayName, 'Gus G.');
+});

@@ -12,7 +12,14 @@ export async function provisionUser(b: Bridge, userId: string, deadline: number)
   if (!isUserId(userId)) throw invalidParam(`${JSON.stringify(userId)} is not a Matrix user ID`);
   const remote = b.ns.remoteUserOf(userId);
   if (!remote) throw notFound(`${userId} is not in this bridge's namespace`);
-  if (await b.store.getUser(userId)) return 'existing';
+  const recorded = await b.store.getUser(userId);
+  if (recorded) {
+    // The HS asks only about users it does not know: one we recorded means it lost it (a reset
+    // database, an admin's deletion). Make it again from our record, without asking the network.
+    forgetVirtualUser(b, userId);
+    await reregisterVirtualUser(b, userId, { displayName: recorded.displayName ?? remote, avatarUrl: recorded.avatarUrl }, deadline);
+    return 'existing';
+  }
   const profile = await b.network.lookupUser(remote);
   if (!profile) throw notFound(`the network has no user ${JSON.stringify(remote)}`);
   await registerVirtualUser(b, userId, profile, deadline);
@@ -34,6 +41,28 @@ export async function registerVirtualUser(b: Bridge, userId: UserId, profile: Re
   if (profile.avatarUrl?.startsWith('mxc://')) await b.cs.setAvatarUrl(userId, profile.avatarUrl, { deadline });
   else if (profile.avatarUrl) b.log.info('avatar not set: only mxc:// URLs are supported', { userId });
   await b.store.putUser({ userId, displayName: profile.displayName, avatarUrl: profile.avatarUrl, registeredAt: Date.now() });
+}
+
+/**
+ * Registers a user we recorded before, for a homeserver that may have lost it: M_USER_IN_USE
+ * means it still has it (nothing more to do); otherwise the profile is set again.
+ */
+export async function reregisterVirtualUser(b: Bridge, userId: UserId, profile: RemoteUser, deadline: number): Promise<void> {
+  try {
+    await b.cs.register(b.ns.localpartOf(userId), { deadline });
+  } catch (e) {
+    if (isHomeserverError(e, ErrCode.UserInUse)) return;
+    throw e;
+  }
+  b.log.info('registered a recorded user again: the homeserver had lost it', { userId });
+  await registerVirtualUser(b, userId, profile, deadline);
+}
+
+/** Drops what this warm Lambda remembers of a user: it was kicked, left, or the HS lost it. */
+export function forgetVirtualUser(b: Bridge, userId: UserId, roomId?: RoomId): void {
+  if (roomId) b.joined.delete(`${roomId}|${userId}`);
+  else for (const key of b.joined) if (key.endsWith(`|${userId}`)) b.joined.delete(key);
+  if (!roomId) b.knownUsers.delete(userId);
 }
 
 /** Makes sure a virtual user exists, without asking the network when we recorded it before. */

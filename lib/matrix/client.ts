@@ -140,6 +140,14 @@ export function createCsClient(opts: CsClientOptions) {
         body: content,
       }),
 
+    /** A state event's content; 404 when the room has none. */
+    getState: (roomId: RoomId, type: string, stateKey: string, call: CallOptions) =>
+      request<Record<string, unknown>>('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, call),
+
+    /** Points an alias at a room (as the bot, which owns our aliases). */
+    setAlias: (alias: RoomAlias, roomId: RoomId, call: CallOptions) =>
+      request('PUT', `/_matrix/client/v3/directory/room/${enc(alias)}`, { ...call, body: { room_id: roomId } }),
+
     sendState: (roomId: RoomId, type: string, stateKey: string, content: Record<string, unknown>, call: CallOptions) =>
       request<{ event_id: string }>('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, {
         ...call,

@@ -642,6 +642,25 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     return { status: 200, body: { event_id: ev.eventId } };
   };
 
+  /**
+   * GET a state event's content. As Synapse: only for members (the room is not world-readable);
+   * m.room.member is answered from the membership sets, others from the last such state event.
+   */
+  const getState: Handler = (ctx) => {
+    const { roomId, type } = ctx.params as { roomId: string; type: string };
+    const stateKey = ctx.params.stateKey ?? '';
+    const room = rooms.get(roomId);
+    if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}, and room previews are disabled`);
+    if (type === 'm.room.member') {
+      const membership = room.banned.has(stateKey) ? 'ban' : room.members.has(stateKey) ? 'join' : room.invited.has(stateKey) ? 'invite' : undefined;
+      const left = room.events.some((e) => e.type === 'm.room.member' && e.stateKey === stateKey);
+      if (membership) return { status: 200, body: { membership } };
+      return left ? { status: 200, body: { membership: 'leave' } } : err(404, 'M_NOT_FOUND', 'Event not found.');
+    }
+    const last = [...room.events].reverse().find((e) => e.type === type && e.stateKey === stateKey);
+    return last ? { status: 200, body: last.content } : err(404, 'M_NOT_FOUND', 'Event not found.');
+  };
+
   const state: Handler = (ctx) => {
     const ts = parseTs(ctx);
     if (typeof ts === 'object') return ts;
@@ -681,6 +700,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'invite'], handler: invite },
     { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'send', ':type', ':txnId'], handler: send },
     { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: state },
+    { method: 'GET', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: getState },
   ];
 
   const matchPattern = (pattern: string[], segs: string[]): Record<string, string> | undefined => {

@@ -173,3 +173,83 @@ test('a virtual user the homeserver lost is made again: by its next message, and
   assert.equal((await as.hsCall('user-query', { method: 'GET', path: `/_matrix/app/v1/users/${enc(gus)}` })).status, 200);
   assert.equal(as.hs.users.get(gus)?.displayName, 'Gus G.');
 });
+
+/** Messages the network sent before anyone joined; then the alias query, which replays them. */
+async function keptThenJoined(remote: string, bodies: string[]) {
+  network.rooms.set(remote, { name: `#${remote}` });
+  const sent = [];
+  for (const body of bodies) {
+    const res = await fromNetwork(remote, body);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    sent.push(body);
+  }
+  return sent;
+}
+const roomOf = (remote: string) => as.hs.rooms.get(as.hs.aliases.get(`#irc_${remote}:example.org`)!)!;
+const roomQuery = (remote: string) => as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(`#irc_${remote}:example.org`)}` });
+
+test('a kept message the homeserver refuses for good is dropped with a log line; the replay goes on and the room is not blocked', async () => {
+  const remote = uniq('poison');
+  await keptThenJoined(remote, ['k1', 'k2 (refused)', 'k3']);
+  // The HS refuses the second for good (an event over its limit, say): 413 M_TOO_LARGE.
+  as.hs.fail({ match: { method: 'PUT', pathIncludes: '/send/' }, kind: 'delay', ms: 0, times: 1 });
+  as.hs.fail({ match: { method: 'PUT', pathIncludes: '/send/' }, kind: 'status', status: 413, body: { errcode: 'M_TOO_LARGE', error: 'event too large' }, times: 1 });
+  as.logs.length = 0;
+  assert.equal((await roomQuery(remote)).status, 200);
+  assert.deepEqual(bodiesIn(roomOf(remote)), ['k1', 'k3']);
+  assert.ok(as.logs.some((l) => l.includes('refused by the homeserver for good') && l.includes('"status":413')));
+  assert.ok(as.logs.some((l) => l.includes('"msg":"replayed scrollback"') && l.includes('"dropped":1')), 'counted');
+  assert.deepEqual(await as.store.listScrollback(`#irc_${remote}:example.org`), [], 'nothing left to block the room');
+  assert.equal((await as.store.getAlias(`#irc_${remote}:example.org`))?.scrollbackPending, undefined);
+  const next = await fromNetwork(remote, 'k4');
+  assert.equal(next.status, 200, JSON.stringify(next.body));
+  assert.deepEqual(bodiesIn(roomOf(remote)), ['k1', 'k3', 'k4']);
+});
+
+test('the inbound body limit is the UTF-8 size of the event content, refused up front with a clear 400', async () => {
+  const { room, remote } = await bridgedRoom();
+  // 20,000 emoji: 40,000 UTF-16 units, 80,000 bytes. A Matrix event cannot hold it.
+  const big = await fromNetwork(remote, '😀'.repeat(20_000));
+  assert.equal(big.status, 400);
+  assert.equal(big.body.errcode, 'M_BAD_JSON');
+  assert.match(big.body.error, /^body is \d+ bytes/);
+  // Just under the limit goes through a homeserver with Synapse's 64 KiB event limit.
+  const fits = await fromNetwork(remote, '😀'.repeat(14_900));
+  assert.equal(fits.status, 200, JSON.stringify(fits.body));
+  assert.equal(bodiesIn(room).at(-1)?.length, 29_800);
+});
+
+test('scrollback replay keeps the network\'s order while new messages arrive during it', async () => {
+  const remote = uniq('order');
+  const old = Array.from({ length: 12 }, (_, i) => `old ${i}`);
+  await keptThenJoined(remote, old);
+  // A slow homeserver: the replay takes a while, and the network goes on talking meanwhile.
+  as.hs.fail({ match: { method: 'PUT', pathIncludes: '/send/' }, kind: 'delay', ms: 40, times: 12 });
+  let settled = false;
+  const query = roomQuery(remote).finally(() => (settled = true));
+  const fresh: string[] = [];
+  // Wait until the room exists (the replay is then under way), then send new messages one by one.
+  while (!settled && !as.hs.aliases.has(`#irc_${remote}:example.org`)) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 5; i++) {
+    const res = await fromNetwork(remote, `new ${i}`);
+    assert.ok(res.status === 200 || res.status === 202, JSON.stringify(res.body));
+    fresh.push(`new ${i}`);
+  }
+  assert.equal((await query).status, 200);
+  // Whatever is still kept is posted by the next message; then the timeline is complete.
+  assert.equal((await fromNetwork(remote, 'last')).status, 200);
+  assert.deepEqual(bodiesIn(roomOf(remote)), [...old, ...fresh, 'last']);
+});
+
+test('a resent network message posts once, durably: also after the homeserver restarted and forgot its txn cache', async () => {
+  const { room, remote } = await bridgedRoom();
+  const msg = { id: uniq('resent-'), room: remote, sender: { id: 'Bob' }, body: 'only once', ts: 1_700_000_000_000 };
+  const raw = JSON.stringify(msg);
+  const send = () => as.call('network-inbound', { method: 'POST', path: '/network/messages', rawBody: raw, headers: { 'x-signature': network.sign(raw) } });
+  const first = await send();
+  assert.equal(first.status, 200);
+  as.hs.restart();
+  const again = await send();
+  assert.deepEqual(again, { ...again, status: 200, body: { event_id: first.body.event_id } });
+  assert.deepEqual(bodiesIn(room).filter((b) => b === 'only once'), ['only once']);
+});

@@ -19,7 +19,7 @@ test('alias and room mapping: ALIAS#<alias>/ROOM and ROOM#<roomId>/ALIAS', async
   assert.equal(await store.lockAlias('#irc_k:hs', 'me', 5000), true);
   assert.equal(await store.lockAlias('#irc_k:hs', 'you', 5000), false, 'a live lock holds');
   assert.equal((await item('ALIAS##irc_k:hs', 'ROOM'))?.state, 'creating');
-  assert.equal(await store.markRoomReady({ alias: '#irc_k:hs', roomId: '!k:hs', remoteRoom: 'k' }, 'me'), true);
+  assert.equal(await store.markRoomReady({ alias: '#irc_k:hs', roomId: '!k:hs', remoteRoom: 'k' }, 'me', false), true);
   assert.deepEqual(await item('ALIAS##irc_k:hs', 'ROOM'), { pk: 'ALIAS##irc_k:hs', sk: 'ROOM', state: 'ready', roomId: '!k:hs', remoteRoom: 'k' });
   assert.deepEqual(await item('ROOM#!k:hs', 'ALIAS'), { pk: 'ROOM#!k:hs', sk: 'ALIAS', alias: '#irc_k:hs', remoteRoom: 'k' });
   assert.deepEqual([...(await store.getBridgedRooms(['!k:hs', '!none:hs'])).values()], [{ roomId: '!k:hs', alias: '#irc_k:hs', remoteRoom: 'k' }]);
@@ -67,4 +67,21 @@ test('scrollback: ALIAS#<alias>/SCROLLBACK#<zero-padded ts>#<id>, oldest first, 
   assert.deepEqual((await store.listScrollback('#irc_s:hs')).map((x) => x.id), ['a', 'b']);
   await store.dropScrollback('#irc_s:hs', [m('a', 3)]);
   assert.deepEqual((await store.listScrollback('#irc_s:hs')).map((x) => x.id), ['b']);
+});
+
+test('scrollback past its expiry is not replayed, even before TTL deletes it', async () => {
+  const m = { id: 'gone', room: 'k', sender: { id: 'Bob' }, msgtype: 'm.text', body: 'old', ts: 5 };
+  await store.keepScrollback('#irc_x:hs', m);
+  const sk = `SCROLLBACK#${'5'.padStart(15, '0')}#gone`;
+  await table.doc.send(new PutCommand({ TableName: table.tableName, Item: { ...(await item('ALIAS##irc_x:hs', sk)), expiresAt: Math.floor(Date.now() / 1000) - 1 } }));
+  assert.deepEqual(await store.listScrollback('#irc_x:hs'), []);
+});
+
+test('posted network message: NETMSG#<id>/EVENT, kept 7 days', async () => {
+  await store.recordPostedMessage('irc-9', { eventId: '$e', roomId: '!r:hs' });
+  const raw = await item('NETMSG#irc-9', 'EVENT');
+  assert.deepEqual([raw?.eventId, raw?.roomId], ['$e', '!r:hs']);
+  assert.ok(inDays(raw?.expiresAt, 7));
+  assert.deepEqual(await store.getPostedMessage('irc-9'), { eventId: '$e', roomId: '!r:hs' });
+  assert.equal(await store.getPostedMessage('irc-10'), undefined);
 });

@@ -6,17 +6,22 @@ import { badJson, invalidParam } from '../matrix/errors.js';
 import type { RoomAlias } from '../matrix/ids.js';
 import type { InboundMessage } from '../store/index.js';
 import type { Bridge } from './runtime.js';
-import { postAsVirtualUser } from './post.js';
+import { postAndRecord } from './post.js';
 import { readyRoom } from './provision-room.js';
-import { replayScrollback } from './scrollback.js';
+import { drainScrollback } from './scrollback.js';
 
 export type { InboundMessage } from '../store/index.js';
 
 export type InboundOutcome = { kind: 'sent'; eventId: string } | { kind: 'kept' };
 
 const MSGTYPES = new Set(['m.text', 'm.notice', 'm.emote']);
-// Matrix events may be at most 64 KiB; leave room for the envelope.
-const MAX_BODY_CHARS = 60_000;
+/**
+ * A Matrix event may be at most 64 KiB of JSON (Synapse answers a bigger send with 413
+ * M_TOO_LARGE), measured in UTF-8 bytes of the whole event. The content (msgtype and body, as
+ * JSON) may take 60,000 of them: the rest is headroom for what the homeserver adds around it
+ * (event, room and sender IDs, hashes, signatures, prev and auth events).
+ */
+export const MAX_CONTENT_BYTES = 60_000;
 
 const field = (name: string, problem: string) => badJson(`${name} ${problem}`);
 const nonEmptyString = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
@@ -35,7 +40,10 @@ export function parseInbound(json: unknown): InboundMessage {
   const msgtype = j.msgtype ?? 'm.text';
   if (typeof msgtype !== 'string' || !MSGTYPES.has(msgtype)) throw field('msgtype', `must be one of ${[...MSGTYPES].join(', ')}`);
   if (typeof j.body !== 'string' || j.body.length === 0) throw field('body', 'must be a non-empty string');
-  if (j.body.length > MAX_BODY_CHARS) throw field('body', `must be at most ${MAX_BODY_CHARS} characters`);
+  const contentBytes = Buffer.byteLength(JSON.stringify({ msgtype, body: j.body }), 'utf8');
+  if (contentBytes > MAX_CONTENT_BYTES) {
+    throw field('body', `is ${contentBytes} bytes as Matrix event content (UTF-8 JSON); a Matrix event holds at most ${MAX_CONTENT_BYTES}`);
+  }
   if (typeof j.ts !== 'number' || !Number.isSafeInteger(j.ts) || j.ts <= 0) throw field('ts', 'must be a positive whole number of milliseconds since 1970');
   return {
     id: j.id,
@@ -56,20 +64,23 @@ export async function handleInbound(b: Bridge, m: InboundMessage, deadline: numb
     if (e instanceof RangeError) throw invalidParam(`room or sender.id makes a Matrix ID over 255 bytes: ${e.message}`);
     throw e;
   }
+  // A resend: answered with what it became, even after the homeserver forgot its txn cache.
+  const posted = await b.store.getPostedMessage(m.id);
+  if (posted) return { kind: 'sent', eventId: posted.eventId };
+
   const record = await b.store.getAlias(alias);
   const room = readyRoom(record, m.room);
-  if (room) {
-    // A replay cut short by an HS failure during the alias query finishes first, so order holds.
-    if (record?.scrollbackPending) {
-      await replayScrollback(b, room, deadline);
-      await b.store.setScrollbackPending(alias, false);
-    }
-    return { kind: 'sent', eventId: await postAsVirtualUser(b, room, m, deadline) };
-  }
+  if (room && !record?.scrollbackPending) return { kind: 'sent', eventId: await postAndRecord(b, room, m, deadline) };
+
+  // Kept messages go first: this one waits its turn behind them.
   await b.store.keepScrollback(alias, m);
-  // The room may have become ready between our read and our write; its replay may then have
-  // missed this message, so replay what is left ourselves (the CS txnIds make it idempotent).
-  const readyNow = readyRoom(await b.store.getAlias(alias), m.room);
-  if (readyNow) await replayScrollback(b, readyNow, deadline);
-  return { kind: 'kept' };
+  // The room may have become ready between our read and our write, and its replay may have
+  // listed the kept messages before ours: drain what is left ourselves.
+  const readyNow = room ?? readyRoom(await b.store.getAlias(alias), m.room);
+  if (!readyNow) return { kind: 'kept' };
+  const drained = await drainScrollback(b, readyNow, deadline);
+  const refused = drained.refused.get(m.id);
+  if (refused) throw refused;
+  const eventId = drained.posted.get(m.id);
+  return eventId ? { kind: 'sent', eventId } : { kind: 'kept' };
 }

@@ -36,6 +36,23 @@ export async function postAsVirtualUser(b: Bridge, room: BridgedRoom, m: Inbound
   }
 }
 
+/**
+ * Posts a network message once, durably: a message already posted (by an earlier attempt, a
+ * replay, another copy) is answered with the event it became. One read and one write per message.
+ */
+export async function postOnce(b: Bridge, room: BridgedRoom, m: InboundMessage, deadline: number): Promise<string> {
+  const posted = await b.store.getPostedMessage(m.id);
+  if (posted) return posted.eventId;
+  return postAndRecord(b, room, m, deadline);
+}
+
+/** Posts, then records what it became (for when the caller has just checked there is no record). */
+export async function postAndRecord(b: Bridge, room: BridgedRoom, m: InboundMessage, deadline: number): Promise<string> {
+  const eventId = await postAsVirtualUser(b, room, m, deadline);
+  await b.store.recordPostedMessage(m.id, { eventId, roomId: room.roomId });
+  return eventId;
+}
+
 async function rejoin(b: Bridge, userId: UserId, profile: RemoteUser, roomId: RoomId, deadline: number): Promise<void> {
   await reregisterVirtualUser(b, userId, profile, deadline);
   b.knownUsers.set(userId, profile.displayName);

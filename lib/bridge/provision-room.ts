@@ -14,7 +14,7 @@ import type { AliasRecord, BridgedRoom } from '../store/index.js';
 import { sleep } from '../time.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteRoom } from './network.js';
-import { replayScrollback } from './scrollback.js';
+import { drainScrollback } from './scrollback.js';
 
 const POLL_MS = 150;
 
@@ -67,20 +67,22 @@ async function createBridgedRoom(
     throw e;
   }
   const room: BridgedRoom = { alias, roomId, remoteRoom };
-  if (!(await b.store.markRoomReady(room, owner))) {
+  // With messages kept for the room, new ones must queue behind them until the replay is done.
+  const pending = (await b.store.listScrollback(alias)).length > 0;
+  if (!(await b.store.markRoomReady(room, owner, pending))) {
     // Our lock ran out and another copy took over; it resolves to the same room via M_ROOM_IN_USE.
     const theirs = readyRoom(await b.store.getAlias(alias), remoteRoom);
     if (!theirs) throw unavailable(`${alias} is being created by another request; try again`);
     return theirs;
   }
   b.roomCache.set(roomId, room);
+  if (!pending) return room;
   try {
-    await replayScrollback(b, room, deadline);
+    await drainScrollback(b, room, deadline);
   } catch (e) {
     // The room exists and the HS now knows its alias, so it will not ask again: answer 200 so
-    // the user's join goes on, and leave the rest for the next inbound message to replay.
+    // the user's join goes on. The room stays pending: the next inbound message drains the rest.
     b.log.warn('scrollback replay cut short; the next inbound message resumes it', { alias, err: e });
-    await b.store.setScrollbackPending(alias, true);
   }
   return room;
 }

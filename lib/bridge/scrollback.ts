@@ -1,21 +1,66 @@
-/** Replays messages kept from before a room existed, in order, each by its sender at its time. */
-import type { BridgedRoom, InboundMessage } from '../store/index.js';
+/**
+ * Scrollback: messages kept from before a room existed, replayed in order, each by its sender at
+ * its time. While a room has kept messages, new ones queue behind them (the alias record's
+ * `scrollbackPending`), so the network's order holds however replays and new messages overlap.
+ */
+import { MatrixError } from '../matrix/errors.js';
+import type { BridgedRoom } from '../store/index.js';
 import type { Bridge } from './runtime.js';
-import { postAsVirtualUser } from './post.js';
+import { postOnce } from './post.js';
 
-export async function replayScrollback(b: Bridge, room: BridgedRoom, deadline: number): Promise<number> {
-  const kept = await b.store.listScrollback(room.alias);
-  const done: InboundMessage[] = [];
-  try {
-    for (const m of kept) {
-      // The CS txnId comes from the network's message id, so a replay cut short and
-      // started again posts nothing twice.
-      await postAsVirtualUser(b, room, m, deadline);
-      done.push(m);
+export interface Drained {
+  /** network message id → the event it became */
+  posted: Map<string, string>;
+  /** network message id → why the homeserver refused it for good (it was dropped) */
+  refused: Map<string, MatrixError>;
+}
+
+/** How often a drain looks again for messages kept while it ran, before it leaves them to the next one. */
+const ROUNDS = 5;
+
+/**
+ * Posts every kept message of the room, oldest first, and clears the room's pending flag once
+ * none is left. Overlapping drains (the alias query, inbound messages, other copies) are safe:
+ * each goes in order, and postOnce (our record, then the CS txn id) never posts one twice. A
+ * message the homeserver refuses for good (413 too large, 403 banned, 400) is dropped with a log
+ * line, never left to block the room; anything else stops the drain, the flag stays, and the
+ * next drain carries on.
+ */
+export async function drainScrollback(b: Bridge, room: BridgedRoom, deadline: number): Promise<Drained> {
+  const drained: Drained = { posted: new Map(), refused: new Map() };
+  for (let round = 0; round < ROUNDS; round++) {
+    let kept = await b.store.listScrollback(room.alias);
+    if (kept.length === 0) {
+      await b.store.setScrollbackPending(room.alias, false);
+      // A message kept just before the flag went down would otherwise wait for the next drain.
+      kept = await b.store.listScrollback(room.alias);
+      if (kept.length === 0) break;
+      await b.store.setScrollbackPending(room.alias, true);
     }
-  } finally {
-    await b.store.dropScrollback(room.alias, done);
+    const done: typeof kept = [];
+    try {
+      for (const m of kept) {
+        try {
+          drained.posted.set(m.id, await postOnce(b, room, m, deadline));
+        } catch (e) {
+          if (!(e instanceof MatrixError) || e.transient) throw e;
+          drained.refused.set(m.id, e);
+          b.log.warn('a kept message was refused by the homeserver for good: dropped, the replay goes on', {
+            alias: room.alias,
+            roomId: room.roomId,
+            messageId: m.id,
+            status: e.status,
+            error: e.message,
+          });
+        }
+        done.push(m);
+      }
+    } finally {
+      await b.store.dropScrollback(room.alias, done);
+    }
   }
-  if (kept.length) b.log.info('replayed scrollback', { alias: room.alias, roomId: room.roomId, count: kept.length });
-  return kept.length;
+  if (drained.posted.size || drained.refused.size) {
+    b.log.info('replayed scrollback', { alias: room.alias, roomId: room.roomId, posted: drained.posted.size, dropped: drained.refused.size });
+  }
+  return drained;
 }

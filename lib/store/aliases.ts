@@ -46,13 +46,13 @@ export async function lockAlias(t: Table, alias: RoomAlias, owner: string, lockM
  * order keeps it safe: a room → alias item without a ready alias is harmless (it names the room
  * the alias resolves to anyway), while a ready alias always has its room → alias item.
  */
-export async function markRoomReady(t: Table, room: BridgedRoom, owner: string): Promise<boolean> {
+export async function markRoomReady(t: Table, room: BridgedRoom, owner: string, scrollbackPending: boolean): Promise<boolean> {
   await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...roomKey(room.roomId), alias: room.alias, remoteRoom: room.remoteRoom } }));
   try {
     await t.doc.send(
       new PutCommand({
         TableName: t.tableName,
-        Item: { ...aliasKey(room.alias), state: 'ready', roomId: room.roomId, remoteRoom: room.remoteRoom },
+        Item: { ...aliasKey(room.alias), state: 'ready', roomId: room.roomId, remoteRoom: room.remoteRoom, ...(scrollbackPending ? { scrollbackPending } : {}) },
         ConditionExpression: '#o = :owner',
         ExpressionAttributeNames: { '#o': 'owner' },
         ExpressionAttributeValues: { ':owner': owner },

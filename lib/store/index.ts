@@ -12,6 +12,7 @@ import * as aliases from './aliases.js';
 import * as users from './users.js';
 import * as transactions from './transactions.js';
 import * as scrollback from './scrollback.js';
+import * as messages from './messages.js';
 
 export type { Table } from './client.js';
 export * from './port.js';
@@ -47,6 +48,8 @@ export function dynamoStore(t: Table): Store {
     keepScrollback: guard(scrollback.keepScrollback, t),
     listScrollback: guard(scrollback.listScrollback, t),
     dropScrollback: guard(scrollback.dropScrollback, t),
+    getPostedMessage: guard(messages.getPostedMessage, t),
+    recordPostedMessage: guard(messages.recordPostedMessage, t),
   };
   tables.set(store, t);
   return store;

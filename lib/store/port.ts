@@ -81,8 +81,12 @@ export interface Store {
   getAlias(alias: RoomAlias): Promise<AliasRecord | undefined>;
   /** Takes the creation lock when nobody holds it or the holder's lock ran out. */
   lockAlias(alias: RoomAlias, owner: string, lockMs: number): Promise<boolean>;
-  /** Records room ↔ alias, ready; false when our lock was taken over meanwhile. */
-  markRoomReady(room: BridgedRoom, owner: string): Promise<boolean>;
+  /**
+   * Records room ↔ alias, ready; false when our lock was taken over meanwhile. With
+   * `scrollbackPending`, new messages for the room queue behind the kept ones until a replay
+   * has posted them all (and clears the flag).
+   */
+  markRoomReady(room: BridgedRoom, owner: string, scrollbackPending: boolean): Promise<boolean>;
   /** Frees the lock after a failure so the HS's next query can try again at once. */
   releaseAlias(alias: RoomAlias, owner: string): Promise<void>;
   setScrollbackPending(alias: RoomAlias, pending: boolean): Promise<void>;
@@ -100,9 +104,19 @@ export interface Store {
 
   /** Scrollback: messages kept, newest `keep`, for a room that does not exist yet. */
   keepScrollback(alias: RoomAlias, message: InboundMessage): Promise<void>;
-  /** Oldest first. */
+  /** Oldest first; what has expired is left out even before DynamoDB's TTL deletes it. */
   listScrollback(alias: RoomAlias): Promise<InboundMessage[]>;
   dropScrollback(alias: RoomAlias, messages: InboundMessage[]): Promise<void>;
+
+  /** Inbound dedup that outlives the homeserver's memory: network message id → the event it became. */
+  getPostedMessage(networkMessageId: string): Promise<PostedMessage | undefined>;
+  recordPostedMessage(networkMessageId: string, posted: PostedMessage): Promise<void>;
+}
+
+/** A network message as it stands in Matrix. */
+export interface PostedMessage {
+  eventId: string;
+  roomId: RoomId;
 }
 
 /**

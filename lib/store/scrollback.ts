@@ -33,7 +33,7 @@ export async function keepScrollback(t: Table, alias: RoomAlias, m: InboundMessa
   await deleteKeys(t, excess.map((i) => ({ pk: String(i.pk), sk: String(i.sk) })));
 }
 
-/** The kept messages, oldest first. */
+/** The kept messages that have not expired, oldest first. */
 export async function listScrollback(t: Table, alias: RoomAlias): Promise<InboundMessage[]> {
   const out: InboundMessage[] = [];
   let start: Record<string, unknown> | undefined;
@@ -47,7 +47,9 @@ export async function listScrollback(t: Table, alias: RoomAlias): Promise<Inboun
         ExclusiveStartKey: start,
       }),
     );
-    for (const i of page.Items ?? []) out.push(i.message as InboundMessage);
+    const now = Date.now() / 1000;
+    // TTL deletes expired items within days, not at once: until then they are not ours to replay.
+    for (const i of page.Items ?? []) if (!(Number(i.expiresAt) <= now)) out.push(i.message as InboundMessage);
     start = page.LastEvaluatedKey;
   } while (start);
   return out;

@@ -253,3 +253,26 @@ test('a resent network message posts once, durably: also after the homeserver re
   assert.deepEqual(again, { ...again, status: 200, body: { event_id: first.body.event_id } });
   assert.deepEqual(bodiesIn(room).filter((b) => b === 'only once'), ['only once']);
 });
+
+test('an alias the homeserver lost points at the recorded room again; a room it lost too is made again', async () => {
+  const { room, remote, alias } = await bridgedRoom();
+  // An admin removes the alias: the next join asks the AS, which re-points it.
+  as.hs.aliases.delete(alias);
+  assert.equal((await roomQuery(remote)).status, 200);
+  assert.equal(as.hs.aliases.get(alias), room.roomId, 'the same room');
+  assert.equal([...as.hs.rooms.values()].filter((r) => r.alias === alias).length, 1);
+  // The homeserver's database is reset: rooms, aliases and users are gone.
+  as.hs.forgetEverything();
+  assert.equal((await roomQuery(remote)).status, 200);
+  const remade = as.hs.aliases.get(alias);
+  assert.ok(remade && remade !== room.roomId, 'a new room behind the alias');
+  assert.equal((await as.store.getAlias(alias as `#${string}:${string}`))?.roomId, remade, 'recorded');
+  as.hs.rooms.get(remade)!.members.add('@alice:example.org');
+  // Both directions work in the new room: Bob (the HS lost him too) comes back with his message.
+  const res = await fromNetwork(remote, 'after the reset');
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.deepEqual(bodiesIn(as.hs.rooms.get(remade)!), ['after the reset']);
+  const out = said(as.hs.rooms.get(remade)!, 'from the new room');
+  assert.equal(await as.pushSend(uniq('reset'), { events: [out] }), 200);
+  assert.deepEqual(delivered(remote).slice(-1), ['from the new room']);
+});

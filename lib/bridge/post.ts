@@ -19,11 +19,11 @@ export async function postAsVirtualUser(b: Bridge, room: BridgedRoom, m: Inbound
   const userId = b.ns.userIdFor(m.sender.id);
   const profile = { displayName: m.sender.displayName ?? m.sender.id };
   await ensureVirtualUser(b, userId, profile, deadline);
-  await joinVirtualUser(b, userId, room.roomId, deadline);
   const send = async () =>
     (await b.cs.sendEvent(room.roomId, 'm.room.message', csTxnIdFor(m.id), { msgtype: m.msgtype, body: m.body }, { deadline, asUser: userId, ts: m.ts }))
       .event_id;
   try {
+    await joinVirtualUser(b, userId, room.roomId, deadline);
     return await send();
   } catch (e) {
     // "Not in room" (kicked, left) or "not registered" (the HS lost the user): what this warm

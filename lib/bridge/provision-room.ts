@@ -28,18 +28,24 @@ export async function provisionRoom(b: Bridge, alias: string, deadline: number):
   if (!remoteRoom) throw notFound(`${alias} is not in this bridge's namespace`);
 
   let record = await b.store.getAlias(alias);
-  const existing = readyRoom(record, remoteRoom);
-  if (existing) return existing;
+  const recorded = readyRoom(record, remoteRoom);
+  if (recorded) {
+    const healed = await healAlias(b, recorded, deadline);
+    if (healed) return healed;
+  }
 
   const info = await b.network.lookupRoom(remoteRoom);
   if (!info) throw notFound(`the network has no room ${JSON.stringify(remoteRoom)}`);
 
   const owner = randomUUID();
+  // A recorded room the homeserver no longer has is replaced: its record is taken over, once.
+  let replacing = recorded?.roomId;
   for (;;) {
     // The lock lasts as long as our own deadline: we never hold it after we stop working.
-    if (await b.store.lockAlias(alias, owner, Math.max(deadline - Date.now(), 0) + 1000)) {
-      return createBridgedRoom(b, alias, remoteRoom, info, owner, deadline);
-    }
+    const lockMs = Math.max(deadline - Date.now(), 0) + 1000;
+    const locked = replacing ? await b.store.reclaimAlias(alias, replacing, owner, lockMs) : await b.store.lockAlias(alias, owner, lockMs);
+    replacing = undefined;
+    if (locked) return createBridgedRoom(b, alias, remoteRoom, info, owner, deadline);
     // Someone else is creating it: wait for them, or for their lock to run out.
     do {
       if (Date.now() + POLL_MS >= deadline) throw unavailable(`${alias} is still being created; try again`);
@@ -48,6 +54,33 @@ export async function provisionRoom(b: Bridge, alias: string, deadline: number):
       const made = readyRoom(record, remoteRoom);
       if (made) return made;
     } while (record && record.state === 'creating' && (record.lockUntil ?? 0) >= Date.now());
+  }
+}
+
+/**
+ * The HS asks about an alias only when it has none: one we recorded as ready means it lost it
+ * (an admin removed the alias, a reset or restored database). The alias is pointed at the
+ * recorded room again when that room still exists; undefined when it is gone too.
+ */
+async function healAlias(b: Bridge, room: BridgedRoom, deadline: number): Promise<BridgedRoom | undefined> {
+  try {
+    const { room_id } = await b.cs.resolveAlias(room.alias, { deadline });
+    // It has the alias after all: a query that crossed our own creation of it.
+    if (room_id !== room.roomId) b.log.warn('the homeserver resolves a recorded alias to another room', { alias: room.alias, recorded: room.roomId, resolved: room_id });
+    return room;
+  } catch (e) {
+    if (!isHomeserverError(e, ErrCode.NotFound)) throw e;
+  }
+  try {
+    await b.cs.setAlias(room.alias, room.roomId, { deadline });
+    b.log.info('the homeserver had lost a recorded alias: it points at the recorded room again', { alias: room.alias, roomId: room.roomId });
+    return room;
+  } catch (e) {
+    // Not found, or we may not (the bot is no longer in it): the room is gone for us.
+    if (!isHomeserverError(e) || (e.hs.status !== 404 && e.hs.status !== 403)) throw e;
+    b.log.info('the homeserver lost a recorded room and its alias: making the room again', { alias: room.alias, roomId: room.roomId });
+    b.roomCache.delete(room.roomId);
+    return undefined;
   }
 }
 

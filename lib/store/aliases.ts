@@ -40,6 +40,25 @@ export async function lockAlias(t: Table, alias: RoomAlias, owner: string, lockM
   }
 }
 
+export async function reclaimAlias(t: Table, alias: RoomAlias, roomId: RoomId, owner: string, lockMs: number): Promise<boolean> {
+  try {
+    await t.doc.send(
+      new PutCommand({
+        TableName: t.tableName,
+        Item: { ...aliasKey(alias), state: 'creating', owner, lockUntil: Date.now() + lockMs },
+        // Only the record we read: a copy that replaced it already holds the lock, or is done.
+        ConditionExpression: '#s = :ready AND roomId = :roomId',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ExpressionAttributeValues: { ':ready': 'ready', ':roomId': roomId },
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
+}
+
 /**
  * Writes room → alias, then alias → room (ready) under our lock; false when our lock was taken
  * over meanwhile. Two plain writes cost 2 write units where a TransactWriteItems costs 4; the

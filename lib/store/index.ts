@@ -38,6 +38,7 @@ export function dynamoStore(t: Table): Store {
     lockAlias: guard(aliases.lockAlias, t),
     markRoomReady: guard(aliases.markRoomReady, t),
     releaseAlias: guard(aliases.releaseAlias, t),
+    reclaimAlias: guard(aliases.reclaimAlias, t),
     setScrollbackPending: guard(aliases.setScrollbackPending, t),
     getBridgedRooms: guard(aliases.getBridgedRooms, t),
     getUser: guard(users.getUser, t),

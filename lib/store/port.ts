@@ -87,6 +87,8 @@ export interface Store {
    * has posted them all (and clears the flag).
    */
   markRoomReady(room: BridgedRoom, owner: string, scrollbackPending: boolean): Promise<boolean>;
+  /** Takes the creation lock over a ready alias whose room the homeserver lost (`roomId`, as recorded). */
+  reclaimAlias(alias: RoomAlias, roomId: RoomId, owner: string, lockMs: number): Promise<boolean>;
   /** Frees the lock after a failure so the HS's next query can try again at once. */
   releaseAlias(alias: RoomAlias, owner: string): Promise<void>;
   setScrollbackPending(alias: RoomAlias, pending: boolean): Promise<void>;

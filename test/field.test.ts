@@ -276,3 +276,27 @@ test('an alias the homeserver lost points at the recorded room again; a room it 
   assert.equal(await as.pushSend(uniq('reset'), { events: [out] }), 200);
   assert.deepEqual(delivered(remote).slice(-1), ['from the new room']);
 });
+
+test('an upgraded (tombstoned) room: the bridge follows it to the new room, both ways', async () => {
+  const { room, remote, alias } = await bridgedRoom();
+  assert.equal(await as.pushSend(uniq('up'), { events: [said(room, 'in the old room')] }), 200);
+  // A moderator upgrades the room: a new room, the alias moved to it, a tombstone in the old one.
+  const next = as.hs.seedRoom({ creator: '@mod:example.org', joinRule: 'public', members: ['@alice:example.org'] });
+  as.hs.aliases.set(alias, next.roomId);
+  const tomb = {
+    event_id: `$${uniq('tomb')}`,
+    room_id: room.roomId,
+    sender: '@mod:example.org',
+    type: 'm.room.tombstone',
+    state_key: '',
+    origin_server_ts: Date.now(),
+    content: { body: 'This room has been replaced', replacement_room: next.roomId },
+  };
+  assert.equal(await as.pushSend(uniq('up'), { events: [tomb] }), 200);
+  assert.ok(next.members.has('@ircbot:example.org'), 'the bot followed');
+  assert.equal((await as.store.getAlias(alias as `#${string}:${string}`))?.roomId, next.roomId);
+  assert.equal((await fromNetwork(remote, 'to the new room')).status, 200);
+  assert.deepEqual(bodiesIn(next), ['to the new room']);
+  assert.equal(await as.pushSend(uniq('up'), { events: [said(next, 'from the new room'), said(room, 'late in the old room')] }), 200);
+  assert.deepEqual(delivered(remote).slice(-2), ['in the old room', 'from the new room'], 'the old room is no longer bridged');
+});

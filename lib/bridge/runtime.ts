@@ -15,6 +15,10 @@ import { log as rootLog } from '../log.js';
 import { perColdStart } from '../once.js';
 import type { Logger } from '../log.js';
 import type { NetworkPort } from './network.js';
+import { WarmCache } from './warm-cache.js';
+
+/** How long a warm Lambda trusts a room mapping it read: one DynamoDB read per room per this, at most. */
+export const ROOM_CACHE_MS = 5 * 60_000;
 import { openNetwork } from './adapters/open.js';
 import { webhookNetwork } from './adapters/webhook.js';
 
@@ -25,8 +29,11 @@ export interface Bridge {
   cs: CsClient;
   network: NetworkPort;
   log: Logger;
-  /** Warm-Lambda cache of room → bridged room (a mapping never changes once made). */
-  roomCache: Map<RoomId, BridgedRoom>;
+  /**
+   * Warm-Lambda cache of room → bridged room. Kept for minutes, not forever: a mapping an
+   * operator removed, or a room the homeserver lost, is read afresh from the store after that.
+   */
+  roomCache: WarmCache<RoomId, BridgedRoom>;
   /** Warm-Lambda memory of (room, virtual user) pairs already joined; joins are idempotent, this saves calls. */
   joined: Set<`${RoomId}|${UserId}`>;
   /** Warm-Lambda memory of virtual users known registered, with the display name they have. */
@@ -43,7 +50,7 @@ export function createBridge(config: Config): Bridge {
     store: createStore({ tableName: config.tableName, endpoint: config.dynamoEndpoint }),
     cs: createCsClient({ homeserverUrl: config.homeserverUrl, asToken: config.asToken }),
     network: config.network.kind === 'webhook' ? webhookNetwork(config.network) : openNetwork(log),
-    roomCache: new Map(),
+    roomCache: new WarmCache(ROOM_CACHE_MS),
     joined: new Set(),
     knownUsers: new Map(),
   };

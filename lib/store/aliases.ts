@@ -112,6 +112,28 @@ export async function setScrollbackPending(t: Table, alias: RoomAlias, pending: 
   );
 }
 
+/** Three writes: new room → alias, alias → new room (if it still named the old one), old room's item gone. */
+export async function moveRoom(t: Table, room: BridgedRoom, to: RoomId): Promise<boolean> {
+  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...roomKey(to), alias: room.alias, remoteRoom: room.remoteRoom } }));
+  try {
+    await t.doc.send(
+      new UpdateCommand({
+        TableName: t.tableName,
+        Key: aliasKey(room.alias),
+        UpdateExpression: 'SET roomId = :to',
+        ConditionExpression: '#s = :ready AND roomId = :from',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ExpressionAttributeValues: { ':ready': 'ready', ':from': room.roomId, ':to': to },
+      }),
+    );
+  } catch (e) {
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
+  await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key: roomKey(room.roomId) }));
+  return true;
+}
+
 /** One BatchGetItem per 100 rooms. */
 export async function getBridgedRooms(t: Table, roomIds: RoomId[]): Promise<Map<RoomId, BridgedRoom>> {
   const found = new Map<RoomId, BridgedRoom>();

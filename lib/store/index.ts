@@ -41,6 +41,7 @@ export function dynamoStore(t: Table): Store {
     reclaimAlias: guard(aliases.reclaimAlias, t),
     setScrollbackPending: guard(aliases.setScrollbackPending, t),
     getBridgedRooms: guard(aliases.getBridgedRooms, t),
+    moveRoom: guard(aliases.moveRoom, t),
     getUser: guard(users.getUser, t),
     putUser: guard(users.putUser, t),
     claimTransaction: guard(transactions.claimTransaction, t),

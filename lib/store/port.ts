@@ -92,6 +92,8 @@ export interface Store {
   /** Frees the lock after a failure so the HS's next query can try again at once. */
   releaseAlias(alias: RoomAlias, owner: string): Promise<void>;
   setScrollbackPending(alias: RoomAlias, pending: boolean): Promise<void>;
+  /** The alias's room was replaced (upgraded) by `to`; false when the record had moved on already. */
+  moveRoom(room: BridgedRoom, to: RoomId): Promise<boolean>;
   /** The bridged rooms among `roomIds`, read in batches. */
   getBridgedRooms(roomIds: RoomId[]): Promise<Map<RoomId, BridgedRoom>>;
 

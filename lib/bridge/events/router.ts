@@ -7,12 +7,14 @@ import type { BridgedRoom } from '../../store/index.js';
 import type { Bridge } from '../runtime.js';
 import { member } from './member.js';
 import { message } from './message.js';
+import { tombstone } from './tombstone.js';
 import { isRoomEvent } from './types.js';
 import type { EventContext, EventHandler, EventOutcome, RoomEvent } from './types.js';
 
 const HANDLERS: Readonly<Record<string, EventHandler>> = {
   'm.room.message': message,
   'm.room.member': member,
+  'm.room.tombstone': tombstone,
 };
 
 export const handlerFor = (e: RoomEvent): EventHandler | undefined => (Object.hasOwn(HANDLERS, e.type) ? HANDLERS[e.type] : undefined);
@@ -23,9 +25,19 @@ export async function routeEvent(b: Bridge, e: RoomEvent, ctx: EventContext): Pr
 
 /** The bridged rooms the events need: the warm cache, then one batch read for the rest. */
 export async function bridgedRoomsOf(b: Bridge, events: unknown[]): Promise<ReadonlyMap<RoomId, BridgedRoom>> {
-  const wanted = new Set<RoomId>();
-  for (const e of events) if (isRoomEvent(e) && handlerFor(e)?.needsRoom?.(b, e)) wanted.add(e.room_id);
-  const missing = [...wanted].filter((r) => !b.roomCache.has(r));
-  if (missing.length) for (const [roomId, room] of await b.store.getBridgedRooms(missing)) b.roomCache.set(roomId, room);
-  return b.roomCache;
+  const rooms = new Map<RoomId, BridgedRoom>();
+  const missing = new Set<RoomId>();
+  for (const e of events) {
+    if (!isRoomEvent(e) || !handlerFor(e)?.needsRoom?.(b, e) || rooms.has(e.room_id)) continue;
+    const cached = b.roomCache.get(e.room_id);
+    if (cached) rooms.set(e.room_id, cached);
+    else missing.add(e.room_id);
+  }
+  if (missing.size) {
+    for (const [roomId, room] of await b.store.getBridgedRooms([...missing])) {
+      b.roomCache.set(roomId, room);
+      rooms.set(roomId, room);
+    }
+  }
+  return rooms;
 }

@@ -1,0 +1,19 @@
+/** m.room.tombstone: a bridged room was upgraded (replaced by a new room); the bridge follows it. */
+import { isRoomId } from '../../matrix/ids.js';
+import type { EventHandler } from './types.js';
+
+export const tombstone: EventHandler = {
+  needsRoom: (_b, e) => e.state_key === '',
+  async handle(b, e, { rooms, deadline }) {
+    const room = rooms.get(e.room_id);
+    const replacement = e.content.replacement_room;
+    if (!room || e.state_key !== '' || !isRoomId(replacement) || replacement === room.roomId) return 'ignored';
+    // The bot joins the new room; virtual users join it when they next speak.
+    await b.cs.join(replacement, { deadline });
+    const moved = await b.store.moveRoom(room, replacement);
+    b.roomCache.delete(room.roomId);
+    if (moved) b.roomCache.set(replacement, { ...room, roomId: replacement });
+    b.log.info('a bridged room was upgraded: the bridge follows it to the new room', { alias: room.alias, from: room.roomId, to: replacement, moved });
+    return 'ignored';
+  },
+};

@@ -3,13 +3,16 @@
  *
  * DynamoDB Local (in memory) stands in for DynamoDB, `registration.yaml` is written for the
  * homeserver, and serverless-offline serves the functions on the very routes serverless.yml
- * deploys, so what runs here is what runs in Lambda.
+ * deploys, so what runs here is what runs in Lambda. serverless-offline listens on loopback ports of
+ * its own; the public PORT is a thin front server (front.ts) that passes every request on to it and
+ * makes sure what hapi would answer in its own words comes back as a Matrix error.
  *
  * Settings (environment): HOMESERVER_URL (http://127.0.0.1:8008), HOMESERVER_NAME (localhost),
  * NETWORK (open), PORT (9000), AS_URL (http://127.0.0.1:$PORT), REGISTRATION_FILE
  * (./registration.yaml), and AS_ID / SENDER_LOCALPART / USER_PREFIX / ALIAS_PREFIX as in config.ts.
- * It listens on 127.0.0.1 only; for a homeserver in a container set LISTEN_HOST=0.0.0.0 and AS_URL
- * to an address the container can reach (e.g. http://host.docker.internal:9000).
+ * It listens on 127.0.0.1 only (LISTEN_HOST); for a homeserver in a container set
+ * LISTEN_HOST=0.0.0.0 and AS_URL to an address the container can reach (e.g.
+ * http://host.docker.internal:9000). serverless-offline's own ports stay on 127.0.0.1 whatever it is.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -23,6 +26,8 @@ import { ConfigError, parseConfig } from '../config.js';
 import { newToken, registrationYaml } from '../appservice/registration.js';
 import { checkJava, freePort, startDynamoLocal } from './dynamodb.js';
 import type { LocalDynamo } from './dynamodb.js';
+import { loadRoutes, startFront } from './front.js';
+import type { Front } from './front.js';
 import { createLocalTable } from './table.js';
 import { DEFAULTS, SERVICE, tableNameFor } from '../defaults.js';
 
@@ -36,6 +41,8 @@ type Env = Record<string, string | undefined>;
 
 export interface LocalSettings {
   port: number;
+  /** Where the front server listens (PORT on it); serverless-offline itself stays on 127.0.0.1. */
+  listenHost: string;
   homeserverUrl: string;
   serverName: string;
   network: string;
@@ -56,6 +63,7 @@ export function localSettings(env: Env): LocalSettings {
   const userPrefix = pick(env, 'USER_PREFIX', DEFAULTS.USER_PREFIX);
   return {
     port,
+    listenHost: pick(env, 'LISTEN_HOST', '127.0.0.1'),
     homeserverUrl: pick(env, 'HOMESERVER_URL', DEFAULTS.HOMESERVER_URL),
     serverName: pick(env, 'HOMESERVER_NAME', DEFAULTS.HOMESERVER_NAME),
     network: pick(env, 'NETWORK', DEFAULTS.NETWORK),
@@ -97,13 +105,21 @@ export function writeRegistration(s: LocalSettings, env: Env): Tokens {
   return tokens;
 }
 
+/** The loopback ports serverless-offline listens on, behind the front server: its routes and its Lambda invoke API. */
+interface OfflinePorts {
+  http: number;
+  lambda: number;
+}
+
 /** What the functions see: serverless.yml reads the settings, the rest passes through (localEnvironment). */
-function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, lambdaPort: number, workFolder: string): Env {
+function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, ports: OfflinePorts, workFolder: string): Env {
   return {
     ...process.env,
     SLS_TELEMETRY_DISABLED: '1',
-    PORT: String(s.port),
-    OFFLINE_LAMBDA_PORT: String(lambdaPort),
+    // serverless.yml's httpPort / host / lambdaPort: the internal ports, never reachable from outside.
+    PORT: String(ports.http),
+    LISTEN_HOST: '127.0.0.1',
+    OFFLINE_LAMBDA_PORT: String(ports.lambda),
     ESBUILD_WORK_FOLDER: workFolder,
     HOMESERVER_URL: s.homeserverUrl,
     HOMESERVER_NAME: s.serverName,
@@ -146,7 +162,7 @@ function startOffline(env: Env): { child: ChildProcess; output: () => string } {
   };
 }
 
-/** Ready means a real request made it through API Gateway emulation, the ping function and the token check. */
+/** Ready means a real request made it through the front server, API Gateway emulation, the ping function and the token check. */
 async function waitForPing(url: string, hsToken: string, child: ChildProcess): Promise<void> {
   const until = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < until) {
@@ -185,6 +201,16 @@ function assertPortFree(port: number): Promise<void> {
   });
 }
 
+/** `n` free loopback ports, all different and none of them `taken` (the public PORT). */
+async function freePorts(n: number, taken: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < n) {
+    const p = await freePort();
+    if (p !== taken && !ports.includes(p)) ports.push(p);
+  }
+  return ports;
+}
+
 /** Checks all that can be checked before anything starts; a problem ends it here with one line, exit code 2. */
 async function prepare(): Promise<{ settings: LocalSettings; tokens: Tokens }> {
   try {
@@ -192,7 +218,7 @@ async function prepare(): Promise<{ settings: LocalSettings; tokens: Tokens }> {
     const settings = localSettings(process.env);
     await assertPortFree(settings.port);
     // The functions would refuse a bad setting at their first request; say so now instead.
-    parseConfig(childEnv(settings, { asToken: 'unused', hsToken: 'unused' }, 'http://127.0.0.1:1', 0, ''));
+    parseConfig(childEnv(settings, { asToken: 'unused', hsToken: 'unused' }, 'http://127.0.0.1:1', { http: 0, lambda: 0 }, ''));
     return { settings, tokens: writeRegistration(settings, process.env) };
   } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
@@ -209,12 +235,14 @@ async function main(): Promise<void> {
   let dynamoStarting: Promise<LocalDynamo> | undefined;
   let dynamo: LocalDynamo | undefined;
   let offline: ChildProcess | undefined;
+  let front: Front | undefined;
   let offlineOutput = () => '';
   const workFolder = `.esbuild/offline-${process.pid}`;
   let stopping = false;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    await front?.close();
     if (offline) await stopChild(offline);
     // Ctrl-C while DynamoDB Local is still starting: wait for it, so its java can be stopped too.
     await (dynamo ?? (await dynamoStarting?.catch(() => undefined)))?.stop();
@@ -231,15 +259,23 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown(0));
 
   try {
-    // Both take seconds (a JVM; bundling and a Serverless boot): start them side by side.
-    const [dynamoPort, lambdaPort] = [await freePort(), await freePort()];
+    const [dynamoPort, offlinePort, lambdaPort] = (await freePorts(3, settings.port)) as [number, number, number];
     const endpoint = `http://127.0.0.1:${dynamoPort}`;
+    // The front server first (it takes milliseconds): until serverless-offline is up it answers 503 M_UNKNOWN.
+    front = await startFront({
+      host: settings.listenHost,
+      port: settings.port,
+      offlinePort,
+      lambdaPort,
+      routes: loadRoutes(join(ROOT, 'serverless.yml'), STAGE),
+    });
+    // Both take seconds (a JVM; bundling and a Serverless boot): start them side by side.
     dynamoStarting = startDynamoLocal({ port: dynamoPort });
     const tableReady = dynamoStarting.then(async (d) => {
       dynamo = d;
       await createLocalTable(d.endpoint, TABLE_NAME);
     });
-    const started = startOffline(childEnv(settings, tokens, endpoint, lambdaPort, workFolder));
+    const started = startOffline(childEnv(settings, tokens, endpoint, { http: offlinePort, lambda: lambdaPort }, workFolder));
     offline = started.child;
     offlineOutput = started.output;
     offline.once('exit', (code, signal) => {

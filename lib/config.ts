@@ -1,19 +1,26 @@
 /**
  * Typed configuration, read from the environment once per cold start.
  *
- * Secrets (as_token, hs_token, network secret) come either as plain env vars (local runs)
- * or as SSM Parameter Store names (`*_PARAM`, in the cloud) so they never sit in the
- * CloudFormation template or the Lambda console in clear text.
+ * Secrets (as_token, hs_token, network secret, and the next hs_token / network secret while
+ * one is rotated) come either as plain env vars (local runs) or as SSM Parameter Store names
+ * (`*_PARAM`, in the cloud) so they never sit in the CloudFormation template or the Lambda
+ * console in clear text.
  */
 
 import { registerSecrets } from './log.js';
 import { perColdStart } from './once.js';
 import { DEFAULTS } from './defaults.js';
 
+/**
+ * `secret` is the one we SIGN with (our requests to the network): NETWORK_SECRET, also while
+ * a rotation is under way. `acceptedSecrets` are the ones we VERIFY inbound requests with:
+ * NETWORK_SECRET first, then NETWORK_SECRET_NEXT when set (two at once while rotating; the
+ * operator then promotes the next one to NETWORK_SECRET, as with the hs_token).
+ */
 export type NetworkConfig =
-  /** `secret`, when set, enables signed inbound messages (POST /network/messages) on the open network. */
-  | { kind: 'open'; secret?: string }
-  | { kind: 'webhook'; url: string; secret: string; timeoutMs: number };
+  /** Accepted secrets, when there are any, enable signed inbound messages (POST /network/messages) on the open network. */
+  | { kind: 'open'; secret?: string; acceptedSecrets: string[] }
+  | { kind: 'webhook'; url: string; secret: string; acceptedSecrets: string[]; timeoutMs: number };
 
 export interface Config {
   /** Base URL of the homeserver's Client-Server API, without a trailing slash. */
@@ -95,7 +102,10 @@ function secret(env: Env, name: string): SecretSource {
 export interface UnresolvedConfig extends Omit<Config, 'asToken' | 'hsTokens' | 'network'> {
   asToken: SecretSource;
   hsTokens: SecretSource[];
-  network: { kind: 'open'; secret?: SecretSource } | { kind: 'webhook'; url: string; secret: SecretSource; timeoutMs: number };
+  /** `next`: NETWORK_SECRET_NEXT, present only when set. */
+  network:
+    | { kind: 'open'; secret?: SecretSource; next?: SecretSource }
+    | { kind: 'webhook'; url: string; secret: SecretSource; next?: SecretSource; timeoutMs: number };
 }
 
 /** Checks every variable; throws a ConfigError naming the first bad one. No I/O. */
@@ -117,10 +127,18 @@ export function parseConfig(env: Env): UnresolvedConfig {
   if (env.HS_TOKEN_NEXT?.trim() || env.HS_TOKEN_NEXT_PARAM?.trim()) hsTokens.push(secret(env, 'HS_TOKEN_NEXT'));
 
   const kind = optional(env, 'NETWORK', DEFAULTS.NETWORK);
+  const hasNetworkSecret = Boolean(env.NETWORK_SECRET?.trim() || env.NETWORK_SECRET_PARAM?.trim());
+  // Network secret rotation, as HS_TOKEN_NEXT: a second secret accepted on inbound requests.
+  // An empty value (serverless.yml's default) means none.
+  let nextNetworkSecret: SecretSource | undefined;
+  if (env.NETWORK_SECRET_NEXT?.trim() || env.NETWORK_SECRET_NEXT_PARAM?.trim()) {
+    if (!hasNetworkSecret) throw new ConfigError('NETWORK_SECRET_NEXT', 'is set but NETWORK_SECRET is not: the next secret is only accepted beside a current one');
+    nextNetworkSecret = secret(env, 'NETWORK_SECRET_NEXT');
+  }
+  const next = nextNetworkSecret ? { next: nextNetworkSecret } : {};
   let network: UnresolvedConfig['network'];
   if (kind === 'open') {
-    const hasSecret = env.NETWORK_SECRET?.trim() || env.NETWORK_SECRET_PARAM?.trim();
-    network = hasSecret ? { kind: 'open', secret: { ...secret(env, 'NETWORK_SECRET'), optional: true } } : { kind: 'open' };
+    network = hasNetworkSecret ? { kind: 'open', secret: { ...secret(env, 'NETWORK_SECRET'), optional: true }, ...next } : { kind: 'open' };
   }
   else if (kind === 'webhook') {
     const timeout = Number(optional(env, 'NETWORK_TIMEOUT_MS', DEFAULTS.NETWORK_TIMEOUT_MS));
@@ -131,6 +149,7 @@ export function parseConfig(env: Env): UnresolvedConfig {
       kind: 'webhook',
       url: url(env, 'NETWORK_URL', required(env, 'NETWORK_URL')),
       secret: secret(env, 'NETWORK_SECRET'),
+      ...next,
       timeoutMs: timeout,
     };
   } else throw new ConfigError('NETWORK', `must be "open" or "webhook", got ${JSON.stringify(kind)}`);
@@ -169,7 +188,7 @@ export const ssmReader: ParameterReader = async (names) => {
 /** The process-wide configuration, loaded at the first request; its secrets are masked in every log line from then on. */
 export const getConfig = perColdStart(() =>
   loadConfig().then((c) => {
-    registerSecrets(c.asToken, ...c.hsTokens, ...(c.network.secret ? [c.network.secret] : []));
+    registerSecrets(c.asToken, ...c.hsTokens, ...c.network.acceptedSecrets);
     return c;
   }),
 );
@@ -177,7 +196,7 @@ export const getConfig = perColdStart(() =>
 /** Parses the environment and resolves secrets held in SSM (one GetParameters call). */
 export async function loadConfig(env: Env = process.env, readParameters: ParameterReader = ssmReader): Promise<Config> {
   const raw = parseConfig(env);
-  const sources = [raw.asToken, ...raw.hsTokens, ...(raw.network.secret ? [raw.network.secret] : [])];
+  const sources = [raw.asToken, ...raw.hsTokens, ...[raw.network.secret, raw.network.next].filter((s) => s !== undefined)];
   const names = sources.filter((s) => !s.value && s.param).map((s) => s.param as string);
   const fetched = names.length ? await readParameters(names) : {};
   const resolve = (s: SecretSource): string => {
@@ -186,13 +205,19 @@ export async function loadConfig(env: Env = process.env, readParameters: Paramet
     return v;
   };
   const resolveOptional = (s: SecretSource | undefined) => (s && (s.value ?? fetched[s.param ?? '']) ? resolve(s) : undefined);
-  return {
-    ...raw,
-    asToken: resolve(raw.asToken),
-    hsTokens: raw.hsTokens.map(resolve),
-    network:
-      raw.network.kind === 'webhook'
-        ? { ...raw.network, secret: resolve(raw.network.secret) }
-        : { kind: 'open', secret: resolveOptional(raw.network.secret) },
-  };
+  const asToken = resolve(raw.asToken);
+  const hsTokens = raw.hsTokens.map(resolve);
+  // The next network secret is never optional: it is only set on purpose, for a rotation.
+  const next = raw.network.next ? resolve(raw.network.next) : undefined;
+  const accepted = (current: string | undefined) => [...new Set([current, next].filter((s): s is string => Boolean(s)))];
+  let network: NetworkConfig;
+  if (raw.network.kind === 'webhook') {
+    const { url, timeoutMs } = raw.network;
+    const current = resolve(raw.network.secret);
+    network = { kind: 'webhook', url, secret: current, acceptedSecrets: accepted(current), timeoutMs };
+  } else {
+    const current = resolveOptional(raw.network.secret);
+    network = { kind: 'open', secret: current, acceptedSecrets: accepted(current) };
+  }
+  return { ...raw, asToken, hsTokens, network };
 }

@@ -1,36 +1,66 @@
 /**
  * Request signing between the AS and the network, both ways:
  * `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.
+ *
+ * We sign with one secret (one `v1`). We accept a header with several `v1` values, checked
+ * against several secrets (Stripe's scheme): while a secret is rotated the network may sign with
+ * either, or with both at once, and any `v1` that matches any accepted secret will do.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export const MAX_SIGNATURE_AGE_S = 300;
+/** More `v1` values than this is not a rotation but someone guessing: refused unread. */
+export const MAX_SIGNATURES = 8;
+
+/** A v1 is the hex of a 32-byte HMAC-SHA256; anything else cannot match and is never decoded. */
+const V1 = /^[0-9a-fA-F]{64}$/;
+
+const hmac = (secret: string, t: number, body: string) => createHmac('sha256', secret).update(`${t}.${body}`).digest();
 
 export function sign(secret: string, body: string, now = Date.now()): string {
   const t = Math.floor(now / 1000);
-  const v1 = createHmac('sha256', secret).update(`${t}.${body}`).digest('hex');
-  return `t=${t},v1=${v1}`;
+  return `t=${t},v1=${hmac(secret, t, body).toString('hex')}`;
 }
 
 export type SignatureCheck = { ok: true } | { ok: false; status: 401 | 403; reason: string };
 
-export function verify(header: string | undefined, body: string, secret: string, now = Date.now()): SignatureCheck {
+const UNPARSEABLE: SignatureCheck = { ok: false, status: 401, reason: 'X-Signature is not of the form t=<seconds>,v1=<hex>[,v1=<hex>…]' };
+
+/**
+ * Checks `header` over the exact `body` against every accepted secret (the current one first,
+ * then the next one while rotating). Valid when the timestamp is within 5 minutes of `now` and
+ * any well-formed `v1` is the HMAC under any of the secrets. Every comparison runs, in constant
+ * time on equal-length buffers, whether or not an earlier one matched.
+ */
+export function verify(header: string | undefined, body: string, secrets: string | readonly string[], now = Date.now()): SignatureCheck {
   if (!header) return { ok: false, status: 401, reason: 'X-Signature header is missing' };
-  const parts = Object.fromEntries(
-    header.split(',').map((p) => {
-      const i = p.indexOf('=');
-      return [p.slice(0, i).trim(), p.slice(i + 1).trim()];
-    }),
-  );
-  const t = Number(parts.t);
-  const v1 = parts.v1;
-  if (!Number.isInteger(t) || typeof v1 !== 'string' || !/^[0-9a-f]{64}$/.test(v1)) {
-    return { ok: false, status: 401, reason: 'X-Signature is not of the form t=<seconds>,v1=<hex>' };
+  let t: number | undefined;
+  const candidates: string[] = [];
+  for (const part of header.split(',')) {
+    const i = part.indexOf('=');
+    if (i < 0) continue;
+    const key = part.slice(0, i).trim();
+    const value = part.slice(i + 1).trim();
+    if (key === 't') {
+      // Two timestamps: which one was signed? Refuse rather than guess.
+      if (t !== undefined || !/^\d{1,12}$/.test(value)) return UNPARSEABLE;
+      t = Number(value);
+    } else if (key === 'v1') candidates.push(value);
+    // Other schemes (v0, a future v2) are not ours to check: skipped, as Stripe does.
   }
+  if (t === undefined || candidates.length > MAX_SIGNATURES) return UNPARSEABLE;
+  const signatures = candidates.filter((v) => V1.test(v)).map((v) => Buffer.from(v, 'hex'));
+  if (signatures.length === 0) return UNPARSEABLE;
   if (Math.abs(now / 1000 - t) > MAX_SIGNATURE_AGE_S) {
     return { ok: false, status: 403, reason: 'X-Signature timestamp is more than 5 minutes away from now' };
   }
-  const expected = createHmac('sha256', secret).update(`${t}.${body}`).digest();
-  if (!timingSafeEqual(expected, Buffer.from(v1, 'hex'))) return { ok: false, status: 403, reason: 'X-Signature does not match' };
-  return { ok: true };
+  let matched = false;
+  for (const secret of typeof secrets === 'string' ? [secrets] : secrets) {
+    const expected = hmac(secret, t, body);
+    for (const sig of signatures) {
+      // Both are 32 bytes (V1 above), so timingSafeEqual cannot throw.
+      if (timingSafeEqual(expected, sig)) matched = true;
+    }
+  }
+  return matched ? { ok: true } : { ok: false, status: 403, reason: 'X-Signature does not match' };
 }

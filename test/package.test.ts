@@ -15,6 +15,10 @@ const OUT = join(ROOT, '.serverless');
 // Set in the packaging environment: if either shows up in the template, a secret leaked.
 const SENTINEL_AS = 'sentinel-as-token-must-not-leak';
 const SENTINEL_HS = 'sentinel-hs-token-must-not-leak';
+const SENTINEL_NETWORK_NEXT = 'sentinel-network-secret-next-must-not-leak';
+/** Packaged as an operator deploys during a network secret rotation (README, "Deploy to AWS"). */
+const NETWORK_SECRET_NEXT_PARAM = '/matrix-appservice-lambda/dev/network_secret_next';
+const SSM_PARAMETERS = ['as_token', 'hs_token', 'hs_token_next', 'network_secret', 'network_secret_next'];
 
 type Resource = { Type: string; Properties: Record<string, any>; [k: string]: unknown };
 let resources: Record<string, Resource> = {};
@@ -54,9 +58,20 @@ function statements(): Array<{ Effect: string; Action: string | string[]; Resour
 before(
   () => {
     // Remove what could make the packaging depend on this machine's AWS setup.
-    const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', AS_TOKEN: SENTINEL_AS, HS_TOKEN: SENTINEL_HS };
-    for (const k of ['AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) delete env[k];
-    const r = spawnSync('npm', ['run', '--silent', 'package'], { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      SLS_TELEMETRY_DISABLED: '1',
+      AS_TOKEN: SENTINEL_AS,
+      HS_TOKEN: SENTINEL_HS,
+      NETWORK_SECRET_NEXT: SENTINEL_NETWORK_NEXT,
+    };
+    // ... and on what this shell may hold for a rotation: the template must show only what the flags below say.
+    for (const k of ['AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'HS_TOKEN_NEXT_PARAM', 'NETWORK_SECRET_NEXT_PARAM']) {
+      delete env[k];
+    }
+    // A network secret rotation under way (--param networkSecretNextParam), no hs_token rotation.
+    const args = ['run', '--silent', 'package', '--', '--param', `networkSecretNextParam=${NETWORK_SECRET_NEXT_PARAM}`];
+    const r = spawnSync('npm', args, { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
     assert.equal(r.status, 0, `npm run package failed:\n${r.stdout}\n${r.stderr}`);
     templateText = readFileSync(join(OUT, 'cloudformation-template-update-stack.json'), 'utf8');
     resources = JSON.parse(templateText).Resources;
@@ -134,12 +149,12 @@ describe('npm run package', () => {
     assert.equal(ssm.length, 1);
     assert.deepEqual(ssm[0]!.Action, ['ssm:GetParameters']);
     const arns = asArray(ssm[0]!.Resource).map((r: any) => r['Fn::Sub'] as string);
-    for (const name of ['as_token', 'hs_token', 'network_secret']) {
-      assert.ok(
-        arns.includes(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/matrix-appservice-lambda/dev/${name}`),
-        `may read ${name}: ${arns.join(', ')}`,
-      );
-    }
+    // The current secrets and, for rotations, the next hs_token and network secret: exactly these.
+    assert.deepEqual(
+      [...arns].sort(),
+      SSM_PARAMETERS.map((name) => `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/matrix-appservice-lambda/dev/${name}`).sort(),
+      `may read exactly this stage's parameters: ${arns.join(', ')}`,
+    );
     for (const arn of arns) assert.ok(!arn.includes('*'), `explicit parameter ARN: ${arn}`);
   });
 
@@ -149,12 +164,16 @@ describe('npm run package', () => {
       assert.equal(vars.AS_TOKEN, undefined, fn);
       assert.equal(vars.HS_TOKEN, undefined, fn);
       assert.equal(vars.NETWORK_SECRET, undefined, fn);
+      assert.equal(vars.NETWORK_SECRET_NEXT, undefined, fn);
       assert.equal(vars.AS_TOKEN_PARAM, '/matrix-appservice-lambda/dev/as_token');
       assert.equal(vars.HS_TOKEN_PARAM, '/matrix-appservice-lambda/dev/hs_token');
       assert.equal(vars.NETWORK_SECRET_PARAM, '/matrix-appservice-lambda/dev/network_secret');
+      // Rotations: the parameter given at deploy time; none given is an empty value (none).
+      assert.equal(vars.NETWORK_SECRET_NEXT_PARAM, NETWORK_SECRET_NEXT_PARAM, fn);
+      assert.equal(vars.HS_TOKEN_NEXT_PARAM ?? '', '', fn);
       assert.equal(vars.TABLE_NAME, 'matrix-appservice-lambda-dev');
       assert.equal(vars.DYNAMODB_ENDPOINT, undefined, 'no local endpoint in the cloud');
     }
-    assert.ok(!templateText.includes(SENTINEL_AS) && !templateText.includes(SENTINEL_HS), 'a token value is in the template');
+    for (const sentinel of [SENTINEL_AS, SENTINEL_HS, SENTINEL_NETWORK_NEXT]) assert.ok(!templateText.includes(sentinel), 'a secret value is in the template');
   });
 });

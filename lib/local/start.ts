@@ -1,15 +1,18 @@
 /**
  * `npm start`: the application service on this machine, with no AWS account.
  *
- * DynamoDB Local (in memory) stands in for DynamoDB, `registration.yaml` is written for the
- * homeserver, and serverless-offline serves the functions on the very routes serverless.yml
- * deploys, so what runs here is what runs in Lambda. serverless-offline listens on loopback ports of
- * its own; the public PORT is a thin front server (front.ts) that passes every request on to it and
- * makes sure what hapi would answer in its own words comes back as a Matrix error.
+ * DynamoDB Local stands in for DynamoDB, keeping its data in DATA_DIR (data.ts; `.local/` by
+ * default) so a restart remembers every room and user; `registration.yaml` is written for the
+ * homeserver; serverless-offline serves the functions on the very routes serverless.yml deploys,
+ * so what runs here is what runs in Lambda. `npm start -- --fresh` wipes the kept data first.
+ * serverless-offline listens on loopback ports of its own; the public PORT is a thin front server
+ * (front.ts) that passes every request on to it and makes sure what hapi would answer in its own
+ * words comes back as a Matrix error.
  *
  * Settings (environment): HOMESERVER_URL (http://127.0.0.1:8008), HOMESERVER_NAME (localhost),
  * NETWORK (open), PORT (9000), AS_URL (http://127.0.0.1:$PORT), REGISTRATION_FILE
- * (./registration.yaml), and AS_ID / SENDER_LOCALPART / USER_PREFIX / ALIAS_PREFIX as in config.ts.
+ * (./registration.yaml), DATA_DIR (./.local), and AS_ID / SENDER_LOCALPART / USER_PREFIX /
+ * ALIAS_PREFIX as in config.ts.
  * It listens on 127.0.0.1 only (LISTEN_HOST); for a homeserver in a container set
  * LISTEN_HOST=0.0.0.0 and AS_URL to an address the container can reach (e.g.
  * http://host.docker.internal:9000). serverless-offline's own ports stay on 127.0.0.1 whatever it is.
@@ -24,6 +27,8 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ConfigError, parseConfig } from '../config.js';
 import { newToken, registrationYaml } from '../appservice/registration.js';
+import { dataDirFrom, describeWipe, dynamoDirOf, lockDataDir, shown, wipeDynamoData } from './data.js';
+import type { DataLock } from './data.js';
 import { checkJava, freePort, startDynamoLocal } from './dynamodb.js';
 import type { LocalDynamo } from './dynamodb.js';
 import { loadRoutes, startFront } from './front.js';
@@ -48,6 +53,8 @@ export interface LocalSettings {
   network: string;
   asUrl: string;
   registrationFile: string;
+  /** DATA_DIR: what is kept between runs (DynamoDB Local's data); absolute. */
+  dataDir: string;
   asId: string;
   senderLocalpart: string;
   userPrefix: string;
@@ -69,6 +76,7 @@ export function localSettings(env: Env): LocalSettings {
     network: pick(env, 'NETWORK', DEFAULTS.NETWORK),
     asUrl: pick(env, 'AS_URL', `http://127.0.0.1:${port}`),
     registrationFile: resolve(pick(env, 'REGISTRATION_FILE', join(ROOT, 'registration.yaml'))),
+    dataDir: dataDirFrom(env),
     asId: pick(env, 'AS_ID', DEFAULTS.AS_ID),
     senderLocalpart: pick(env, 'SENDER_LOCALPART', DEFAULTS.SENDER_LOCALPART),
     userPrefix,
@@ -211,14 +219,34 @@ async function freePorts(n: number, taken: number): Promise<number[]> {
   return ports;
 }
 
-/** Checks all that can be checked before anything starts; a problem ends it here with one line, exit code 2. */
-async function prepare(): Promise<{ settings: LocalSettings; tokens: Tokens }> {
+const USAGE = 'usage: npm start [-- --fresh]  (--fresh: wipe the data kept from earlier runs first)';
+
+/** The command line: `--fresh` or nothing. */
+export function parseArgs(args: readonly string[]): { fresh: boolean } {
+  let fresh = false;
+  for (const a of args) {
+    if (a === '--fresh') fresh = true;
+    else throw new Error(`unknown argument ${JSON.stringify(a)}; ${USAGE}`);
+  }
+  return { fresh };
+}
+
+/**
+ * Checks all that can be checked before anything starts, takes DATA_DIR (a second run on it is
+ * refused here) and, with --fresh, wipes it; a problem ends it here with one line, exit code 2.
+ * The lock goes into `held` as soon as it is taken, so the exit handler releases it whatever happens next.
+ */
+async function prepare(held: { lock?: DataLock }): Promise<{ settings: LocalSettings; tokens: Tokens }> {
   try {
+    const { fresh } = parseArgs(process.argv.slice(2));
     checkJava();
     const settings = localSettings(process.env);
     await assertPortFree(settings.port);
     // The functions would refuse a bad setting at their first request; say so now instead.
     parseConfig(childEnv(settings, { asToken: 'unused', hsToken: 'unused' }, 'http://127.0.0.1:1', { http: 0, lambda: 0 }, ''));
+    held.lock = lockDataDir(settings.dataDir, 'npm start');
+    if (held.lock.tookOver) console.log(held.lock.tookOver);
+    if (fresh) console.log(`npm start --fresh: ${describeWipe(wipeDynamoData(settings.dataDir))}; ${shown(settings.registrationFile)} kept (the homeserver has its tokens)`);
     return { settings, tokens: writeRegistration(settings, process.env) };
   } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
@@ -229,19 +257,30 @@ async function prepare(): Promise<{ settings: LocalSettings; tokens: Tokens }> {
 async function main(): Promise<void> {
   // Node 20 here, nodejs22.x in Lambda: the SDK's "upgrade Node" notice is noise for a local run.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { settings, tokens } = await prepare();
-
-  // Everything started from here on is stopped by `shutdown`, whatever the way out.
+  // Everything started from here on (after prepare) is stopped by `shutdown`, whatever the way out.
   let dynamoStarting: Promise<LocalDynamo> | undefined;
   let dynamo: LocalDynamo | undefined;
   let offline: ChildProcess | undefined;
   let front: Front | undefined;
   let offlineOutput = () => '';
   const workFolder = `.esbuild/offline-${process.pid}`;
+  // Released by the exit handler below, the last thing this process does.
+  const held: { lock?: DataLock } = {};
+  // Last resort if we die some other way: no java left behind holding a port or the data.
+  process.on('exit', () => {
+    offline?.kill('SIGKILL');
+    dynamo?.process.kill('SIGKILL');
+    rmSync(join(ROOT, workFolder), { recursive: true, force: true });
+    held.lock?.release();
+  });
+  const { settings, tokens } = await prepare(held);
+
   let stopping = false;
+  let drainTimer: NodeJS.Timeout | undefined;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    if (drainTimer) clearInterval(drainTimer);
     await front?.close();
     if (offline) await stopChild(offline);
     // Ctrl-C while DynamoDB Local is still starting: wait for it, so its java can be stopped too.
@@ -249,12 +288,6 @@ async function main(): Promise<void> {
     rmSync(join(ROOT, workFolder), { recursive: true, force: true });
     process.exit(code);
   };
-  // Last resort if we die some other way: no java left behind holding a port.
-  process.on('exit', () => {
-    offline?.kill('SIGKILL');
-    dynamo?.process.kill('SIGKILL');
-    rmSync(join(ROOT, workFolder), { recursive: true, force: true });
-  });
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 
@@ -270,10 +303,12 @@ async function main(): Promise<void> {
       routes: loadRoutes(join(ROOT, 'serverless.yml'), STAGE),
     });
     // Both take seconds (a JVM; bundling and a Serverless boot): start them side by side.
-    dynamoStarting = startDynamoLocal({ port: dynamoPort });
+    const dynamoDir = dynamoDirOf(settings.dataDir);
+    dynamoStarting = startDynamoLocal({ port: dynamoPort, dataDir: dynamoDir });
     const tableReady = dynamoStarting.then(async (d) => {
       dynamo = d;
-      await createLocalTable(d.endpoint, TABLE_NAME);
+      held.lock?.noteDynamo(d.process.pid);
+      return createLocalTable(d.endpoint, TABLE_NAME);
     });
     const started = startOffline(childEnv(settings, tokens, endpoint, { http: offlinePort, lambda: lambdaPort }, workFolder));
     offline = started.child;
@@ -283,8 +318,9 @@ async function main(): Promise<void> {
       console.error(`\nserverless-offline stopped (${signal ?? `exit code ${code}`}):\n${started.output()}`);
       void shutdown(1);
     });
-    await Promise.all([tableReady, waitForPing(`http://127.0.0.1:${settings.port}`, tokens.hsToken, offline)]);
+    const [table] = await Promise.all([tableReady, waitForPing(`http://127.0.0.1:${settings.port}`, tokens.hsToken, offline)]);
     started.output(); // from now on its output streams through
+    drainTimer = scheduleDrain(lambdaPort, Number(process.env.DRAIN_EVERY_MS) || 60_000);
     console.log(
       [
         '',
@@ -292,7 +328,8 @@ async function main(): Promise<void> {
         `  registration file: ${settings.registrationFile}`,
         `  the homeserver should reach the AS at: ${settings.asUrl}  (the file's url)`,
         `  homeserver: ${settings.homeserverUrl} (server name ${settings.serverName}), network: ${settings.network}`,
-        `  DynamoDB Local (in memory): ${endpoint}`,
+        `  DynamoDB Local (data kept in ${shown(dynamoDir)}; npm start -- --fresh starts clean): ${endpoint}`,
+        `  table ${TABLE_NAME}: ${table === 'created' ? 'new (empty)' : 'kept from an earlier run'}`,
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'),
@@ -303,6 +340,35 @@ async function main(): Promise<void> {
       await shutdown(1);
     }
   }
+}
+
+/**
+ * What EventBridge does for the deployed stage (serverless.yml: the drain function, every minute):
+ * invoke the drainer of parked rooms, through serverless-offline's own Lambda invoke API, so the
+ * same function runs. At once, then on the interval; a run lasts while rooms are parked.
+ */
+function scheduleDrain(lambdaPort: number, everyMs: number): NodeJS.Timeout {
+  const name = `${SERVICE}-${STAGE}-drain`;
+  let running = false;
+  const run = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const res = await fetch(`http://127.0.0.1:${lambdaPort}/2015-03-31/functions/${name}/invocations`, {
+        method: 'POST',
+        body: JSON.stringify({ source: 'npm-start', 'detail-type': 'Scheduled Event' }),
+      });
+      await res.arrayBuffer();
+    } catch (e) {
+      console.error(`the drainer of parked rooms could not run: ${(e as Error).message}`);
+    } finally {
+      running = false;
+    }
+  };
+  void run();
+  const timer = setInterval(() => void run(), everyMs);
+  timer.unref();
+  return timer;
 }
 
 // Run only as a script; tests import the helpers above.

@@ -1,12 +1,19 @@
 /**
  * Runs `npm start`'s script (DynamoDB Local + serverless-offline on serverless.yml) for an
  * end-to-end test, and stops it the way a user does (Ctrl-C), checking nothing is left behind.
+ *
+ * Each run keeps its data (DATA_DIR) in a folder of its own, removed after the test file, unless
+ * the test gives one (to restart on the same data): never the developer's `.local/`.
  */
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LOCK_FILE } from '../../lib/local/data.js';
 import { freePort } from '../../lib/local/dynamodb.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -15,10 +22,13 @@ export interface Running {
   child: ChildProcess;
   url: string;
   dynamoPort: string;
+  /** Its DATA_DIR. */
+  dataDir: string;
   output: () => string;
 }
 
 const running = new Set<ChildProcess>();
+const dataDirs: string[] = [];
 after(() => {
   // The script runs in a process group of its own: a test that failed half-way takes
   // serverless-offline and DynamoDB Local down with it, rather than orphan them.
@@ -29,12 +39,24 @@ after(() => {
       c.kill('SIGKILL');
     }
   }
+  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** Runs `npm start`'s script and resolves once it prints that it is ready. */
-export async function start(homeserverUrl: string, env: Record<string, string>): Promise<Running> {
+/** The line that says where DynamoDB Local runs (and where it keeps its data). */
+export const DYNAMO_LINE = /^ *DynamoDB Local\b.*: http:\/\/127\.0\.0\.1:(\d+)$/m;
+
+/**
+ * Runs `npm start`'s script (with `args`, e.g. `--fresh`) and resolves once it prints that it is
+ * ready. Without DATA_DIR in `env`, in a new temporary folder.
+ */
+export async function start(homeserverUrl: string, env: Record<string, string>, args: string[] = []): Promise<Running> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'lib/local/start.ts'], {
+  if (!env.DATA_DIR) {
+    const dir = mkdtempSync(join(tmpdir(), 'mal-data-'));
+    dataDirs.push(dir);
+    env = { ...env, DATA_DIR: dir };
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', 'lib/local/start.ts', ...args], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), HOMESERVER_URL: homeserverUrl, HOMESERVER_NAME: 'localhost', NETWORK: 'open', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -59,9 +81,9 @@ export async function start(homeserverUrl: string, env: Record<string, string>):
       reject(new Error(`npm start exited (${code}) before ready:\n${out}`));
     });
   });
-  const dynamoPort = out.match(/DynamoDB Local \(in memory\): http:\/\/127\.0\.0\.1:(\d+)/)?.[1];
+  const dynamoPort = out.match(DYNAMO_LINE)?.[1];
   assert.ok(dynamoPort, `it says where DynamoDB Local runs:\n${out}`);
-  return { child, url: `http://127.0.0.1:${port}`, dynamoPort, output: () => out };
+  return { child, url: `http://127.0.0.1:${port}`, dynamoPort, dataDir: env.DATA_DIR!, output: () => out };
 }
 
 /** Running, not merely a zombie waiting to be reaped (tsx's esbuild helper can linger as one). */
@@ -89,5 +111,6 @@ export async function stopAndCheck(run: Running): Promise<void> {
   // `npm test` runs a DynamoDB Local of its own: look only for the one on this run's port.
   const left = spawnSync('pgrep', ['-f', `DynamoDBLocal.*-port ${run.dynamoPort}`], { encoding: 'utf8' });
   assert.equal(left.stdout.trim(), '', 'no DynamoDB Local java process of it remains');
+  assert.ok(!existsSync(join(run.dataDir, LOCK_FILE)), `its lock on ${run.dataDir} is released`);
 }
 

@@ -19,7 +19,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
@@ -200,6 +200,8 @@ async function startAs(): Promise<void> {
       ...process.env,
       PORT: String(port),
       REGISTRATION_FILE,
+      // Its own data folder: never the developer's npm start state, fresh each run.
+      DATA_DIR: join(dirname(REGISTRATION_FILE), 'data'),
       HOMESERVER_URL: HS,
       HOMESERVER_NAME: SERVER,
       USER_PREFIX: PREFIX,

@@ -1,14 +1,16 @@
 /**
  * Inbound: a message from the 3P network appears in Matrix as the network user who wrote it,
- * at the time it was written there. Before the room exists on Matrix, it is kept as scrollback.
+ * at the time it was written there. Before the room exists on Matrix, it is kept as scrollback;
+ * a room our table has no record of is looked up on the homeserver first (heal.ts).
  */
 import { badJson, invalidParam } from '../matrix/errors.js';
 import type { RoomAlias } from '../matrix/ids.js';
-import type { InboundMessage } from '../store/index.js';
+import type { AliasRecord, InboundMessage } from '../store/index.js';
 import type { Bridge } from './runtime.js';
 import { postAndRecord } from './post.js';
 import { readyRoom } from './provision-room.js';
 import { drainScrollback } from './scrollback.js';
+import { adoptAlias } from './heal.js';
 
 export type { InboundMessage } from '../store/index.js';
 
@@ -55,6 +57,9 @@ export function parseInbound(json: unknown): InboundMessage {
   };
 }
 
+/** No record of the alias, or a creation lock whose holder died: nobody is making the room. */
+const isUnclaimed = (record: AliasRecord | undefined) => !record || (record.state === 'creating' && (record.lockUntil ?? 0) < Date.now());
+
 export async function handleInbound(b: Bridge, m: InboundMessage, deadline: number): Promise<InboundOutcome> {
   let alias: RoomAlias;
   try {
@@ -69,8 +74,16 @@ export async function handleInbound(b: Bridge, m: InboundMessage, deadline: numb
   if (posted) return { kind: 'sent', eventId: posted.eventId };
 
   const record = await b.store.getAlias(alias);
-  const room = readyRoom(record, m.room);
-  if (room && !record?.scrollbackPending) return { kind: 'sent', eventId: await postAndRecord(b, room, m, deadline) };
+  let room = readyRoom(record, m.room);
+  let scrollbackPending = record?.scrollbackPending ?? false;
+  if (!room && isUnclaimed(record)) {
+    // No record (a lost table), or a creation that died: the homeserver may have the room all the
+    // same, and then it will never ask us about the alias again. Ask it; keep the message only
+    // when it truly has no such alias.
+    const adopted = await adoptAlias(b, alias, m.room, deadline);
+    if (adopted) ({ room, scrollbackPending } = adopted);
+  }
+  if (room && !scrollbackPending) return { kind: 'sent', eventId: await postAndRecord(b, room, m, deadline) };
 
   // Kept messages go first: this one waits its turn behind them.
   await b.store.keepScrollback(alias, m);

@@ -15,6 +15,8 @@ import { sleep } from '../time.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteRoom } from './network.js';
 import { drainScrollback } from './scrollback.js';
+import { bridgeInitialState, ensureBridgeState } from './bridge-state.js';
+import { forgetNotOurs } from './heal.js';
 
 const POLL_MS = 150;
 
@@ -94,7 +96,7 @@ async function createBridgedRoom(
 ): Promise<BridgedRoom> {
   let roomId: RoomId;
   try {
-    roomId = await createOrAdopt(b, alias, info, deadline);
+    roomId = await createOrAdopt(b, alias, remoteRoom, info, deadline);
   } catch (e) {
     await b.store.releaseAlias(alias, owner).catch((err) => b.log.warn('could not release alias lock', { alias, err }));
     throw e;
@@ -109,6 +111,7 @@ async function createBridgedRoom(
     return theirs;
   }
   b.roomCache.set(roomId, room);
+  forgetNotOurs(b, roomId);
   if (!pending) return room;
   try {
     await drainScrollback(b, room, deadline);
@@ -120,7 +123,7 @@ async function createBridgedRoom(
   return room;
 }
 
-async function createOrAdopt(b: Bridge, alias: RoomAlias, info: RemoteRoom, deadline: number): Promise<RoomId> {
+async function createOrAdopt(b: Bridge, alias: RoomAlias, remoteRoom: string, info: RemoteRoom, deadline: number): Promise<RoomId> {
   try {
     const { room_id } = await b.cs.createRoom(
       {
@@ -129,6 +132,8 @@ async function createOrAdopt(b: Bridge, alias: RoomAlias, info: RemoteRoom, dead
         topic: info.topic,
         preset: 'public_chat',
         visibility: 'private',
+        // The bridge's state event (MSC2346) comes with the room, at no extra call.
+        initial_state: bridgeInitialState(b, remoteRoom, info.name),
       },
       { deadline },
     );
@@ -139,6 +144,8 @@ async function createOrAdopt(b: Bridge, alias: RoomAlias, info: RemoteRoom, dead
     if (!isHomeserverError(e, ErrCode.RoomInUse)) throw e;
     const { room_id } = await b.cs.resolveAlias(alias, { deadline });
     b.log.info('adopted existing room for alias', { alias, roomId: room_id });
+    // Best effort: a room made by hand, or before rooms carried it, is given the bridge event.
+    await ensureBridgeState(b, room_id, remoteRoom, deadline, info.name);
     return room_id;
   }
 }

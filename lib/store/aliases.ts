@@ -150,3 +150,32 @@ export async function getBridgedRooms(t: Table, roomIds: RoomId[]): Promise<Map<
   }
   return found;
 }
+
+/**
+ * Records room ↔ alias, ready, for a room the homeserver has and our table lost (or never had):
+ * the bridge recognised it there. Alias → room first, only where there is no record (or a
+ * creation lock that ran out), then room → alias; true when both now name the room, false when
+ * the alias is recorded for another room or is being created. Two writes; a copy that dies
+ * between them leaves a ready alias whose room item the next recognition writes (a record
+ * naming this room counts as done).
+ */
+export async function adoptRoom(t: Table, room: BridgedRoom, scrollbackPending: boolean): Promise<boolean> {
+  const now = Date.now();
+  try {
+    await t.doc.send(
+      new PutCommand({
+        TableName: t.tableName,
+        Item: { ...aliasKey(room.alias), state: 'ready', roomId: room.roomId, remoteRoom: room.remoteRoom, ...(scrollbackPending ? { scrollbackPending } : {}) },
+        ConditionExpression: 'attribute_not_exists(pk) OR (#s = :creating AND lockUntil < :now)',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ExpressionAttributeValues: { ':creating': 'creating', ':now': now },
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailed(e)) throw e;
+    const record = await getAlias(t, room.alias);
+    if (record?.state !== 'ready' || record.roomId !== room.roomId) return false;
+  }
+  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...roomKey(room.roomId), alias: room.alias, remoteRoom: room.remoteRoom } }));
+  return true;
+}

@@ -54,7 +54,13 @@ export type TransactionClaim =
    * Ours until the lease ends; events before `cursor` were done by an earlier attempt. `reused`:
    * the id was last used for other events (a homeserver that restarted or was reset), replaced.
    */
-  | { kind: 'claimed'; cursor: number; reused: boolean }
+  | {
+      kind: 'claimed';
+      cursor: number;
+      reused: boolean;
+      /** When the transaction was first claimed: transactions come one at a time, so this orders them. */
+      claimedAt: number;
+    }
   | { kind: 'done' }
   /** Another live copy holds the lease. */
   | { kind: 'busy'; leaseUntil: number };
@@ -76,7 +82,7 @@ export interface TransactionProgress {
   failed: FailedEvent[];
 }
 
-export interface Store {
+export interface Store extends ParkingStore {
   /** Room aliases and the rooms behind them. */
   getAlias(alias: RoomAlias): Promise<AliasRecord | undefined>;
   /** Takes the creation lock when nobody holds it or the holder's lock ran out. */
@@ -115,12 +121,81 @@ export interface Store {
   /** Inbound dedup that outlives the homeserver's memory: network message id → the event it became. */
   getPostedMessage(networkMessageId: string): Promise<PostedMessage | undefined>;
   recordPostedMessage(networkMessageId: string, posted: PostedMessage): Promise<void>;
+
+  /**
+   * Rooms healed from the homeserver: records room ↔ alias, ready, for a room the homeserver
+   * knows as ours and the table does not (lost, restored from an older backup). Writes only
+   * where the alias has no record (or a creation lock that ran out); false when the alias is
+   * recorded for another room or is being created.
+   */
+  adoptRoom(room: BridgedRoom, scrollbackPending: boolean): Promise<boolean>;
 }
 
 /** A network message as it stands in Matrix. */
 export interface PostedMessage {
   eventId: string;
   roomId: RoomId;
+}
+
+/** An event kept in its room's queue; `order` sorts the queue as the homeserver sent the events. */
+export interface ParkedEvent {
+  order: string;
+  /** When it was parked (set by the store): an event waiting longer than the dead-letter age is given up. */
+  parkedAt?: number;
+  /** The client event as the homeserver pushed it. */
+  event: Record<string, unknown>;
+}
+
+/** A room whose deliveries are held back until its network side recovers. */
+export interface ParkedRoom {
+  roomId: RoomId;
+  /** Events in the queue. */
+  count: number;
+  /** Drain attempts that failed since the room parked. */
+  attempts: number;
+  firstFailureAt: number;
+  lastFailureAt: number;
+  /** When a drainer may try again (epoch ms): the room's own backoff. */
+  nextAttemptAt: number;
+  lastError?: string;
+  leaseUntil: number;
+}
+
+/** An event that could not be delivered, kept for an operator to look at and redrive. */
+export interface DeadLetter {
+  roomId: RoomId;
+  eventId: string;
+  sender: string;
+  reason: string;
+  attempts: number;
+  firstFailureAt: number;
+  lastFailureAt: number;
+  /** The client event, for a redrive. */
+  event: Record<string, unknown>;
+  /** Set while it is being redriven: its place in the room's queue. */
+  redriveOrder?: string;
+}
+
+/** The parked rooms and dead letters: the per-room outbox of deliveries that failed. */
+export interface ParkingStore {
+  /** Which of these rooms are parked (consistent: a room parked a moment ago is seen). */
+  getParkedRooms(roomIds: RoomId[]): Promise<Set<RoomId>>;
+  getParkedRoom(roomId: RoomId): Promise<ParkedRoom | undefined>;
+  /** Parks events in order; a retried transaction parks nothing twice. Returns how many were new. */
+  park(roomId: RoomId, events: ParkedEvent[], why: { error: string; at: number; retryAt: number }): Promise<number>;
+  listParkedRooms(): Promise<ParkedRoom[]>;
+  /** The drain lease (wall-clock `leaseUntil`): only when the room is due by `dueAt` and nobody else drains it. */
+  leaseParkedRoom(roomId: RoomId, owner: string, leaseUntil: number, dueAt: number): Promise<ParkedRoom | undefined>;
+  listParkedEvents(roomId: RoomId, limit: number): Promise<ParkedEvent[]>;
+  unpark(roomId: RoomId, order: string): Promise<void>;
+  deferParkedRoom(roomId: RoomId, owner: string, failure: { error: string; at: number; retryAt: number }): Promise<void>;
+  /** The queue is empty: unpark the room, unless events were parked meanwhile (then false). */
+  releaseParkedRoom(roomId: RoomId, owner: string): Promise<boolean>;
+  putDeadLetter(letter: DeadLetter): Promise<void>;
+  listDeadLetters(roomId?: RoomId): Promise<DeadLetter[]>;
+  deleteDeadLetter(roomId: RoomId, eventId: string): Promise<void>;
+  /** The queue position a redrive gives the letter: `order` the first time, the same one after (undefined: no such letter). */
+  markRedrive(roomId: RoomId, eventId: string, order: string): Promise<string | undefined>;
 }
 
 /**

@@ -25,7 +25,7 @@ const key = (txnId: string) => ({ pk: `TXN#${txnId}`, sk: 'TXN' });
  */
 export async function claimTransaction(t: Table, txnId: string, digest: string, owner: string, leaseUntil: number): Promise<TransactionClaim> {
   const now = Date.now();
-  const values = { ':running': 'running', ':owner': owner, ':lease': leaseUntil, ':exp': expiresIn(TXN_TTL_S), ':digest': digest, ':zero': 0 };
+  const values = { ':running': 'running', ':owner': owner, ':lease': leaseUntil, ':exp': expiresIn(TXN_TTL_S), ':digest': digest, ':zero': 0, ':now': now };
   let old: TransactionRecord | undefined;
   try {
     const out = await t.doc.send(
@@ -33,16 +33,16 @@ export async function claimTransaction(t: Table, txnId: string, digest: string, 
         TableName: t.tableName,
         Key: key(txnId),
         UpdateExpression:
-          'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, digest = :digest, nextEvent = if_not_exists(nextEvent, :zero)',
+          'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, digest = :digest, nextEvent = if_not_exists(nextEvent, :zero), claimedAt = if_not_exists(claimedAt, :now)',
         ConditionExpression: 'attribute_not_exists(pk) OR (digest = :digest AND #s <> :done AND leaseUntil < :now)',
         ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
-        ExpressionAttributeValues: { ...values, ':done': 'done', ':now': now },
+        ExpressionAttributeValues: { ...values, ':done': 'done' },
         ReturnValues: 'ALL_NEW',
         // Saves a read when the claim fails: the item tells us why.
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       }),
     );
-    return { kind: 'claimed', cursor: Number(out.Attributes?.nextEvent ?? 0), reused: false };
+    return { kind: 'claimed', cursor: Number(out.Attributes?.nextEvent ?? 0), reused: false, claimedAt: Number(out.Attributes?.claimedAt ?? now) };
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
     old = recordOf(e) ?? (await getTransaction(t, txnId));
@@ -54,7 +54,7 @@ export async function claimTransaction(t: Table, txnId: string, digest: string, 
         TableName: t.tableName,
         Key: key(txnId),
         UpdateExpression:
-          'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, digest = :digest, nextEvent = :zero, failed = :none',
+          'SET #s = :running, #o = :owner, leaseUntil = :lease, expiresAt = :exp, digest = :digest, nextEvent = :zero, failed = :none, claimedAt = :now',
         // Only one copy replaces the old record; the others then see our digest and wait for us.
         ConditionExpression: 'attribute_not_exists(digest) OR digest <> :digest',
         ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
@@ -62,7 +62,7 @@ export async function claimTransaction(t: Table, txnId: string, digest: string, 
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       }),
     );
-    return { kind: 'claimed', cursor: 0, reused: true };
+    return { kind: 'claimed', cursor: 0, reused: true, claimedAt: now };
   } catch (e) {
     if (!isConditionFailed(e)) throw e;
     const now = recordOf(e);

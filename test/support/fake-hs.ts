@@ -96,6 +96,13 @@ export interface FakeRoom {
    * makes
    */
   events: FakeEvent[];
+  /**
+   * The state the room was made with, as Synapse keeps it: createRoom's `initial_state` (an AS's
+   * `m.bridge` event, say) and `m.room.canonical_alias` for the alias it was made (or seeded)
+   * with. Apart from `events`, so tests that count `events` as what the AS sent still can; GET
+   * state answers from `events` first, then from this.
+   */
+  initialState: FakeEvent[];
 }
 
 /** An event as Synapse pushes it to an AS in a transaction (the client format). */
@@ -395,10 +402,20 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       invited: new Set(o.invited ?? []),
       banned: new Set(),
       events: [],
+      initialState: [],
     };
     if (o.alias !== undefined) {
       room.alias = o.alias;
       aliases.set(o.alias, room.roomId);
+      // As Synapse's createRoom with room_alias_name: the alias is the room's canonical one.
+      room.initialState.push({
+        eventId: newEventId(),
+        type: 'm.room.canonical_alias',
+        sender: o.creator,
+        content: { alias: o.alias },
+        originServerTs: Date.now(),
+        stateKey: '',
+      });
     }
     if (o.name !== undefined) room.name = o.name;
     if (o.topic !== undefined) room.topic = o.topic;
@@ -566,6 +583,17 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     if (topic !== undefined) seed.topic = topic;
     if (Array.isArray(b.invite)) seed.invited = (b.invite as unknown[]).filter((u): u is string => typeof u === 'string');
     const room = makeRoom(seed);
+    // Synapse sends initial_state after the preset's events and before the alias's canonical
+    // alias event; the order matters only for the same type and state key, which we keep last-wins.
+    if (Array.isArray(b.initial_state)) {
+      const made: FakeEvent[] = [];
+      for (const ev of b.initial_state as unknown[]) {
+        if (!isPlainObject(ev) || !isPlainObject(ev.content) || typeof ev.type !== 'string') continue;
+        const stateKey = typeof ev.state_key === 'string' ? ev.state_key : '';
+        made.push({ eventId: newEventId(), type: ev.type, sender: ctx.userId, content: ev.content, originServerTs: Date.now(), stateKey });
+      }
+      room.initialState.unshift(...made);
+    }
     return { status: 200, body: { room_id: room.roomId } };
   };
 
@@ -657,7 +685,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       if (membership) return { status: 200, body: { membership } };
       return left ? { status: 200, body: { membership: 'leave' } } : err(404, 'M_NOT_FOUND', 'Event not found.');
     }
-    const last = [...room.events].reverse().find((e) => e.type === type && e.stateKey === stateKey);
+    const last = [...room.initialState, ...room.events].reverse().find((e) => e.type === type && e.stateKey === stateKey);
     return last ? { status: 200, body: last.content } : err(404, 'M_NOT_FOUND', 'Event not found.');
   };
 

@@ -5,6 +5,7 @@
 import type { RoomId } from '../../matrix/ids.js';
 import type { BridgedRoom } from '../../store/index.js';
 import type { Bridge } from '../runtime.js';
+import { recogniseRooms } from '../heal.js';
 import { member } from './member.js';
 import { message } from './message.js';
 import { tombstone } from './tombstone.js';
@@ -23,7 +24,11 @@ export async function routeEvent(b: Bridge, e: RoomEvent, ctx: EventContext): Pr
   return (await handlerFor(e)?.handle(b, e, ctx)) ?? 'ignored';
 }
 
-/** The bridged rooms the events need: the warm cache, then one batch read for the rest. */
+/**
+ * The bridged rooms the events need: the warm cache, then one batch read for the rest, then
+ * the homeserver for rooms our table has no record of (heal.ts: a lost table heals; a room
+ * that is not ours is remembered as such, so it costs a bounded number of calls).
+ */
 export async function bridgedRoomsOf(b: Bridge, events: unknown[]): Promise<ReadonlyMap<RoomId, BridgedRoom>> {
   const rooms = new Map<RoomId, BridgedRoom>();
   const missing = new Set<RoomId>();
@@ -37,7 +42,9 @@ export async function bridgedRoomsOf(b: Bridge, events: unknown[]): Promise<Read
     for (const [roomId, room] of await b.store.getBridgedRooms([...missing])) {
       b.roomCache.set(roomId, room);
       rooms.set(roomId, room);
+      missing.delete(roomId);
     }
+    if (missing.size) for (const [roomId, room] of await recogniseRooms(b, [...missing])) rooms.set(roomId, room);
   }
   return rooms;
 }

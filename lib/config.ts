@@ -9,7 +9,7 @@
 
 import { registerSecrets } from './log.js';
 import { perColdStart } from './once.js';
-import { DEFAULTS } from './defaults.js';
+import { DEFAULTS, PARKING } from './defaults.js';
 
 /**
  * `secret` is the one we SIGN with (our requests to the network): NETWORK_SECRET, also while
@@ -39,6 +39,33 @@ export interface Config {
   network: NetworkConfig;
   /** Public URL the homeserver uses to reach us; only needed for the registration file. */
   asUrl?: string;
+  /** Rooms whose network delivery fails for now (parked): when to give up on an event, how many may wait. */
+  parking: ParkingConfig;
+}
+
+export interface ParkingConfig {
+  /** DEAD_LETTER_AFTER_HOURS: an event still failing after this long becomes a dead letter. */
+  deadLetterAfterHours: number;
+  /** MAX_PARKED_EVENTS_PER_ROOM: past this, a parked room's oldest events become dead letters. */
+  maxParkedEvents: number;
+  /** DEAD_LETTER_NOTICES: the bot replies to a message that became a dead letter. */
+  deadLetterNotices: boolean;
+}
+
+function wholeNumber(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (!raw) return fallback;
+  if (raw === 'true' || raw === '1' || raw === 'on') return true;
+  if (raw === 'false' || raw === '0' || raw === 'off') return false;
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 export class ConfigError extends Error {
@@ -169,6 +196,11 @@ export function parseConfig(env: Env): UnresolvedConfig {
     dynamoEndpoint: dynamoEndpoint ? url(env, 'DYNAMODB_ENDPOINT', dynamoEndpoint) : undefined,
     network,
     asUrl: asUrl ? url(env, 'AS_URL', asUrl) : undefined,
+    parking: {
+      deadLetterAfterHours: wholeNumber(env, 'DEAD_LETTER_AFTER_HOURS', PARKING.DEAD_LETTER_AFTER_HOURS, 1, 14 * 24),
+      maxParkedEvents: wholeNumber(env, 'MAX_PARKED_EVENTS_PER_ROOM', PARKING.MAX_PARKED_EVENTS_PER_ROOM, 1, 1_000_000),
+      deadLetterNotices: flag(env, 'DEAD_LETTER_NOTICES', PARKING.DEAD_LETTER_NOTICES),
+    },
   };
 }
 

@@ -22,4 +22,11 @@ export const DEFAULTS = {
   LISTEN_HOST: '127.0.0.1',
 } as const;
 
+/** Parked rooms (a network delivery failing for now): how long an event may keep failing, how many may wait. */
+export const PARKING = {
+  DEAD_LETTER_AFTER_HOURS: 24,
+  MAX_PARKED_EVENTS_PER_ROOM: 10_000,
+  DEAD_LETTER_NOTICES: true,
+} as const;
+
 export const tableNameFor = (stage: string) => `${SERVICE}-${stage}`;

@@ -64,3 +64,18 @@ export function logger(base: Record<string, unknown> = {}): Logger {
 }
 
 export const log = logger();
+
+/**
+ * CloudWatch metrics as a log line (the Embedded Metric Format, what Powertools Metrics writes):
+ * Lambda's log agent turns it into metrics an alarm can watch, with no API call and no package.
+ */
+export function emitMetrics(namespace: string, values: Record<string, number>, unit = 'Count'): void {
+  const line = {
+    _aws: {
+      Timestamp: Date.now(),
+      CloudWatchMetrics: [{ Namespace: namespace, Dimensions: [[]], Metrics: Object.keys(values).map((Name) => ({ Name, Unit: unit })) }],
+    },
+    ...values,
+  };
+  sink(JSON.stringify(line));
+}

@@ -31,6 +31,7 @@ const FUNCTIONS: Record<string, { file: string; timeout?: number; routes: string
   ping: { file: 'ping', routes: ['POST /_matrix/app/v1/ping'] },
   networkInbound: { file: 'network-inbound', timeout: 25, routes: ['POST /network/messages'] },
   unrecognized: { file: 'unrecognized', routes: ['$default'] },
+  drain: { file: 'drain', timeout: 60, routes: [] },
 };
 
 const DYNAMODB_ACTIONS = [
@@ -95,6 +96,14 @@ describe('npm run package', () => {
     assert.equal(routes.size, expected.length, `no other routes: ${[...routes.keys()].join(', ')}`);
     const [, api] = ofType('AWS::ApiGatewayV2::Api')[0] ?? [];
     assert.equal(api?.Properties.ProtocolType, 'HTTP');
+  });
+
+  test('the drainer of parked rooms runs every minute', () => {
+    const rules = ofType('AWS::Events::Rule');
+    assert.equal(rules.length, 1);
+    const [, rule] = rules[0]!;
+    assert.equal(rule.Properties.ScheduleExpression, 'rate(1 minute)');
+    assert.equal(rule.Properties.Targets[0].Arn['Fn::GetAtt'][0], logicalId('drain'));
   });
 
   test('each function: nodejs22.x on arm64, its handler, timeout, and a bundle zip', () => {

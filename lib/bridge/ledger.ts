@@ -35,6 +35,8 @@ export interface TransactionLease {
   txnId: string;
   owner: string;
   cursor: number;
+  /** When it was first claimed; with an event's index, the order of the events it parks. */
+  claimedAt: number;
 }
 
 const WAIT_FOR_TWIN_MS = 2000;
@@ -71,7 +73,7 @@ export async function claim(
     // Not a duplicate: Synapse on SQLite counts transaction ids from 1 again after a restart.
     log.warn('transaction id reused with other events (the homeserver restarted or was reset): processing it as a new transaction', { txnId });
   }
-  return { txnId, owner, cursor: claimed.cursor };
+  return { txnId, owner, cursor: claimed.cursor, claimedAt: claimed.claimedAt };
 }
 
 /**

@@ -29,10 +29,21 @@ export class PermanentDeliveryError extends Error {
   override name = 'PermanentDeliveryError';
 }
 
+/** A delivery that failed for now (5xx, 408, 429, timeout, no connection); `retryAfterMs` when the network said when. */
+export class RetryLaterError extends Error {
+  override name = 'RetryLaterError';
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
 export interface NetworkPort {
   /** undefined when the network does not know the user; throws when it cannot tell. */
   lookupUser(remoteUserId: string): Promise<RemoteUser | undefined>;
   lookupRoom(remoteRoomId: string): Promise<RemoteRoom | undefined>;
-  /** Resolves when delivered; PermanentDeliveryError for a refusal, any other error is transient. */
+  /** Resolves when delivered; PermanentDeliveryError for a refusal; RetryLaterError (or any other error) is transient. */
   deliver(message: OutboundMessage): Promise<void>;
 }

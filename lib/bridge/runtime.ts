@@ -38,6 +38,10 @@ export interface Bridge {
   joined: Set<`${RoomId}|${UserId}`>;
   /** Warm-Lambda memory of virtual users known registered, with the display name they have. */
   knownUsers: Map<UserId, string>;
+  /** Parked rooms: when an event still failing becomes a dead letter, and how many may wait per room. */
+  parking: { deadLetterAfterMs: number; maxParkedEvents: number; notices: boolean };
+  /** The clock parked rooms are timed by (backoff, dead-letter age): tests turn it forward. */
+  now: () => number;
 }
 
 /** The secrets in `config` are registered with the logger by getConfig, which every path here goes through. */
@@ -53,6 +57,12 @@ export function createBridge(config: Config): Bridge {
     roomCache: new WarmCache(ROOM_CACHE_MS),
     joined: new Set(),
     knownUsers: new Map(),
+    parking: {
+      deadLetterAfterMs: config.parking.deadLetterAfterHours * 3600_000,
+      maxParkedEvents: config.parking.maxParkedEvents,
+      notices: config.parking.deadLetterNotices,
+    },
+    now: Date.now,
   };
 }
 

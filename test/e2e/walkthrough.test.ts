@@ -45,6 +45,8 @@ for (const names of NAMES) test(`the walk-through with ${names.title}: scrollbac
     NETWORK: 'webhook',
     NETWORK_URL: network.url,
     NETWORK_SECRET: network.secret,
+    // npm start runs the drainer of parked rooms on a timer; a short one here.
+    DRAIN_EVERY_MS: '500',
   });
   const reg = parse(readFileSync(REGISTRATION_FILE, 'utf8'));
   assert.deepEqual(checkRegistration(reg), []);
@@ -126,6 +128,26 @@ for (const names of NAMES) test(`the walk-through with ${names.title}: scrollbac
   assert.deepEqual(await asCall('GET', synapseQueryPath('users', carol, true), undefined, hsAuth), { status: 200, body: {} });
   assert.equal((await asCall('GET', synapseQueryPath('users', '@someone/else:localhost'), undefined, hsAuth)).status, 404);
   assert.deepEqual(hs.specErrors, []);
+
+  // (7) One room's network fails: the healthy room flows meanwhile, and the failing room drains
+  // by itself (npm start's drainer) once the network recovers, in order.
+  network.rooms.set('#other', { name: '#other' });
+  const otherAlias = names.alias.replace('#matrix', '#other');
+  assert.deepEqual(await asCall('GET', synapseQueryPath('rooms', otherAlias), undefined, hsAuth), { status: 200, body: {} });
+  const otherRoom = hs.aliases.get(otherAlias)!;
+  hs.rooms.get(otherRoom)!.members.add('@alice:localhost');
+  let down = true;
+  network.onDeliver = (m) => (down && m.room === '#other' ? { status: 503 } : undefined);
+  const msg = (room: string, id: string, body: string) => ({ ...hi, event_id: id, room_id: room, content: { msgtype: 'm.text', body } });
+  const mixed = [msg(otherRoom, '$o1', 'other 1'), msg(roomId, '$m1', 'matrix 1'), msg(otherRoom, '$o2', 'other 2'), msg(roomId, '$m2', 'matrix 2')];
+  assert.deepEqual(await asCall('PUT', '/_matrix/app/v1/transactions/walk-3', { events: mixed }, hsAuth), { status: 200, body: {} });
+  const bodies = (room: string) => network.accepted.filter((m) => m.room === room).map((m) => m.body);
+  assert.deepEqual(bodies('#matrix').slice(-2), ['matrix 1', 'matrix 2'], 'the healthy room flowed');
+  assert.deepEqual(bodies('#other'), []);
+  down = false;
+  for (let i = 0; i < 120 && bodies('#other').length < 2; i++) await new Promise((r) => setTimeout(r, 250));
+  assert.deepEqual(bodies('#other'), ['other 1', 'other 2'], 'drained after recovery, in order');
+  network.onDeliver = undefined;
 
   await stopAndCheck(run);
 });

@@ -324,10 +324,16 @@ test('DynamoDB failing past the SDK\'s retries: a clear 503, nothing half-done, 
       assert.ok(as.logs.slice(mark).some((l) => l.includes('could not record progress')), 'the lost progress write is logged');
       // The claim's lease still stands (nobody could drop it): the retries wait it out.
       await hsRetryUntil200(id, { events }, { timeoutMs: PUSH_LAMBDA_MS });
+      // Event 3 parked the room: the retry parks 0-2 behind nothing, in their order, and the drain delivers.
+      await as.drain();
       assert.deepEqual(acceptedOncePerKey(ids), ids);
       // 0-2 were delivered but their cursor never saved: sent again, the Idempotency-Key's job.
-      // 3 failed once and went through on the retry; 4 went once.
-      assert.deepEqual(ids.map(receivedCount), [2, 2, 2, 2, 1]);
+      // 3 and 4 parked the room; whether a drain (this retry's, or a push of a concurrent subtest
+      // into the same room) delivered them before the retry re-processed the transaction from its
+      // lost cursor decides whether they went once more: again the Idempotency-Key's job.
+      assert.deepEqual(ids.slice(0, 3).map(receivedCount), [2, 2, 2]);
+      assert.ok(receivedCount(ids[3]!) >= 2 && receivedCount(ids[3]!) <= 3, String(receivedCount(ids[3]!)));
+      assert.ok(receivedCount(ids[4]!) >= 1 && receivedCount(ids[4]!) <= 2, String(receivedCount(ids[4]!)));
       assert.equal((await txnItem(id))?.state, 'done');
     }),
     t.test('an alias query whose "ready" write fails after the HS made the room: the retry adopts that room', async () => {

@@ -32,6 +32,11 @@ export interface AsUnderTest {
   bridge(): Promise<import('../../lib/bridge/runtime.js').Bridge>;
   /** Sends a transaction as the homeserver does (for hs.push): its HTTP status. */
   pushSend(txnId: string, body: { events: object[] }): Promise<number>;
+  /**
+   * One pass of the parked-room drainer, with the bridge's clock turned `laterMs` forward for
+   * good (so a room's backoff has run out without waiting for it).
+   */
+  drain(laterMs?: number): Promise<Record<string, number>>;
 }
 
 export type FunctionName = 'user-query' | 'room-query' | 'push' | 'ping' | 'unrecognized' | 'network-inbound';
@@ -68,6 +73,7 @@ export async function startAs(env: Record<string, string> = {}, hsOptions: Parti
     return handlers.get(fn);
   };
   const call = async (fn: FunctionName, req: Invoke) => invoke(await load(fn), req);
+  let clockOffset = 0;
   return {
     hs,
     table,
@@ -76,6 +82,14 @@ export async function startAs(env: Record<string, string> = {}, hsOptions: Parti
     call,
     hsCall: (fn, req) => call(fn, { ...req, headers: { authorization: `Bearer ${HS_TOKEN}`, ...req.headers } }),
     bridge: async () => (await import('../../lib/bridge/runtime.js')).getBridge(),
+    drain: async (laterMs = 61_000) => {
+      const b = await (await import('../../lib/bridge/runtime.js')).getBridge();
+      const { drainDueRooms } = await import('../../lib/bridge/parking.js');
+      // The bridge's clock only ever goes forward, as a real one does.
+      clockOffset += laterMs;
+      b.now = () => Date.now() + clockOffset;
+      return drainDueRooms(b, { deadline: Date.now() + 10_000, hardStop: Date.now() + 15_000 });
+    },
     pushSend: async (txnId, body) =>
       (await call('push', { method: 'PUT', path: `/_matrix/app/v1/transactions/${enc(txnId)}`, body, headers: { authorization: `Bearer ${HS_TOKEN}` } })).status,
   };

@@ -1,7 +1,16 @@
 /** A real 3P network service reached over HTTP at NETWORK_URL, every request signed. */
 import { unavailable } from '../../matrix/errors.js';
 import { sign } from '../../signature.js';
-import { PermanentDeliveryError } from '../network.js';
+import { PermanentDeliveryError, RetryLaterError } from '../network.js';
+
+/** Retry-After: seconds, or an HTTP date. */
+function retryAfterMs(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(header);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
 import type { NetworkPort, RemoteRoom, RemoteUser } from '../network.js';
 
 export interface WebhookOptions {
@@ -43,13 +52,19 @@ export function webhookNetwork(opts: WebhookOptions): NetworkPort {
     lookupRoom: (id) =>
       lookup('rooms', id, (j): j is RemoteRoom => typeof j?.name === 'string' && (j.topic === undefined || typeof j.topic === 'string')),
     async deliver(message) {
-      const res = await call('POST', '/messages', JSON.stringify(message), { 'idempotency-key': message.id });
+      let res: Response;
+      try {
+        res = await call('POST', '/messages', JSON.stringify(message), { 'idempotency-key': message.id });
+      } catch (e) {
+        const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+        throw new RetryLaterError(`the network ${timedOut ? 'did not answer in time' : 'could not be reached'}`);
+      }
       await res.arrayBuffer().catch(() => undefined);
       if (res.ok) return;
       if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
         throw new PermanentDeliveryError(`network refused the message with HTTP ${res.status}`);
       }
-      throw new Error(`network answered HTTP ${res.status}`);
+      throw new RetryLaterError(`network answered HTTP ${res.status}`, retryAfterMs(res.headers.get('retry-after')));
     },
   };
 }

@@ -107,10 +107,28 @@ test('a 429 with Retry-After is respected: no attempt before it, one after', asy
   assert.ok(parked && parked.nextAttemptAt >= before + 800, JSON.stringify(parked));
 });
 
-test('Retry-After from the network sets the room\'s next attempt', async () => {
+test('a 429 with Retry-After is respected: the room is not tried again before it, and is after', async () => {
+  const sick = await bridgedRoom();
+  let down = true;
+  network.onDeliver = (m) => (down && m.room === sick.remote ? { status: 429, retryAfter: 300 } : undefined);
+  assert.equal(await as.pushSend(uniq('ra'), { events: [said(sick.room, 'later')] }), 200);
+  down = false;
+  const b = await as.bridge();
+  const parked = await as.store.getParkedRoom(sick.room.roomId as `!${string}`);
+  assert.ok(parked && parked.nextAttemptAt >= b.now() + 290_000, 'five minutes, as the network asked');
+  const tries = () => received(sick.remote).length;
+  assert.equal(tries(), 1);
+  await as.drain(120_000); // two minutes later: not yet
+  assert.equal(tries(), 1, 'no attempt before Retry-After');
+  await as.drain(200_000); // past it
+  assert.deepEqual(delivered(sick.remote), ['later']);
+});
+
+test('backoff: from about a second, doubling, at most a minute', async () => {
   const { backoffMs } = await import('../lib/bridge/parking.js');
   assert.equal(backoffMs(0, 30_000), 30_000);
   assert.ok(backoffMs(0) >= 800 && backoffMs(0) <= 1000, 'from about a second');
+  assert.ok(backoffMs(3) >= 6400 && backoffMs(3) <= 8000, 'doubling');
   assert.ok(backoffMs(20) <= 60_000 && backoffMs(20) >= 48_000, 'at most a minute');
 });
 

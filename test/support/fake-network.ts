@@ -18,7 +18,8 @@ export interface Received {
   status: number;
 }
 
-export type NetworkFailure = { status: number } | { hang: true };
+/** A failing answer: a status (with `retryAfter`, a Retry-After header in seconds), or no answer at all. */
+export type NetworkFailure = { status: number; retryAfter?: number } | { hang: true };
 
 export interface FakeNetwork {
   url: string;
@@ -55,16 +56,16 @@ export async function startFakeNetwork(secret = 'network-secret-for-tests'): Pro
     },
   };
 
-  const answer = (res: ServerResponse, rec: Received, status: number, body: unknown) => {
+  const answer = (res: ServerResponse, rec: Received, status: number, body: unknown, headers: Record<string, string> = {}) => {
     rec.status = status;
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
   };
   const fail = (res: ServerResponse, rec: Received, f: NetworkFailure) => {
     if ('hang' in f) {
       hanging.add(res);
       return;
     }
-    answer(res, rec, f.status, { error: `failing on purpose with ${f.status}` });
+    answer(res, rec, f.status, { error: `failing on purpose with ${f.status}` }, f.retryAfter === undefined ? {} : { 'retry-after': String(f.retryAfter) });
   };
 
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {

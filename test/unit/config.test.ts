@@ -116,3 +116,23 @@ test('network secret rotation: a next secret without a current one is refused', 
   failsOn({ ...webhook, NETWORK_SECRET: undefined, NETWORK_SECRET_NEXT_PARAM: '/p/net_next' }, 'NETWORK_SECRET_NEXT');
   assert.deepEqual(parseConfig({ ...base, NETWORK_SECRET_NEXT_PARAM: '' }).network, { kind: 'open' }, 'an empty parameter name is none');
 });
+
+test('parked-room settings: defaults, values, and a clear error naming a bad one', () => {
+  assert.deepEqual(parseConfig(base).parking, { deadLetterAfterHours: 24, maxParkedEvents: 10_000, deadLetterNotices: true });
+  assert.deepEqual(
+    parseConfig({ ...base, DEAD_LETTER_AFTER_HOURS: '2', MAX_PARKED_EVENTS_PER_ROOM: '50', DEAD_LETTER_NOTICES: 'false' }).parking,
+    { deadLetterAfterHours: 2, maxParkedEvents: 50, deadLetterNotices: false },
+  );
+  for (const [variable, value] of [
+    ['DEAD_LETTER_AFTER_HOURS', '0'],
+    ['DEAD_LETTER_AFTER_HOURS', '1.5'],
+    ['MAX_PARKED_EVENTS_PER_ROOM', 'many'],
+    ['DEAD_LETTER_NOTICES', 'maybe'],
+  ] as const) {
+    assert.throws(
+      () => parseConfig({ ...base, [variable]: value }),
+      (e: unknown) => e instanceof ConfigError && e.variable === variable,
+      `${variable}=${value}`,
+    );
+  }
+});

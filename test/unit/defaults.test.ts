@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { DEFAULTS, SERVICE } from '../../lib/defaults.js';
+import { DEFAULTS, PARKING, SERVICE } from '../../lib/defaults.js';
 import { parseConfig } from '../../lib/config.js';
 
 const sls = parse(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8'));
@@ -15,6 +15,9 @@ test('serverless.yml names the service and defaults every setting as lib/default
   for (const name of ['HOMESERVER_URL', 'HOMESERVER_NAME', 'AS_ID', 'SENDER_LOCALPART', 'USER_PREFIX', 'NETWORK'] as const) {
     assert.equal(fallback(env[name]), DEFAULTS[name], name);
   }
+  assert.equal(fallback(env.DEAD_LETTER_AFTER_HOURS), String(PARKING.DEAD_LETTER_AFTER_HOURS));
+  assert.equal(fallback(env.MAX_PARKED_EVENTS_PER_ROOM), String(PARKING.MAX_PARKED_EVENTS_PER_ROOM));
+  assert.equal(fallback(env.DEAD_LETTER_NOTICES), String(PARKING.DEAD_LETTER_NOTICES));
   assert.equal(fallback(sls.custom['serverless-offline'].host), DEFAULTS.LISTEN_HOST);
   assert.equal(fallback(String(sls.custom['serverless-offline'].httpPort)), DEFAULTS.PORT);
 });

@@ -162,6 +162,9 @@ async function adopt(b: Bridge, room: BridgedRoom): Promise<{ scrollbackPending:
  * message is kept as scrollback, or when another record got there first (the caller reads it).
  * Other failures are thrown (the network retries).
  */
+/** How long an alias lookup of ours may take before a user's join makes the room again. */
+const PROBE_MS = 15_000;
+
 export async function adoptAlias(
   b: Bridge,
   alias: RoomAlias,
@@ -169,11 +172,16 @@ export async function adoptAlias(
   deadline: number,
 ): Promise<{ room: BridgedRoom; scrollbackPending: boolean } | undefined> {
   let roomId: RoomId;
+  // Synapse answers a lookup of an unknown alias in our namespace by asking our alias query,
+  // which would make the room for it: the probe mark tells the query to answer 404 instead.
+  await b.store.markAliasProbe(alias, Date.now() + PROBE_MS);
   try {
     roomId = (await b.cs.resolveAlias(alias, { deadline })).room_id;
   } catch (e) {
     if (isHomeserverError(e) && e.hs.status === 404) return undefined;
     throw e;
+  } finally {
+    await b.store.clearAliasProbe(alias).catch((err) => b.log.warn('could not clear an alias probe; it runs out by itself', { alias, err }));
   }
   const room: BridgedRoom = { roomId, alias, remoteRoom };
   const adopted = await adopt(b, room);

@@ -30,6 +30,9 @@ export async function provisionRoom(b: Bridge, alias: string, deadline: number):
   if (!remoteRoom) throw notFound(`${alias} is not in this bridge's namespace`);
 
   let record = await b.store.getAlias(alias);
+  // Our own lookup of the alias (a network message for a room we have no record of) made the
+  // homeserver ask: nobody joined, so there is no room to make.
+  if (!record && (await b.store.isAliasProbed(alias))) throw notFound(`${alias} is being looked up by the bridge itself; nobody has joined it`);
   const recorded = readyRoom(record, remoteRoom);
   if (recorded) {
     const healed = await healAlias(b, recorded, deadline);
@@ -65,19 +68,14 @@ export async function provisionRoom(b: Bridge, alias: string, deadline: number):
  * recorded room again when that room still exists; undefined when it is gone too.
  */
 async function healAlias(b: Bridge, room: BridgedRoom, deadline: number): Promise<BridgedRoom | undefined> {
-  try {
-    const { room_id } = await b.cs.resolveAlias(room.alias, { deadline });
-    // It has the alias after all: a query that crossed our own creation of it.
-    if (room_id !== room.roomId) b.log.warn('the homeserver resolves a recorded alias to another room', { alias: room.alias, recorded: room.roomId, resolved: room_id });
-    return room;
-  } catch (e) {
-    if (!isHomeserverError(e, ErrCode.NotFound)) throw e;
-  }
+  // Not a lookup first: Synapse answers a lookup of an alias it lacks in our namespace by asking
+  // this very query again. Setting the alias asks nobody; "already there" means it had it after all.
   try {
     await b.cs.setAlias(room.alias, room.roomId, { deadline });
     b.log.info('the homeserver had lost a recorded alias: it points at the recorded room again', { alias: room.alias, roomId: room.roomId });
     return room;
   } catch (e) {
+    if (isHomeserverError(e) && e.hs.status === 409) return room;
     // Not found, or we may not (the bot is no longer in it): the room is gone for us.
     if (!isHomeserverError(e) || (e.hs.status !== 404 && e.hs.status !== 403)) throw e;
     b.log.info('the homeserver lost a recorded room and its alias: making the room again', { alias: room.alias, roomId: room.roomId });

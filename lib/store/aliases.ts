@@ -40,6 +40,21 @@ export async function lockAlias(t: Table, alias: RoomAlias, owner: string, lockM
   }
 }
 
+const probeKey = (alias: RoomAlias) => ({ pk: aliasPk(alias), sk: 'PROBE' });
+
+export async function markAliasProbe(t: Table, alias: RoomAlias, until: number): Promise<void> {
+  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...probeKey(alias), until, expiresAt: Math.ceil(until / 1000) + 3600 } }));
+}
+
+export async function isAliasProbed(t: Table, alias: RoomAlias): Promise<boolean> {
+  const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: probeKey(alias), ConsistentRead: true }));
+  return Number(out.Item?.until ?? 0) > Date.now();
+}
+
+export async function clearAliasProbe(t: Table, alias: RoomAlias): Promise<void> {
+  await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key: probeKey(alias) }));
+}
+
 export async function reclaimAlias(t: Table, alias: RoomAlias, roomId: RoomId, owner: string, lockMs: number): Promise<boolean> {
   try {
     await t.doc.send(

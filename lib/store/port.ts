@@ -93,6 +93,15 @@ export interface Store extends ParkingStore {
    * has posted them all (and clears the flag).
    */
   markRoomReady(room: BridgedRoom, owner: string, scrollbackPending: boolean): Promise<boolean>;
+  /**
+   * The bridge is about to ask the homeserver about one of its aliases (a network message for a
+   * room it has no record of): Synapse then asks the bridge's alias query, which must not make the
+   * room for that. Marked until `until` (epoch ms).
+   */
+  markAliasProbe(alias: RoomAlias, until: number): Promise<void>;
+  /** Whether the bridge itself is asking about this alias just now. */
+  isAliasProbed(alias: RoomAlias): Promise<boolean>;
+  clearAliasProbe(alias: RoomAlias): Promise<void>;
   /** Takes the creation lock over a ready alias whose room the homeserver lost (`roomId`, as recorded). */
   reclaimAlias(alias: RoomAlias, roomId: RoomId, owner: string, lockMs: number): Promise<boolean>;
   /** Frees the lock after a failure so the HS's next query can try again at once. */

@@ -5,7 +5,7 @@
  * so that its clean-up hooks belong to the file, not to a hook.
  */
 import { after } from 'node:test';
-import { startFakeHs, synapseQuote } from './fake-hs.js';
+import { startFakeHs, synapseQueryPath, synapseQuote } from './fake-hs.js';
 import type { FakeHs, FakeHsOptions } from './fake-hs.js';
 import { testTable } from './dynamo.js';
 import type { TestTable } from './dynamo.js';
@@ -74,6 +74,8 @@ export async function startAs(env: Record<string, string> = {}, hsOptions: Parti
   };
   const call = async (fn: FunctionName, req: Invoke) => invoke(await load(fn), req);
   let clockOffset = 0;
+  // As Synapse: a lookup or join of an unknown alias in our namespace asks our alias query first.
+  hs.askAsAboutAlias = (alias) => call('room-query', { method: 'GET', path: synapseQueryPath('rooms', alias), headers: { authorization: `Bearer ${HS_TOKEN}` } });
   return {
     hs,
     table,

@@ -203,6 +203,12 @@ export interface FakeHs {
   serverName: string;
   /** `@<senderLocalpart>:<serverName>` */
   botUserId: string;
+  /**
+   * What Synapse does when anyone resolves or joins an alias it does not know in an AS's
+   * namespace: it asks the AS (GET /_matrix/app/v1/rooms/{alias}) and looks again. Set it to
+   * ask the AS under test; unset, the fake answers 404 at once (the default, as before).
+   */
+  askAsAboutAlias?: (alias: string) => Promise<unknown>;
   /** every request, in arrival order (including rejected ones) */
   calls: RecordedCall[];
   /** registered users (the bot is always there) */
@@ -862,6 +868,12 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
 
     if (badJson) return respond(res, call, 400, { errcode: 'M_NOT_JSON', error: 'Content not JSON.' });
 
+    // Synapse: an unknown alias in the AS's namespace is asked about before it is answered.
+    const aliasAsked = method === 'GET' && segs.length === 6 && segs.slice(0, 5).join('/') === `${CS}/directory/room` ? segs[5] : method === 'POST' && segs.length === 5 && segs.slice(0, 4).join('/') === `${CS}/join` && segs[4]?.startsWith('#') ? segs[4] : undefined;
+    if (aliasAsked && !aliases.has(aliasAsked) && fake.askAsAboutAlias && aliasAsked.startsWith(`#${userPrefix}`) && aliasAsked.endsWith(`:${serverName}`)) {
+      await fake.askAsAboutAlias(aliasAsked).catch(() => undefined);
+    }
+
     const answer = ((): Answer => {
       let pathKnown = false;
       for (const route of routes) {
@@ -999,7 +1011,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     return out;
   };
 
-  return {
+  const fake: FakeHs = {
     url: `http://127.0.0.1:${port}`,
     serverName,
     botUserId,
@@ -1057,4 +1069,5 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       });
     },
   };
+  return fake;
 }

@@ -94,12 +94,13 @@ export function pushCost(results: PushResult[], bodyBytes: Map<number, number>, 
       estimate(`push, ${size} event${size === 1 ? '' : 's'}/transaction, per million events`, 1e6 / size, {
         meanMs: r.txnMs.mean,
         dynamoMs: r.dynamo.msPerTxn,
-        // Reads: the cold-cache figure (a fresh copy reads the room mapping; a warm one reads nothing).
+        // Reads: the cold-cache figure (a fresh copy reads the room mapping and checks for parked
+        // rooms; a warm one only checks for parked rooms).
         rru: r.dynamo.coldCache.rru,
         wru: r.dynamo.wruPerTxn,
         bodyBytes: bodyBytes.get(size) ?? 0,
         logBytes: r.logBytesPerTxn ?? 0,
-        readsBasis: ' (a fresh copy, room cache empty; a warm one reads nothing)',
+        readsBasis: ` (a fresh copy: room mapping + parked-room check; a warm one ${Number(r.dynamo.rruPerTxn.toFixed(2))} RRU, the check only)`,
       }),
     );
   }

@@ -29,14 +29,17 @@ export interface Knobs {
   dynamoWarmRounds: number;
   /** Transactions per size, for each push size. */
   pushTxns: Record<number, number>;
-  /** Which parts run: cold, query, push (cost follows push). */
+  /** 5., one room failing: rooms bridged, events per transaction (spread over the rooms round-robin),
+   *  measured transactions per run (a) and (b), split into rounds that alternate (a) and (b). */
+  oneRoom: { rooms: number; eventsPerTxn: number; txns: number; rounds: number; warmup: number };
+  /** Which parts run: cold, query, push (cost follows push), oneroom. */
   only: Set<string>;
   /** Which peers run: bridge, botsdk. */
   peers: PeerKind[];
 }
 
 export function knobs(): Knobs {
-  const only = new Set((process.env.BENCH_ONLY ?? 'cold,query,push').split(',').map((s) => s.trim()).filter(Boolean));
+  const only = new Set((process.env.BENCH_ONLY ?? 'cold,query,push,oneroom').split(',').map((s) => s.trim()).filter(Boolean));
   const peers = (process.env.BENCH_PEERS ?? 'bridge,botsdk').split(',').map((s) => s.trim()).filter((p): p is PeerKind => p === 'bridge' || p === 'botsdk');
   return {
     quick: QUICK,
@@ -45,6 +48,13 @@ export function knobs(): Knobs {
     warmup: envInt('BENCH_WARMUP', QUICK ? 50 : 300),
     dynamoWarmRounds: envInt('BENCH_DYNAMO_WARM', QUICK ? 60 : 250),
     pushTxns: QUICK ? { 1: 30, 10: 20, 100: 5, 1000: 2 } : { 1: 300, 10: 200, 100: 40, 1000: 10 },
+    oneRoom: {
+      rooms: Math.max(2, envInt('BENCH_ONEROOM_ROOMS', 10)),
+      eventsPerTxn: envInt('BENCH_ONEROOM_EVENTS', 10),
+      txns: envInt('BENCH_ONEROOM_TXNS', QUICK ? 200 : 800),
+      rounds: envInt('BENCH_ONEROOM_ROUNDS', QUICK ? 2 : 4),
+      warmup: QUICK ? 30 : 100,
+    },
     only,
     peers,
   };

@@ -60,7 +60,7 @@ export function transactions(roomId: string, size: number, count: number): Array
 }
 
 const txnPath = (txnId: string) => `/_matrix/app/v1/transactions/${enc(txnId)}`;
-const perTxn = (calls: Record<string, number>, n: number) =>
+export const perTxn = (calls: Record<string, number>, n: number) =>
   Object.entries(calls).flatMap(([name, c]) => (c % n === 0 ? Array<string>(c / n).fill(name) : [`${name} ×${(c / n).toFixed(2)}`]));
 
 function result(subject: 'ours' | PeerKind, size: number, samples: number[], errors: number): PushResult {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every benchmark of issue 5, ours beside the peers, printed as one table (with
+ * `npm run bench`: every benchmark of issue 5 (and issue 17's one room failing), ours beside the peers, printed as one table (with
  * the ratio ours/peer) and written to bench/results.json. See bench/README.md for what each figure
  * means and the knobs (BENCH_QUICK=1, BENCH_ONLY, BENCH_PEERS, ...).
  *
@@ -66,10 +66,12 @@ async function main(): Promise<void> {
     }
   }
 
-  // ---------------------------------------------------------------- 2. and 3.: ours, then each peer
+  // ---------------------------------------------------------------- 2., 3. and 5.: ours, then each peer
   const wantQuery = k.only.has('query');
   const wantPush = k.only.has('push');
-  if (wantQuery || wantPush) {
+  const wantOneRoom = k.only.has('oneroom');
+  let oneRoom: import('./one-room.js').OneRoomResult | undefined;
+  if (wantQuery || wantPush || wantOneRoom) {
     const { startOurs, startPeerSubject, WARM_CALLS_PER_ROUND } = await import('./subjects.js');
     const { queryOurs, queryPeer } = await import('./query.js');
     const { SIZES, bridgedRoomOurs, bridgedRoomPeer, pushOurs, pushPeer, transactions } = await import('./push.js');
@@ -94,6 +96,11 @@ async function main(): Promise<void> {
           log(`3. push ${size} event(s)/txn, ours: ${k.pushTxns[size]} transactions ...`);
           pushes.push(await pushOurs(ours, room, size, k.pushTxns[size] ?? 1, pushWarmup));
         }
+      }
+      if (wantOneRoom) {
+        // Ours only (the peers have no parked rooms to compare); its own rooms, after 2. and 3.
+        const { oneRoomOurs } = await import('./one-room.js');
+        oneRoom = await oneRoomOurs(ours, k.oneRoom, log);
       }
     } finally {
       await ours.stop();
@@ -131,6 +138,7 @@ async function main(): Promise<void> {
 
     const failures = [...queries.filter((q) => q.errors), ...pushes.filter((q) => q.errors)];
     for (const f of failures) log(`WARNING: ${f.subject} had ${f.errors} failed calls in ${'kind' in f ? `${f.kind} query` : `push ${f.size}`}`);
+    if (oneRoom?.errors) log(`WARNING: ours had ${oneRoom.errors} errors in the one-room-failing run`);
 
     if (wantQuery) {
       results.query = queries;
@@ -202,6 +210,12 @@ async function main(): Promise<void> {
     }
   }
 
+  if (oneRoom) {
+    const { oneRoomRows } = await import('./one-room.js');
+    results.oneRoom = oneRoom;
+    rows.push(...oneRoomRows(oneRoom));
+  }
+
   results.table = rows;
   results.durationS = round((Date.now() - started) / 1000, 1);
   writeFileSync(join(BENCH_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -221,6 +235,11 @@ async function main(): Promise<void> {
       out.push(`   ${c.workload}: $${c.total.toFixed(3)}  (${Math.round(c.invocations).toLocaleString('en-US')} invocations, ${c.billedMs} ms billed each)`);
       for (const l of c.lines) out.push(`      ${l.item.padEnd(32)} $${l.usd.toFixed(4).padStart(8)}   ${l.basis}`);
     }
+  }
+  if (oneRoom) {
+    const { renderOneRoom } = await import('./one-room.js');
+    out.push('');
+    out.push(renderOneRoom(oneRoom));
   }
   out.push('');
   out.push(`took ${results.durationS} s; written to bench/results.json`);

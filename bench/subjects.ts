@@ -48,6 +48,12 @@ export interface DynamoTally {
 
 const READS = new Set(['GetItemCommand', 'BatchGetItemCommand', 'QueryCommand', 'ScanCommand', 'TransactGetItemsCommand']);
 
+/** A strongly consistent read: `ConsistentRead` on the call, or (BatchGetItem) on any of its tables. */
+function consistentRead(input: unknown): boolean {
+  const i = input as { ConsistentRead?: boolean; RequestItems?: Record<string, { ConsistentRead?: boolean }> };
+  return i.ConsistentRead === true || Object.values(i.RequestItems ?? {}).some((t) => t.ConsistentRead === true);
+}
+
 export interface DynamoCounter {
   tally: DynamoTally;
   reset(): DynamoTally;
@@ -91,7 +97,7 @@ export function countDynamo(doc: DynamoDBDocumentClient): DynamoCounter {
         let billed = name.startsWith('Transact') ? units * 2 : units;
         // A read that finds nothing is still billed at the minimum (one 4 KB read); DynamoDB
         // Local reports 0 for an empty Query.
-        if (READS.has(name) && billed === 0) billed = (args.input as { ConsistentRead?: boolean }).ConsistentRead ? 1 : 0.5;
+        if (READS.has(name) && billed === 0) billed = consistentRead(args.input) ? 1 : 0.5;
         if (READS.has(name)) t.rru += billed;
         else t.wru += billed;
         return out;

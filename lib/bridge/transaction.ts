@@ -47,7 +47,7 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
   let cursor = lease.cursor;
   let delivered = 0;
   let skipped = 0;
-  let parkedBefore = new Set<RoomId>();
+  let parkedBefore = new Map<RoomId, number>();
   const writeParks = async () => {
     for (const [roomId, p] of toPark) await parkRoom(b, roomId, p.events, p.cause, budget.deadline);
     toPark.clear();
@@ -57,7 +57,7 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
     const rooms = await bridgedRoomsOf(b, pending);
     // A room whose earlier events wait in its queue: its later ones wait behind them, in order.
     if (pending.length) parkedBefore = await b.store.getParkedRooms(pending.map((e) => e.room_id));
-    const parked = new Set(parkedBefore);
+    const parked = new Set(parkedBefore.keys());
     for (; cursor < events.length; cursor++) {
       if (Date.now() >= budget.deadline) throw unavailable(`out of time at event ${cursor} of ${events.length}; retry continues there`);
       const event = events[cursor];
@@ -113,10 +113,11 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
     throw err;
   });
   if (!marked) log.warn('lease was taken over before the transaction was marked done');
-  const parkedCount = [...parkedBefore].length;
+  const parkedCount = parkedBefore.size;
   // A push runs anyway: rooms that were parked before it and are due get a drain attempt.
-  for (const roomId of parkedBefore) {
+  for (const [roomId, dueAt] of parkedBefore) {
     if (Date.now() >= budget.deadline) break;
+    if (dueAt > b.now()) continue;
     await drainRoom(b, roomId, budget).catch((err) => log.warn('could not drain a parked room', { roomId, err }));
   }
   return { kind: 'processed', delivered, skipped, failed, parked: parkedCount };

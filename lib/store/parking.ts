@@ -33,17 +33,17 @@ const toRoom = (item: Record<string, unknown>): ParkedRoom => ({
 });
 
 /** Which of these rooms are parked: one consistent batch read, since a room parked a moment ago by another copy must be seen. */
-export async function getParkedRooms(t: Table, roomIds: RoomId[]): Promise<Set<RoomId>> {
-  const parked = new Set<RoomId>();
+export async function getParkedRooms(t: Table, roomIds: RoomId[]): Promise<Map<RoomId, number>> {
+  const parked = new Map<RoomId, number>();
   const unique = [...new Set(roomIds)];
   for (let i = 0; i < unique.length; i += 100) {
     await untilAllProcessed(
       unique.slice(i, i + 100).map((roomId) => ({ pk: pk(roomId), sk: HEAD })),
       async (keys) => {
         const out = await t.doc.send(
-          new BatchGetCommand({ RequestItems: { [t.tableName]: { Keys: keys, ConsistentRead: true, ProjectionExpression: 'roomId' } } }),
+          new BatchGetCommand({ RequestItems: { [t.tableName]: { Keys: keys, ConsistentRead: true, ProjectionExpression: 'roomId, nextAttemptAt' } } }),
         );
-        for (const item of out.Responses?.[t.tableName] ?? []) parked.add(item.roomId as RoomId);
+        for (const item of out.Responses?.[t.tableName] ?? []) parked.set(item.roomId as RoomId, Number(item.nextAttemptAt ?? 0));
         return (out.UnprocessedKeys?.[t.tableName]?.Keys ?? []) as typeof keys;
       },
     );
@@ -77,17 +77,19 @@ export async function park(t: Table, roomId: RoomId, events: ParkedEvent[], why:
       if (!isConditionFailed(err)) throw err;
     }
   }
-  await t.doc.send(
+  const head = await t.doc.send(
     new UpdateCommand({
       TableName: t.tableName,
       Key: { pk: pk(roomId), sk: HEAD },
+      ReturnValues: 'UPDATED_OLD',
       UpdateExpression:
         'SET roomId = :room, firstFailureAt = if_not_exists(firstFailureAt, :at), lastFailureAt = :at, lastError = if_not_exists(lastError, :error), nextAttemptAt = if_not_exists(nextAttemptAt, :retryAt), attempts = if_not_exists(attempts, :zero) ADD #c :added',
       ExpressionAttributeNames: { '#c': 'count' },
       ExpressionAttributeValues: { ':room': roomId, ':at': why.at, ':error': why.error.slice(0, 500), ':retryAt': why.retryAt, ':zero': 0, ':added': added },
     }),
   );
-  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { pk: REGISTRY, sk: roomId, roomId } }));
+  // The registry entry is written when the room parks, not again for every event it parks.
+  if (!head.Attributes?.roomId) await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { pk: REGISTRY, sk: roomId, roomId } }));
   return added;
 }
 

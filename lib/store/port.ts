@@ -187,8 +187,8 @@ export interface DeadLetter {
 
 /** The parked rooms and dead letters: the per-room outbox of deliveries that failed. */
 export interface ParkingStore {
-  /** Which of these rooms are parked (consistent: a room parked a moment ago is seen). */
-  getParkedRooms(roomIds: RoomId[]): Promise<Set<RoomId>>;
+  /** Which of these rooms are parked, with when each is due (consistent: a room parked a moment ago is seen). */
+  getParkedRooms(roomIds: RoomId[]): Promise<Map<RoomId, number>>;
   getParkedRoom(roomId: RoomId): Promise<ParkedRoom | undefined>;
   /** Parks events in order; a retried transaction parks nothing twice. Returns how many were new. */
   park(roomId: RoomId, events: ParkedEvent[], why: { error: string; at: number; retryAt: number }): Promise<number>;

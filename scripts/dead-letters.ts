@@ -38,6 +38,8 @@ async function main(): Promise<number> {
     console.error('for npm start\'s table, set DYNAMODB_ENDPOINT to the DynamoDB Local address npm start printed; for a deployed stage, give --stage');
     return 2;
   }
+  // The SDK's notice about Node 20 support would drown a command-line listing.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const store = createStore({ tableName: process.env.TABLE_NAME?.trim() || tableNameFor(stage), endpoint });
   const roomId = values.room as RoomId | undefined;
   if (command === 'list') {

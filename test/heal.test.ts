@@ -171,16 +171,8 @@ test('a network message for a room the homeserver has no alias for (404) is kept
   const res = await fromNetwork(remote, 'early');
   assert.equal(res.status, 202, JSON.stringify(res.body));
   assert.deepEqual(describe(callsSince(mark)), [`GET /directory/room/#irc_${remote}:example.org 404`], 'one lookup, nothing made');
-  // The homeserver failing to answer is not "no room": the network is told to retry, nothing is kept.
-  // (Rate-limited past the request's deadline: the quickest failure, without minutes of back-off.)
-  as.hs.fail({ match: { pathIncludes: '/directory/room/' }, kind: 'ratelimit', retryAfterMs: 60_000, times: Infinity });
-  try {
-    const failing = await fromNetwork(remote, 'while the homeserver fails');
-    assert.equal(failing.status, 503, JSON.stringify(failing.body));
-  } finally {
-    as.hs.clearFailures();
-  }
   assert.deepEqual((await as.store.listScrollback(`#irc_${remote}:example.org`)).map((k) => k.body), ['early']);
+  // What the homeserver's failure to answer does, and how long its 404 is believed: test/alias-lookup.test.ts.
 });
 
 test('a creation that died after making the room: the next network message adopts it, and the kept messages still go first', async () => {

@@ -25,6 +25,40 @@ test('alias and room mapping: ALIAS#<alias>/ROOM and ROOM#<roomId>/ALIAS', async
   assert.deepEqual([...(await store.getBridgedRooms(['!k:hs', '!none:hs'])).values()], [{ roomId: '!k:hs', alias: '#irc_k:hs', remoteRoom: 'k' }]);
 });
 
+test('alias lookup: ALIAS#<alias>/LOOKUP, one asker, "absent" replacing the mark, queries counted, tidied a day after', async () => {
+  const a = '#irc_look:hs' as const;
+  const now = 1_000_000;
+  assert.equal(await store.startAliasLookup(a, 'me', now, now + 15_000, false), true);
+  assert.equal(await store.startAliasLookup(a, 'you', now + 1, now + 15_001, false), false, 'one asker at a time');
+  assert.equal(await store.countAliasQuery(a, now + 10), 1);
+  assert.equal(await store.countAliasQuery(a, now + 20), 2);
+  assert.equal(await store.countAliasQuery(a, now + 15_001), undefined, 'an ask past its lease counts nothing');
+  assert.deepEqual(await store.getAliasLookup(a), { state: 'asking', owner: 'me', until: now + 15_000, queries: 2 });
+  await store.recordAliasAbsent(a, 'you', now + 3_600_000);
+  assert.equal((await store.getAliasLookup(a))?.state, 'asking', 'only the owner answers');
+  await store.recordAliasAbsent(a, 'me', now + 3_600_000);
+  const raw = await item('ALIAS##irc_look:hs', 'LOOKUP');
+  assert.deepEqual({ ...raw, expiresAt: 0 }, { pk: 'ALIAS##irc_look:hs', sk: 'LOOKUP', state: 'absent', until: now + 3_600_000, expiresAt: 0 });
+  assert.equal(raw?.expiresAt, Math.ceil((now + 3_600_000) / 1000) + 86_400);
+  assert.equal(await store.countAliasQuery(a, now + 30), undefined, 'no ask under way');
+  assert.equal(await store.startAliasLookup(a, 'you', now + 60_000, now + 75_000, false), false, '"absent" holds');
+  assert.equal(await store.startAliasLookup(a, 'you', now + 60_000, now + 75_000, true), true, 'unless told otherwise');
+  await store.endAliasLookup(a, 'me');
+  assert.equal((await store.getAliasLookup(a))?.state, 'asking', 'not ended by another');
+  await store.endAliasLookup(a, 'you');
+  assert.equal(await store.getAliasLookup(a), undefined);
+});
+
+test('forgetRoom: both mapping items go, the alias only while it names that room', async () => {
+  await store.lockAlias('#irc_f:hs', 'me', 5000);
+  await store.markRoomReady({ alias: '#irc_f:hs', roomId: '!f2:hs', remoteRoom: 'f' }, 'me', false);
+  await store.forgetRoom({ alias: '#irc_f:hs', roomId: '!f1:hs', remoteRoom: 'f' });
+  assert.equal((await store.getAlias('#irc_f:hs'))?.roomId, '!f2:hs', 'another room: kept');
+  await store.forgetRoom({ alias: '#irc_f:hs', roomId: '!f2:hs', remoteRoom: 'f' });
+  assert.equal(await store.getAlias('#irc_f:hs'), undefined);
+  assert.equal(await item('ROOM#!f2:hs', 'ALIAS'), undefined);
+});
+
 test('virtual user: USER#<userId>/PROFILE', async () => {
   await store.putUser({ userId: '@irc_u:hs', displayName: 'U', registeredAt: 1 });
   assert.deepEqual(await item('USER#@irc_u:hs', 'PROFILE'), { pk: 'USER#@irc_u:hs', sk: 'PROFILE', displayName: 'U', registeredAt: 1 });

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { isHomeserverError } from '../matrix/errors.js';
 import type { RoomId } from '../matrix/ids.js';
 import type { Bridge } from './runtime.js';
+import { botWriteFailed } from './bot.js';
 
 /** The stable type and the one bridges used before it was specified; both are set, `m.bridge` is read. */
 export const BRIDGE_STATE_TYPES = ['m.bridge', 'uk.half-shot.bridge'] as const;
@@ -79,7 +80,7 @@ export async function ensureBridgeState(b: Bridge, roomId: RoomId, remoteRoom: s
   try {
     if (await hasBridgeState(b, roomId, remoteRoom, deadline)) return;
   } catch (e) {
-    b.log.warn('could not read the bridge state event; the room stays bridged', { roomId, remoteRoom, err: e });
+    botWriteFailed(b, 'could not read the bridge state event; the room stays bridged', roomId, e, { remoteRoom });
     return;
   }
   await setBridgeState(b, roomId, remoteRoom, deadline, roomName);
@@ -93,6 +94,6 @@ export async function setBridgeState(b: Bridge, roomId: RoomId, remoteRoom: stri
     for (const type of BRIDGE_STATE_TYPES) await b.cs.sendState(roomId, type, stateKey, content, { deadline });
     b.log.info('set the bridge state event in a room the bridge adopted', { roomId, remoteRoom, stateKey });
   } catch (e) {
-    b.log.warn('could not set the bridge state event; the room stays bridged', { roomId, remoteRoom, err: e });
+    botWriteFailed(b, 'could not set the bridge state event; the room stays bridged', roomId, e, { remoteRoom });
   }
 }

@@ -13,15 +13,19 @@
  *   costs at most three homeserver calls per warm Lambda per ten minutes (one when the bot is
  *   not in the room, as in a direct chat with a virtual user), not one per event.
  * - A network message for a room we have no record of (adoptAlias): our alias is resolved on
- *   the homeserver; a room behind it is adopted. Aliases in our namespace are ours alone
- *   (exclusive), so the room behind one is ours.
+ *   the homeserver, once per ABSENT_MS and by one copy at a time; a room behind it is adopted.
+ *   Aliases in our namespace are ours alone (exclusive), so the room behind one is ours.
  */
+import { randomUUID } from 'node:crypto';
 import { isHomeserverError, isMatrixError, unavailable } from '../matrix/errors.js';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
 import type { BridgedRoom } from '../store/index.js';
 import { ensureBridgeState, hasBridgeState, setBridgeState } from './bridge-state.js';
 import type { Bridge } from './runtime.js';
 import { WarmCache } from './warm-cache.js';
+import { keptMeanwhile } from './scrollback.js';
+import { botPresence, botWriteFailed } from './bot.js';
+import { sleep } from '../time.js';
 
 /** How long a warm Lambda remembers that a room is not ours: its homeserver calls are bounded by this. */
 export const NOT_OURS_MS = 10 * 60_000;
@@ -148,45 +152,111 @@ async function recognise(b: Bridge, memory: Memory, roomId: RoomId, deadline: nu
  * table names another room for the alias, or the alias is being created.
  */
 async function adopt(b: Bridge, room: BridgedRoom): Promise<{ scrollbackPending: boolean } | undefined> {
-  const scrollbackPending = (await b.store.listScrollback(room.alias)).length > 0;
+  let scrollbackPending = (await b.store.listScrollback(room.alias)).length > 0;
   if (!(await b.store.adoptRoom(room, scrollbackPending))) return undefined;
+  scrollbackPending ||= await keptMeanwhile(b, room.alias);
   b.roomCache.set(room.roomId, room);
   forgetNotOurs(b, room.roomId);
   return { scrollbackPending };
 }
 
+/** How long one lookup of an alias may take before another copy may ask again. */
+export const ASK_MS = 15_000;
 /**
- * A network message for a network room our table has no record of: the homeserver is asked
- * for our alias first. The room behind it is adopted (recorded, ready) and its bridge event set
- * if missing; undefined when the homeserver has no such alias (404), the only case where the
- * message is kept as scrollback, or when another record got there first (the caller reads it).
- * Other failures are thrown (the network retries).
+ * How long the homeserver's "no such alias" is believed. Messages for a room nobody has joined
+ * cost no homeserver call meanwhile; a room the homeserver has and our table lost is found at
+ * the first message after it (a join needs no lookup: it makes the homeserver ask us).
  */
-/** How long an alias lookup of ours may take before a user's join makes the room again. */
-const PROBE_MS = 15_000;
+export const ABSENT_MS = 60 * 60_000;
+/**
+ * How long the first alias query during our own lookup waits for a second. Our lookup makes the
+ * homeserver ask exactly once (Synapse does not share concurrent queries); a user's join makes
+ * it ask once more. Two queries: someone joined. One: it was our own.
+ */
+export const SECOND_QUERY_MS = 2_000;
+const POLL_MS = 100;
 
+/**
+ * A network message for a network room our table has no record of. The homeserver is asked for
+ * our alias at most once per ABSENT_MS and by one copy at a time: the room behind it is adopted
+ * (recorded, ready) and its bridge event set if missing. Undefined when the homeserver has no
+ * such alias (remembered), when another copy is asking just now, or when another record got there
+ * first (the caller reads it): the message is then kept as scrollback. Other failures are thrown
+ * (the network retries). See docs/DESIGN.md, "Asking the homeserver about an alias".
+ */
 export async function adoptAlias(
   b: Bridge,
   alias: RoomAlias,
   remoteRoom: string,
   deadline: number,
+  /** A creation of the room was started and died: what the homeserver said before it no longer holds. */
+  afterDeadCreation = false,
 ): Promise<{ room: BridgedRoom; scrollbackPending: boolean } | undefined> {
+  const now = b.now();
+  const lookup = await b.store.getAliasLookup(alias);
+  // Someone asks just now, or the homeserver said "no such alias" a short while ago.
+  if (lookup && lookup.until >= now && !(afterDeadCreation && lookup.state === 'absent')) return undefined;
+  const owner = randomUUID();
+  if (!(await b.store.startAliasLookup(alias, owner, now, now + ASK_MS, afterDeadCreation))) return undefined;
   let roomId: RoomId;
-  // Synapse answers a lookup of an unknown alias in our namespace by asking our alias query,
-  // which would make the room for it: the probe mark tells the query to answer 404 instead.
-  await b.store.markAliasProbe(alias, Date.now() + PROBE_MS);
   try {
+    // Synapse answers this by asking our alias query, which sees our lookup (isOurOwnLookup).
     roomId = (await b.cs.resolveAlias(alias, { deadline })).room_id;
   } catch (e) {
-    if (isHomeserverError(e) && e.hs.status === 404) return undefined;
+    if (isHomeserverError(e) && e.hs.status === 404) {
+      await b.store.recordAliasAbsent(alias, owner, b.now() + ABSENT_MS);
+      b.log.info('the homeserver has no such alias: nobody has joined it; remembered for a while', { alias, forMs: ABSENT_MS });
+      return undefined;
+    }
+    await b.store.endAliasLookup(alias, owner).catch((err) => b.log.warn('could not end an alias lookup; it runs out by itself', { alias, err }));
     throw e;
-  } finally {
-    await b.store.clearAliasProbe(alias).catch((err) => b.log.warn('could not clear an alias probe; it runs out by itself', { alias, err }));
   }
+  await b.store.endAliasLookup(alias, owner).catch((err) => b.log.warn('could not end an alias lookup; it runs out by itself', { alias, err }));
   const room: BridgedRoom = { roomId, alias, remoteRoom };
   const adopted = await adopt(b, room);
   if (!adopted) return undefined;
   b.log.info('adopted a room we had no record of: the homeserver has its alias', { roomId, alias });
   await ensureBridgeState(b, roomId, remoteRoom, deadline);
   return { room, ...adopted };
+}
+
+/**
+ * The alias query, for an alias we have no room for: is this the homeserver asking because of
+ * our own lookup (then nobody joined, and no room is made)? Each query during a lookup is
+ * counted. A second one means a user's join asked too: the room is made. The first waits up to
+ * SECOND_QUERY_MS for a second; alone, it was our lookup's, answered 404. So a join that races
+ * our lookup is never refused, and our lookup never makes a room.
+ */
+export async function isOurOwnLookup(b: Bridge, alias: RoomAlias, deadline: number): Promise<boolean> {
+  const count = await b.store.countAliasQuery(alias, b.now());
+  if (count === undefined || count >= 2) return false;
+  const waitUntil = Math.min(Date.now() + SECOND_QUERY_MS, deadline);
+  while (Date.now() + POLL_MS < waitUntil) {
+    await sleep(POLL_MS);
+    const lookup = await b.store.getAliasLookup(alias);
+    // The lookup ended without this query's answer: this query was not the one it caused.
+    if (lookup?.state !== 'asking' || lookup.queries >= 2) return false;
+  }
+  return true;
+}
+
+/**
+ * Posting into a recorded room failed with a refusal (403, 404): is the room gone from the
+ * homeserver (a reset, a restored database)? Asked about the room itself: when the bot is not in
+ * it and never left it, the homeserver has no such room for us, and its record is forgotten, so
+ * that the next join makes it again (and replays what is kept meanwhile). A bot that was kicked
+ * is reported to the operator; the room is left as it is.
+ */
+export async function isRoomLost(b: Bridge, room: BridgedRoom, failure: unknown, deadline: number): Promise<boolean> {
+  if (!isHomeserverError(failure) || (failure.hs.status !== 403 && failure.hs.status !== 404)) return false;
+  const presence = await botPresence(b, room.roomId, deadline);
+  if (presence === 'departed') botWriteFailed(b, 'a network message could not be posted', room.roomId, failure);
+  if (presence !== 'absent') return false;
+  await b.store.forgetRoom(room);
+  b.roomCache.delete(room.roomId);
+  b.log.warn('the homeserver no longer has a bridged room (reset or restored?): its record is forgotten, messages are kept until someone joins the alias again', {
+    alias: room.alias,
+    roomId: room.roomId,
+  });
+  return true;
 }

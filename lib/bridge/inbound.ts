@@ -10,7 +10,7 @@ import type { Bridge } from './runtime.js';
 import { postAndRecord } from './post.js';
 import { readyRoom } from './provision-room.js';
 import { drainScrollback } from './scrollback.js';
-import { adoptAlias } from './heal.js';
+import { adoptAlias, isRoomLost } from './heal.js';
 
 export type { InboundMessage } from '../store/index.js';
 
@@ -80,10 +80,18 @@ export async function handleInbound(b: Bridge, m: InboundMessage, deadline: numb
     // No record (a lost table), or a creation that died: the homeserver may have the room all the
     // same, and then it will never ask us about the alias again. Ask it; keep the message only
     // when it truly has no such alias.
-    const adopted = await adoptAlias(b, alias, m.room, deadline);
+    const adopted = await adoptAlias(b, alias, m.room, deadline, record !== undefined);
     if (adopted) ({ room, scrollbackPending } = adopted);
   }
-  if (room && !scrollbackPending) return { kind: 'sent', eventId: await postAndRecord(b, room, m, deadline) };
+  if (room && !scrollbackPending) {
+    try {
+      return { kind: 'sent', eventId: await postAndRecord(b, room, m, deadline) };
+    } catch (e) {
+      if (!(await isRoomLost(b, room, e, deadline))) throw e;
+      // The homeserver lost the room (a reset): the message waits for the next join, as before a first one.
+      room = undefined;
+    }
+  }
 
   // Kept messages go first: this one waits its turn behind them.
   await b.store.keepScrollback(alias, m);

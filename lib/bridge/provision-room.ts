@@ -14,9 +14,10 @@ import type { AliasRecord, BridgedRoom } from '../store/index.js';
 import { sleep } from '../time.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteRoom } from './network.js';
-import { drainScrollback } from './scrollback.js';
+import { drainScrollback, keptMeanwhile } from './scrollback.js';
 import { bridgeInitialState, ensureBridgeState } from './bridge-state.js';
-import { forgetNotOurs } from './heal.js';
+import { forgetNotOurs, isOurOwnLookup } from './heal.js';
+import { botPresence } from './bot.js';
 
 const POLL_MS = 150;
 
@@ -30,10 +31,10 @@ export async function provisionRoom(b: Bridge, alias: string, deadline: number):
   if (!remoteRoom) throw notFound(`${alias} is not in this bridge's namespace`);
 
   let record = await b.store.getAlias(alias);
+  const recorded = readyRoom(record, remoteRoom);
   // Our own lookup of the alias (a network message for a room we have no record of) made the
   // homeserver ask: nobody joined, so there is no room to make.
-  if (!record && (await b.store.isAliasProbed(alias))) throw notFound(`${alias} is being looked up by the bridge itself; nobody has joined it`);
-  const recorded = readyRoom(record, remoteRoom);
+  if (!recorded && (await isOurOwnLookup(b, alias, deadline))) throw notFound(`${alias} is being looked up by the bridge itself; nobody has joined it`);
   if (recorded) {
     const healed = await healAlias(b, recorded, deadline);
     if (healed) return healed;
@@ -76,9 +77,17 @@ async function healAlias(b: Bridge, room: BridgedRoom, deadline: number): Promis
     return room;
   } catch (e) {
     if (isHomeserverError(e) && e.hs.status === 409) return room;
-    // Not found, or we may not (the bot is no longer in it): the room is gone for us.
-    if (!isHomeserverError(e) || (e.hs.status !== 404 && e.hs.status !== 403)) throw e;
-    b.log.info('the homeserver lost a recorded room and its alias: making the room again', { alias: room.alias, roomId: room.roomId });
+    if (!isHomeserverError(e)) throw e;
+    // What the failure means is not read from its class (Synapse answers 400 M_UNKNOWN "Room does
+    // not exist" for a room it lost): the homeserver is asked about the room itself.
+    if ((await botPresence(b, room.roomId, deadline)) === 'joined') {
+      throw unavailable(`the homeserver would not point ${room.alias} at ${room.roomId} again (${e.message}), though the room exists; try again`);
+    }
+    b.log.info('the homeserver lost a recorded room (or the bot is no longer in it) and its alias: making the room again', {
+      alias: room.alias,
+      roomId: room.roomId,
+      error: e.message,
+    });
     b.roomCache.delete(room.roomId);
     return undefined;
   }
@@ -101,7 +110,7 @@ async function createBridgedRoom(
   }
   const room: BridgedRoom = { alias, roomId, remoteRoom };
   // With messages kept for the room, new ones must queue behind them until the replay is done.
-  const pending = (await b.store.listScrollback(alias)).length > 0;
+  let pending = (await b.store.listScrollback(alias)).length > 0;
   if (!(await b.store.markRoomReady(room, owner, pending))) {
     // Our lock ran out and another copy took over; it resolves to the same room via M_ROOM_IN_USE.
     const theirs = readyRoom(await b.store.getAlias(alias), remoteRoom);
@@ -110,6 +119,7 @@ async function createBridgedRoom(
   }
   b.roomCache.set(roomId, room);
   forgetNotOurs(b, roomId);
+  pending ||= await keptMeanwhile(b, alias);
   if (!pending) return room;
   try {
     await drainScrollback(b, room, deadline);

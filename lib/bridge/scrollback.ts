@@ -15,6 +15,18 @@ export interface Drained {
   refused: Map<string, MatrixError>;
 }
 
+/**
+ * After a room was recorded ready without the pending flag: a message kept between our listing
+ * and the ready mark was written before the mark, and its writer may have read the record before
+ * it too, so nobody would replay it. Listing once more after the mark finds it (and raises the
+ * flag, so that new messages wait behind it); a message kept later sees the ready record itself.
+ */
+export async function keptMeanwhile(b: Bridge, alias: BridgedRoom['alias']): Promise<boolean> {
+  if ((await b.store.listScrollback(alias)).length === 0) return false;
+  await b.store.setScrollbackPending(alias, true);
+  return true;
+}
+
 /** How often a drain looks again for messages kept while it ran, before it leaves them to the next one. */
 const ROUNDS = 5;
 

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { RoomId } from '../matrix/ids.js';
 import type { Bridge } from './runtime.js';
+import { botWriteFailed } from './bot.js';
 
 export type SendStatus = 'PENDING' | 'FAIL_RETRIABLE' | 'FAIL_PERMANENT' | 'SUCCESS';
 
@@ -43,7 +44,7 @@ export async function sendStatus(b: Bridge, e: About, status: SendStatus, deadli
   try {
     await b.cs.sendEvent(e.roomId, SEND_STATUS_TYPE, txnIdFor(e.eventId, `${status}|${detail?.attempt ?? ''}`), content, { deadline });
   } catch (err) {
-    b.log.warn('could not tell the sender the state of their message', { roomId: e.roomId, eventId: e.eventId, status, err });
+    botWriteFailed(b, 'could not tell the sender the state of their message', e.roomId, err, { eventId: e.eventId, status });
   }
 }
 
@@ -59,6 +60,6 @@ export async function sendDeadLetterNotice(b: Bridge, e: About, reason: string, 
       { deadline },
     );
   } catch (err) {
-    b.log.warn('could not send the dead-letter notice', { roomId: e.roomId, eventId: e.eventId, err });
+    botWriteFailed(b, 'could not send the dead-letter notice', e.roomId, err, { eventId: e.eventId });
   }
 }

@@ -6,7 +6,7 @@ import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand }
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
 import { isConditionFailed, untilAllProcessed } from './client.js';
 import type { Table } from './client.js';
-import type { AliasRecord, BridgedRoom } from './port.js';
+import type { AliasLookup, AliasRecord, BridgedRoom } from './port.js';
 
 /** The partition of everything kept about one alias (its record, its scrollback). */
 export const aliasPk = (alias: RoomAlias) => `ALIAS#${alias}`;
@@ -40,19 +40,88 @@ export async function lockAlias(t: Table, alias: RoomAlias, owner: string, lockM
   }
 }
 
-const probeKey = (alias: RoomAlias) => ({ pk: aliasPk(alias), sk: 'PROBE' });
-
-export async function markAliasProbe(t: Table, alias: RoomAlias, until: number): Promise<void> {
-  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...probeKey(alias), until, expiresAt: Math.ceil(until / 1000) + 3600 } }));
+/** Deletes an item only while `condition` holds; false (and no error) when it no longer does. */
+async function deleteWhile(t: Table, Key: Record<string, string>, condition: string, names: Record<string, string>, values: Record<string, unknown>): Promise<boolean> {
+  try {
+    await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key, ConditionExpression: condition, ExpressionAttributeNames: names, ExpressionAttributeValues: values }));
+    return true;
+  } catch (e) {
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
 }
 
-export async function isAliasProbed(t: Table, alias: RoomAlias): Promise<boolean> {
-  const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: probeKey(alias), ConsistentRead: true }));
-  return Number(out.Item?.until ?? 0) > Date.now();
+const lookupKey = (alias: RoomAlias) => ({ pk: aliasPk(alias), sk: 'LOOKUP' });
+/** Kept a day past its use, so that DynamoDB's TTL tidies what nobody ends. */
+const ttlAfter = (until: number) => Math.ceil(until / 1000) + 86_400;
+
+export async function getAliasLookup(t: Table, alias: RoomAlias): Promise<AliasLookup | undefined> {
+  const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: lookupKey(alias), ConsistentRead: true }));
+  const item = out.Item;
+  if (!item) return undefined;
+  if (item.state === 'asking') return { state: 'asking', owner: item.owner, until: Number(item.until), queries: Number(item.queries ?? 0) };
+  if (item.state === 'absent') return { state: 'absent', until: Number(item.until) };
+  return undefined;
 }
 
-export async function clearAliasProbe(t: Table, alias: RoomAlias): Promise<void> {
-  await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key: probeKey(alias) }));
+export async function startAliasLookup(t: Table, alias: RoomAlias, owner: string, now: number, until: number, overAbsent: boolean): Promise<boolean> {
+  try {
+    await t.doc.send(
+      new PutCommand({
+        TableName: t.tableName,
+        Item: { ...lookupKey(alias), state: 'asking', owner, until, queries: 0, expiresAt: ttlAfter(until) },
+        // Nobody else asking, and nothing learned that still holds.
+        ConditionExpression: `attribute_not_exists(pk) OR #u < :now${overAbsent ? ' OR #s = :absent' : ''}`,
+        ExpressionAttributeNames: { '#u': 'until', ...(overAbsent ? { '#s': 'state' } : {}) },
+        ExpressionAttributeValues: { ':now': now, ...(overAbsent ? { ':absent': 'absent' } : {}) },
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
+}
+
+export async function recordAliasAbsent(t: Table, alias: RoomAlias, owner: string, until: number): Promise<void> {
+  try {
+    await t.doc.send(
+      new PutCommand({
+        TableName: t.tableName,
+        Item: { ...lookupKey(alias), state: 'absent', until, expiresAt: ttlAfter(until) },
+        ConditionExpression: '#s = :asking AND #o = :owner',
+        ExpressionAttributeNames: { '#s': 'state', '#o': 'owner' },
+        ExpressionAttributeValues: { ':asking': 'asking', ':owner': owner },
+      }),
+    );
+  } catch (e) {
+    // Our lease ran out and another lookup took over: its answer stands.
+    if (!isConditionFailed(e)) throw e;
+  }
+}
+
+export async function endAliasLookup(t: Table, alias: RoomAlias, owner: string): Promise<void> {
+  await deleteWhile(t, lookupKey(alias), '#s = :asking AND #o = :owner', { '#s': 'state', '#o': 'owner' }, { ':asking': 'asking', ':owner': owner });
+}
+
+export async function countAliasQuery(t: Table, alias: RoomAlias, now: number): Promise<number | undefined> {
+  try {
+    const out = await t.doc.send(
+      new UpdateCommand({
+        TableName: t.tableName,
+        Key: lookupKey(alias),
+        UpdateExpression: 'ADD queries :one',
+        ConditionExpression: '#s = :asking AND #u >= :now',
+        ExpressionAttributeNames: { '#s': 'state', '#u': 'until' },
+        ExpressionAttributeValues: { ':asking': 'asking', ':now': now, ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    return Number(out.Attributes?.queries);
+  } catch (e) {
+    if (isConditionFailed(e)) return undefined;
+    throw e;
+  }
 }
 
 export async function reclaimAlias(t: Table, alias: RoomAlias, roomId: RoomId, owner: string, lockMs: number): Promise<boolean> {
@@ -100,19 +169,7 @@ export async function markRoomReady(t: Table, room: BridgedRoom, owner: string, 
 }
 
 export async function releaseAlias(t: Table, alias: RoomAlias, owner: string): Promise<void> {
-  try {
-    await t.doc.send(
-      new DeleteCommand({
-        TableName: t.tableName,
-        Key: aliasKey(alias),
-        ConditionExpression: '#o = :owner AND #s = :creating',
-        ExpressionAttributeNames: { '#o': 'owner', '#s': 'state' },
-        ExpressionAttributeValues: { ':owner': owner, ':creating': 'creating' },
-      }),
-    );
-  } catch (e) {
-    if (!isConditionFailed(e)) throw e;
-  }
+  await deleteWhile(t, aliasKey(alias), '#o = :owner AND #s = :creating', { '#o': 'owner', '#s': 'state' }, { ':owner': owner, ':creating': 'creating' });
 }
 
 export async function setScrollbackPending(t: Table, alias: RoomAlias, pending: boolean): Promise<void> {
@@ -193,4 +250,13 @@ export async function adoptRoom(t: Table, room: BridgedRoom, scrollbackPending: 
   }
   await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...roomKey(room.roomId), alias: room.alias, remoteRoom: room.remoteRoom } }));
   return true;
+}
+
+/**
+ * The homeserver no longer has the room: both mapping items go, the alias item only while it
+ * still names that room (a copy that made the room again meanwhile keeps its record).
+ */
+export async function forgetRoom(t: Table, room: BridgedRoom): Promise<void> {
+  await deleteWhile(t, aliasKey(room.alias), '#s = :ready AND roomId = :roomId', { '#s': 'state' }, { ':ready': 'ready', ':roomId': room.roomId });
+  await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key: roomKey(room.roomId) }));
 }

@@ -25,6 +25,13 @@ export interface AliasRecord {
   scrollbackPending?: boolean;
 }
 
+/** What the bridge learned when it asked the homeserver about one of its aliases. */
+export type AliasLookup =
+  /** A lookup is under way (its holder's lease lasts until `until`); `queries`: alias queries the homeserver made meanwhile. */
+  | { state: 'asking'; owner: string; until: number; queries: number }
+  /** The homeserver had no such alias: nobody has joined it; believed until `until`. */
+  | { state: 'absent'; until: number };
+
 /** A virtual user we registered on the HS; recorded only once the HS has it. */
 export interface VirtualUser {
   userId: UserId;
@@ -94,14 +101,24 @@ export interface Store extends ParkingStore {
    */
   markRoomReady(room: BridgedRoom, owner: string, scrollbackPending: boolean): Promise<boolean>;
   /**
-   * The bridge is about to ask the homeserver about one of its aliases (a network message for a
-   * room it has no record of): Synapse then asks the bridge's alias query, which must not make the
-   * room for that. Marked until `until` (epoch ms).
+   * What the bridge learned from the homeserver about an alias it has no room for (a network
+   * message for a room nobody has joined): see docs/DESIGN.md, "Asking the homeserver about an alias".
    */
-  markAliasProbe(alias: RoomAlias, until: number): Promise<void>;
-  /** Whether the bridge itself is asking about this alias just now. */
-  isAliasProbed(alias: RoomAlias): Promise<boolean>;
-  clearAliasProbe(alias: RoomAlias): Promise<void>;
+  getAliasLookup(alias: RoomAlias): Promise<AliasLookup | undefined>;
+  /**
+   * Takes the right to ask the homeserver, until `until`: only when nobody asks and nothing
+   * learned holds at `now` (`overAbsent`: a remembered "no such alias" does not count).
+   */
+  startAliasLookup(alias: RoomAlias, owner: string, now: number, until: number, overAbsent: boolean): Promise<boolean>;
+  /** The homeserver had no such alias: remembered until `until`, in place of our asking (one write). */
+  recordAliasAbsent(alias: RoomAlias, owner: string, until: number): Promise<void>;
+  /** Our asking ended without an answer to remember (the alias exists, or the homeserver failed). */
+  endAliasLookup(alias: RoomAlias, owner: string): Promise<void>;
+  /**
+   * The alias query came while the bridge itself was asking (at `now`): counts it and returns how
+   * many came during this asking, or undefined when nobody is asking.
+   */
+  countAliasQuery(alias: RoomAlias, now: number): Promise<number | undefined>;
   /** Takes the creation lock over a ready alias whose room the homeserver lost (`roomId`, as recorded). */
   reclaimAlias(alias: RoomAlias, roomId: RoomId, owner: string, lockMs: number): Promise<boolean>;
   /** Frees the lock after a failure so the HS's next query can try again at once. */
@@ -109,6 +126,8 @@ export interface Store extends ParkingStore {
   setScrollbackPending(alias: RoomAlias, pending: boolean): Promise<void>;
   /** The alias's room was replaced (upgraded) by `to`; false when the record had moved on already. */
   moveRoom(room: BridgedRoom, to: RoomId): Promise<boolean>;
+  /** The homeserver lost the room (a reset): its mapping goes, so the next join makes it again. */
+  forgetRoom(room: BridgedRoom): Promise<void>;
   /** The bridged rooms among `roomIds`, read in batches. */
   getBridgedRooms(roomIds: RoomId[]): Promise<Map<RoomId, BridgedRoom>>;
 

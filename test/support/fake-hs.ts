@@ -242,6 +242,12 @@ export interface FakeHs {
   /** `userId` leaves (or rejects an invite) on their own: membership `leave` sent by them. */
   leave(roomId: string, userId: string): FakeEvent;
   /**
+   * A local user (not the AS's) joins `#alias` from their client, as Synapse handles it: an
+   * alias it does not know in the AS's namespace is asked about first (askAsAboutAlias), then
+   * looked up again. The join's status and room, as the client would see them.
+   */
+  userJoin(userId: string, alias: string): Promise<{ status: number; roomId?: string; error?: string }>;
+  /**
    * The HS process restarts: it forgets its in-memory send-transaction cache (a repeated
    * `PUT .../send/{type}/{txnId}` makes a new event) and drops hanging requests; with
    * `txnIdsRestartAtOne` the AS transaction ids start at 1 again. Users, rooms, aliases, calls
@@ -617,7 +623,9 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     const roomId: unknown = ctx.body.room_id;
     if (typeof roomId !== 'string') return err(400, 'M_MISSING_PARAM', 'Missing room_id');
     const room = rooms.get(roomId);
-    if (!room) return err(404, 'M_NOT_FOUND', 'Room not found');
+    // Synapse 1.94 (rest/client/directory.py) checks the room before anything else: a room it
+    // does not have is 400 M_UNKNOWN, whatever the alias; then an alias it has is 409.
+    if (!room) return err(400, 'M_UNKNOWN', 'Room does not exist');
     if (aliases.has(alias)) return err(409, 'M_UNKNOWN', `Room alias ${alias} already exists`);
     aliases.set(alias, roomId);
     room.alias ??= alias;
@@ -684,7 +692,11 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     const { roomId, type } = ctx.params as { roomId: string; type: string };
     const stateKey = ctx.params.stateKey ?? '';
     const room = rooms.get(roomId);
-    if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}, and room previews are disabled`);
+    // As Synapse (check_user_in_room_or_world_readable, allow_departed_users): a user who left or
+    // was kicked still reads the room (Synapse: as it was when they left; here, as it is); a room
+    // the HS does not have, or one the user never joined or is banned from, is 403 "not in room".
+    const departed = room && !room.banned.has(ctx.userId) && room.events.some((e) => e.type === 'm.room.member' && e.stateKey === ctx.userId && e.content.membership === 'leave');
+    if (!room || (!room.members.has(ctx.userId) && !departed)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}, and room previews are disabled`);
     if (type === 'm.room.member') {
       const membership = room.banned.has(stateKey) ? 'ban' : room.members.has(stateKey) ? 'join' : room.invited.has(stateKey) ? 'invite' : undefined;
       const left = room.events.some((e) => e.type === 'm.room.member' && e.stateKey === stateKey);
@@ -1042,6 +1054,16 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     ban,
     unban,
     leave,
+    async userJoin(userId, alias) {
+      if (!aliases.has(alias) && fake.askAsAboutAlias && alias.startsWith(`#${userPrefix}`) && alias.endsWith(`:${serverName}`)) {
+        await fake.askAsAboutAlias(alias).catch(() => undefined);
+      }
+      const roomId = aliases.get(alias);
+      const room = roomId === undefined ? undefined : rooms.get(roomId);
+      if (!room) return { status: 404, error: `Room alias ${alias} not found` };
+      const answer = joinRoom(room, userId);
+      return answer.status === 200 ? { status: 200, roomId: room.roomId } : { status: answer.status, error: String((answer.body as any)?.error) };
+    },
     restart(): void {
       txns.clear();
       dropHanging();

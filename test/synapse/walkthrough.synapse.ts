@@ -424,3 +424,84 @@ test('g. ping: Synapse pings the AS through /_matrix/client/v1/appservice/{id}/p
   assert.equal(res.status, 200, `${JSON.stringify(res.body)}\n${asTail()}`);
   assert.equal(typeof res.body.duration_ms, 'number');
 });
+
+// ---------------------------------------------------------------- issue 20: healing as Synapse answers
+
+const aliasOf = (networkRoom: string) => `#${PREFIX}${networkRoom}:${SERVER}`;
+/** Synapse's alias queries to the AS for one alias, with the AS's answers, from Synapse's log. */
+const aliasQueries = (networkRoom: string) =>
+  [...synapseLog().matchAll(/GET http:\/\/127\.0\.0\.1:\d+\/_matrix\/app\/v1\/rooms\/(\S+): (\d{3})/g)]
+    .filter((q) => decodeURIComponent(q[1]!) === aliasOf(networkRoom))
+    .map((q) => q[2]);
+
+test('h. 10 network messages at once for a room nobody joined: one lookup (404 from our own query), no room', { timeout: 90_000 }, async () => {
+  assert.ok(ready, 'needs setup');
+  const sent = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => fromNetwork({ id: `quiet-${i}`, room: '#quiet', sender: { id: `Nick${i % 3}` }, body: `q${i}`, ts: Date.now() - 10_000 + i })),
+  );
+  assert.deepEqual(sent.map((r) => r.status), Array(10).fill(202), JSON.stringify(sent.map((r) => r.body)));
+  assert.deepEqual(aliasQueries('#quiet'), ['404'], 'Synapse asked once, for our own lookup, and no room was made');
+  // Ten more: no lookup at all (the homeserver's "no such alias" is remembered).
+  for (let i = 10; i < 20; i++) assert.equal((await fromNetwork({ id: `quiet-${i}`, room: '#quiet', sender: { id: 'Nick0' }, body: `q${i}`, ts: Date.now() })).status, 202);
+  assert.deepEqual(aliasQueries('#quiet'), ['404']);
+});
+
+test('i. alice joins a room while network messages for it arrive: the join succeeds, every message arrives once', { timeout: 120_000 }, async () => {
+  assert.ok(state.alice, 'needs step a');
+  const bodies = ['r1', 'r2', 'r3', 'r4', 'r5'];
+  const messages = Promise.all(bodies.map((body, i) => fromNetwork({ id: `race-${i}`, room: '#race', sender: { id: 'Bob' }, body, ts: Date.now() - 5_000 + i })));
+  const join = cs('POST', `/_matrix/client/v3/join/${encodeURIComponent(aliasOf('#race'))}`, { token: state.alice, body: {} });
+  const [joined, answers] = await Promise.all([join, messages]);
+  assert.equal(joined.status, 200, `join: ${JSON.stringify(joined.body)}\n${asTail()}`);
+  assert.ok(answers.every((a) => a.status === 200 || a.status === 202), JSON.stringify(answers.map((a) => a.body)));
+  // One more message carries any that were kept while the room was being made.
+  assert.equal((await fromNetwork({ id: 'race-last', room: '#race', sender: { id: 'Bob' }, body: 'r6', ts: Date.now() })).status, 200);
+  let seen: ClientEvent[] = [];
+  await eventually(
+    () => `not every message is in the room once:\n${show(seen)}\n${asTail()}`,
+    async () => {
+      seen = await roomMessages(joined.body.room_id);
+      const got = seen.map((e) => String(e.content.body)).sort();
+      return JSON.stringify(got) === JSON.stringify([...bodies, 'r6']) ? true : undefined;
+    },
+  );
+});
+
+test(`j. Synapse's database is reset: a network message is kept, alice's join of ${ALIAS} makes the room again and replays it; both ways work`, { timeout: 240_000 }, async () => {
+  assert.ok(state.alice && state.roomId, 'needs step c');
+  const oldRoom = state.roomId;
+  await lab('reset.sh');
+  await lab('start.sh', REGISTRATION_FILE);
+  // alice is gone with the database: she registers again.
+  const reg = await cs('POST', '/_matrix/client/v3/register', {
+    body: { username: 'alice', password: randomBytes(12).toString('hex'), auth: { type: 'm.login.dummy' } },
+  });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  state.alice = reg.body.access_token;
+
+  const kept = await fromNetwork({ id: 'irc-after-reset', room: '#matrix', sender: { id: 'Bob' }, body: 'anyone there?', ts: Date.now() - 2_000 });
+  assert.equal(kept.status, 202, `${JSON.stringify(kept.body)}\n${asTail()}`);
+
+  const res = await cs('POST', `/_matrix/client/v3/join/${encodeURIComponent(ALIAS)}`, { token: state.alice, body: {} });
+  assert.equal(res.status, 200, `join after the reset: ${JSON.stringify(res.body)}\n${asTail()}`);
+  const roomId: string = res.body.room_id;
+  assert.notEqual(roomId, oldRoom, 'a new room');
+  state.roomId = roomId;
+  let seen: ClientEvent[] = [];
+  await eventually(
+    () => `"anyone there?" was not replayed:\n${show(seen)}\n${asTail()}`,
+    async () => (seen = await roomMessages(roomId)).find((e) => e.content.body === 'anyone there?' && e.sender === BOB),
+  );
+  const back = await fromNetwork({ id: 'irc-after-join', room: '#matrix', sender: { id: 'Bob' }, body: 'welcome back', ts: Date.now() });
+  assert.equal(back.status, 200, `${JSON.stringify(back.body)}\n${asTail()}`);
+  const txn = `back-${Date.now()}`;
+  const sent = await cs('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txn}`, {
+    token: state.alice,
+    body: { msgtype: 'm.text', body: 'glad to be back' },
+  });
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
+  await eventually(
+    () => `"glad to be back" was not delivered to the network\n${asTail()}`,
+    () => asLogLines().find((l) => l.msg === 'delivered to the open network' && l.delivery?.body === 'glad to be back'),
+  );
+});

@@ -9,7 +9,7 @@
 
 import { registerSecrets } from './log.js';
 import { perColdStart } from './once.js';
-import { DEFAULTS, PARKING } from './defaults.js';
+import { DEFAULTS, DELIVERY } from './defaults.js';
 
 /**
  * `secret` is the one we SIGN with (our requests to the network): NETWORK_SECRET, also while
@@ -39,16 +39,25 @@ export interface Config {
   network: NetworkConfig;
   /** Public URL the homeserver uses to reach us; only needed for the registration file. */
   asUrl?: string;
-  /** Rooms whose network delivery fails for now (parked): when to give up on an event, how many may wait. */
-  parking: ParkingConfig;
+  /** The SQS FIFO queue that carries events to the network, and its dead-letter queue. */
+  queue: QueueConfig;
+  /** Delivery through the queue: when to give up on a message, whether the bot says so. */
+  delivery: DeliveryConfig;
 }
 
-export interface ParkingConfig {
-  /** DEAD_LETTER_AFTER_HOURS: an event still failing after this long becomes a dead letter. */
+export interface QueueConfig {
+  /** QUEUE_URL: the delivery queue (serverless.yml: Ref DeliveryQueue). */
+  url: string;
+  /** DEAD_LETTER_QUEUE_URL */
+  deadLetterUrl: string;
+  /** SQS_ENDPOINT: an SQS-compatible server (npm start, tests); unset on AWS. */
+  endpoint?: string;
+}
+
+export interface DeliveryConfig {
+  /** DEAD_LETTER_AFTER_HOURS: a message still failing after this long goes to the dead-letter queue. */
   deadLetterAfterHours: number;
-  /** MAX_PARKED_EVENTS_PER_ROOM: past this, a parked room's oldest events become dead letters. */
-  maxParkedEvents: number;
-  /** DEAD_LETTER_NOTICES: the bot replies to a message that became a dead letter. */
+  /** DEAD_LETTER_NOTICES: the bot replies to a message that was dropped or dead-lettered. */
   deadLetterNotices: boolean;
 }
 
@@ -182,6 +191,7 @@ export function parseConfig(env: Env): UnresolvedConfig {
   } else throw new ConfigError('NETWORK', `must be "open" or "webhook", got ${JSON.stringify(kind)}`);
 
   const dynamoEndpoint = env.DYNAMODB_ENDPOINT?.trim();
+  const sqsEndpoint = env.SQS_ENDPOINT?.trim();
   const asUrl = env.AS_URL?.trim();
   return {
     homeserverUrl: url(env, 'HOMESERVER_URL', required(env, 'HOMESERVER_URL')),
@@ -196,10 +206,15 @@ export function parseConfig(env: Env): UnresolvedConfig {
     dynamoEndpoint: dynamoEndpoint ? url(env, 'DYNAMODB_ENDPOINT', dynamoEndpoint) : undefined,
     network,
     asUrl: asUrl ? url(env, 'AS_URL', asUrl) : undefined,
-    parking: {
-      deadLetterAfterHours: wholeNumber(env, 'DEAD_LETTER_AFTER_HOURS', PARKING.DEAD_LETTER_AFTER_HOURS, 1, 14 * 24),
-      maxParkedEvents: wholeNumber(env, 'MAX_PARKED_EVENTS_PER_ROOM', PARKING.MAX_PARKED_EVENTS_PER_ROOM, 1, 1_000_000),
-      deadLetterNotices: flag(env, 'DEAD_LETTER_NOTICES', PARKING.DEAD_LETTER_NOTICES),
+    queue: {
+      url: url(env, 'QUEUE_URL', required(env, 'QUEUE_URL')),
+      deadLetterUrl: url(env, 'DEAD_LETTER_QUEUE_URL', required(env, 'DEAD_LETTER_QUEUE_URL')),
+      endpoint: sqsEndpoint ? url(env, 'SQS_ENDPOINT', sqsEndpoint) : undefined,
+    },
+    delivery: {
+      // Below SQS's 14-day retention, so a message is dead-lettered before the queue drops it.
+      deadLetterAfterHours: wholeNumber(env, 'DEAD_LETTER_AFTER_HOURS', DELIVERY.DEAD_LETTER_AFTER_HOURS, 1, 13 * 24),
+      deadLetterNotices: flag(env, 'DEAD_LETTER_NOTICES', DELIVERY.DEAD_LETTER_NOTICES),
     },
   };
 }

@@ -22,11 +22,28 @@ export const DEFAULTS = {
   LISTEN_HOST: '127.0.0.1',
 } as const;
 
-/** Parked rooms (a network delivery failing for now): how long an event may keep failing, how many may wait. */
-export const PARKING = {
+/**
+ * Delivery to the network through the SQS FIFO queue (one message group per Matrix room). The
+ * queues' own attributes (retention, visibility, redrive) are in infra/queue.yml, which npm start
+ * reads too; serverless.yml repeats BATCH_SIZE and MAX_CONCURRENCY as stage parameters.
+ */
+export const DELIVERY = {
+  /** A message still failing after this long goes to the dead-letter queue (DEAD_LETTER_AFTER_HOURS). */
   DEAD_LETTER_AFTER_HOURS: 24,
-  MAX_PARKED_EVENTS_PER_ROOM: 10_000,
+  /** The bot replies to a message that was dropped or dead-lettered (DEAD_LETTER_NOTICES). */
   DEAD_LETTER_NOTICES: true,
+  /** A failing message is tried again after 2 s, doubling, at most 15 minutes; a network's Retry-After is honoured up to that. */
+  FIRST_RETRY_MS: 2_000,
+  MAX_RETRY_MS: 15 * 60_000,
+  /** The deliver function's event source: messages per invocation, and invocations at once at most (2 to 1000). */
+  BATCH_SIZE: 10,
+  MAX_CONCURRENCY: 5,
 } as const;
+
+/** The delivery queue and its dead-letter queue, FIFO, per stage (infra/queue.yml names them the same way). */
+export const queueNamesFor = (stage: string) => ({
+  queue: `${SERVICE}-${stage}-deliver.fifo`,
+  deadLetters: `${SERVICE}-${stage}-dead-letters.fifo`,
+});
 
 export const tableNameFor = (stage: string) => `${SERVICE}-${stage}`;

@@ -26,7 +26,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { startAs, enc, AS_TOKEN, HS_TOKEN } from './support/as.js';
-import type { FunctionName } from './support/as.js';
+import type { HttpFunctionName } from './support/as.js';
 import { startFakeNetwork } from './support/fake-network.js';
 import { apiGatewayEvent, lambdaContext } from './support/lambda.js';
 import { MAX_BODY_BYTES } from '../lib/appservice/http.js';
@@ -47,12 +47,12 @@ const SCALE = Number(process.env.FUZZ_RUNS ?? 1);
 const runs = (n: number) => Math.max(1, Math.round(n * SCALE));
 
 type Handler = (event: unknown, context: unknown) => Promise<{ statusCode?: number; headers?: Record<string, unknown>; body?: string }>;
-const FUNCTIONS: FunctionName[] = ['user-query', 'room-query', 'push', 'ping', 'unrecognized', 'network-inbound'];
-const handlers = new Map<FunctionName, Handler>();
+const FUNCTIONS: HttpFunctionName[] = ['user-query', 'room-query', 'push', 'ping', 'unrecognized', 'network-inbound'];
+const handlers = new Map<HttpFunctionName, Handler>();
 for (const fn of FUNCTIONS) handlers.set(fn, (await import(`../functions/${fn}.ts`)).handler as Handler);
 
 /** What each function may answer when the HS and the network are healthy. */
-const ALLOWED: Record<FunctionName, number[]> = {
+const ALLOWED: Record<HttpFunctionName, number[]> = {
   'user-query': [200, 400, 401, 403, 404],
   'room-query': [200, 400, 401, 403, 404],
   push: [200, 400, 401, 403, 413],
@@ -60,7 +60,7 @@ const ALLOWED: Record<FunctionName, number[]> = {
   unrecognized: [404, 405],
   'network-inbound': [200, 202, 400, 401, 403, 413],
 };
-const SUCCESS_BODY: Partial<Record<FunctionName, (status: number, body: any) => boolean>> = {
+const SUCCESS_BODY: Partial<Record<HttpFunctionName, (status: number, body: any) => boolean>> = {
   'network-inbound': (s, b) => (s === 200 ? typeof b.event_id === 'string' : b.kept === true),
 };
 
@@ -132,7 +132,7 @@ const interestingIds = fc.constantFrom(
   '\u00e9\u{1F600}',
 );
 /** IDs a function's own route is about: in the namespace, known to the network or not, and mapped names. */
-const relevantIds: Partial<Record<FunctionName, fc.Arbitrary<string>>> = {
+const relevantIds: Partial<Record<HttpFunctionName, fc.Arbitrary<string>>> = {
   'user-query': fc.oneof(
     fc.constantFrom('@irc_bob:example.org', '@irc__carol:example.org', '@irc_nobody:example.org'),
     text.map((s) => `@irc_${escapeLocalpart(s)}:example.org`),
@@ -143,7 +143,7 @@ const relevantIds: Partial<Record<FunctionName, fc.Arbitrary<string>>> = {
   ),
 };
 /** One path segment: encoded as an HS would, raw, or one of the edge cases above. */
-const segment = (fn: FunctionName) =>
+const segment = (fn: HttpFunctionName) =>
   fc.oneof(
     { weight: relevantIds[fn] ? 3 : 0, arbitrary: (relevantIds[fn] ?? fc.constant('')).map(encodeURIComponent) },
     { weight: 3, arbitrary: interestingIds.map((s) => (s.includes('%') ? s : encodeURIComponent(s))) },
@@ -151,7 +151,7 @@ const segment = (fn: FunctionName) =>
     { weight: 1, arbitrary: text },
     { weight: 1, arbitrary: interestingIds },
   );
-const ROUTES: Record<FunctionName, string[]> = {
+const ROUTES: Record<HttpFunctionName, string[]> = {
   'user-query': ['/_matrix/app/v1/users/', '/users/'],
   'room-query': ['/_matrix/app/v1/rooms/', '/rooms/'],
   push: ['/_matrix/app/v1/transactions/', '/transactions/'],
@@ -162,7 +162,7 @@ const ROUTES: Record<FunctionName, string[]> = {
 const ANY_PREFIX = Object.values(ROUTES).flat();
 // Whatever API Gateway routes no other function to: other paths, and known paths with the wrong method.
 ROUTES.unrecognized = ['/_matrix/app/v1/', '/_matrix/app/v2/', '/_matrix/app/unstable/', '/', '', '/_matrix/app/v1/thirdparty/protocol/', ...ANY_PREFIX];
-const path = (fn: FunctionName) =>
+const path = (fn: HttpFunctionName) =>
   fc
     .tuple(
       fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...ROUTES[fn]) }, { weight: 1, arbitrary: fc.constantFrom(...ANY_PREFIX) }),
@@ -315,7 +315,7 @@ const body: fc.Arbitrary<Body> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(...DEEP) },
 );
 /** Bodies, with more of the shape the function reads. */
-const bodyFor = (fn: FunctionName): fc.Arbitrary<Body> => {
+const bodyFor = (fn: HttpFunctionName): fc.Arbitrary<Body> => {
   if (fn === 'push') return fc.oneof({ weight: 1, arbitrary: transaction.map((v) => JSON.stringify(v)) }, { weight: 2, arbitrary: body });
   if (fn === 'network-inbound') return fc.oneof({ weight: 1, arbitrary: goodInbound.map((v) => JSON.stringify(v)) }, { weight: 2, arbitrary: body });
   return body;
@@ -333,7 +333,7 @@ const signature = fc.oneof(
 const tweak = fc.constantFrom<'none' | 'b64-garbage' | 'null-body' | 'no-query'>('none', 'none', 'none', 'none', 'b64-garbage', 'null-body', 'no-query');
 
 interface Case {
-  fn: FunctionName;
+  fn: HttpFunctionName;
   method: string;
   path: string;
   auth: { header?: string; query?: string };
@@ -344,7 +344,7 @@ interface Case {
   tweak: 'none' | 'b64-garbage' | 'null-body' | 'no-query';
 }
 
-const caseOf = (fn: FunctionName, bodies: fc.Arbitrary<Body> = bodyFor(fn)): fc.Arbitrary<Case> =>
+const caseOf = (fn: HttpFunctionName, bodies: fc.Arbitrary<Body> = bodyFor(fn)): fc.Arbitrary<Case> =>
   fc.record({
     fn: fc.constant(fn),
     method: method,
@@ -361,7 +361,7 @@ const caseOf = (fn: FunctionName, bodies: fc.Arbitrary<Body> = bodyFor(fn)): fc.
 
 let txnSeq = 0;
 /** Answers seen, per function and status: printed, and checked for coverage at the end. */
-const seen = new Map<FunctionName, Map<number, number>>(FUNCTIONS.map((f) => [f, new Map()]));
+const seen = new Map<HttpFunctionName, Map<number, number>>(FUNCTIONS.map((f) => [f, new Map()]));
 
 async function check(c: Case): Promise<void> {
   const mark = as.logs.length;
@@ -436,7 +436,7 @@ for (const [fn, n] of [
   ['ping', 200],
   ['unrecognized', 300],
   ['network-inbound', 500],
-] as Array<[FunctionName, number]>) {
+] as Array<[HttpFunctionName, number]>) {
   test(`fuzz ${fn}: always a well-formed Matrix answer, no unclassified error, no token in the logs, no pollution`, async (t) => {
     await fc.assert(fc.asyncProperty(caseOf(fn), check), params(n));
     t.diagnostic(`${fn} answers by status: ${JSON.stringify(Object.fromEntries(seen.get(fn) ?? []))}`);
@@ -444,7 +444,7 @@ for (const [fn, n] of [
 }
 
 /** The route each function serves (check() gives each push a fresh txnId). */
-const canonicalPath: Record<FunctionName, () => string> = {
+const canonicalPath: Record<HttpFunctionName, () => string> = {
   'user-query': () => `/_matrix/app/v1/users/${enc('@irc_bob:example.org')}`,
   'room-query': () => `/_matrix/app/v1/rooms/${enc('#irc_lobby:example.org')}`,
   push: () => '/_matrix/app/v1/transactions/',
@@ -478,7 +478,7 @@ test('fuzz every handler with huge and deeply nested bodies and everything else 
 
 test('the fuzzing reached past the auth check: bodies were parsed, messages delivered and posted', () => {
   // Guards the properties above from passing vacuously (e.g. every request refused at auth).
-  const at = (fn: FunctionName, status: number) => seen.get(fn)?.get(status) ?? 0;
+  const at = (fn: HttpFunctionName, status: number) => seen.get(fn)?.get(status) ?? 0;
   for (const fn of FUNCTIONS) for (const status of ALLOWED[fn]) assert.ok(at(fn, status) > 0, `${fn} never answered ${status}`);
   assert.ok(network.accepted.length > 0, 'some pushed message reached the network');
   assert.ok(as.hs.calls.some((c) => c.path.includes('/send/')), 'some inbound message was posted to the HS');

@@ -1,6 +1,8 @@
 /**
- * Soak (issue 5, item 7): 2,000 small transactions (1–3 messages each, in a bridged room,
- * webhook network) pushed the way a homeserver and a fleet of Lambda copies really mix them:
+ * Soak (issue 5, item 7; issue 21): 2,000 small transactions (1–3 messages each, in three bridged
+ * rooms, webhook network) pushed the way a homeserver and a fleet of Lambda copies really mix them,
+ * while the deliver function works through the SQS FIFO queue beside them (the local SQS server,
+ * two pollers as the event source's concurrency):
  *
  * - random duplicates: a transaction that already got 200 is sent again later;
  * - parallel twins: the same txnId sent twice at once (two Lambda copies);
@@ -8,11 +10,12 @@
  *   transactions that came after it;
  * - network faults: 5% of first delivery attempts (and 1% of second ones) answer 503.
  *
- * Once the HS-style retry loop ends (every txnId retried until it got 200), the network must
- * have ACCEPTED every event exactly once (the raw list, no de-duplication by the network)
- * and in order within its transaction, and RECEIVED nothing more than one extra delivery per
- * injected fault: the AS's own transaction records, not the network's Idempotency-Key, are
- * what keeps the count right here.
+ * Once the HS-style retry loop ends (every txnId retried until it got 200) and the queue is empty,
+ * the network must have ACCEPTED every event exactly once (the raw list, no de-duplication by the
+ * network) and in order within its transaction and room, and RECEIVED nothing more than one extra
+ * delivery per injected fault: the AS's transaction records and the queue's deduplication, not the
+ * network's Idempotency-Key, are what keep the count right here. A failed delivery's backoff
+ * "passes" when the test hands hidden messages out again, so nothing waits on a clock.
  *
  * Everything random comes from one seeded PRNG; the seed is printed (SOAK_SEED=<n> reruns
  * it). Which deliveries fail depends only on the seed and the event ID, not on timing; the
@@ -53,10 +56,13 @@ function chance(key: string): number {
 
 const network = await startFakeNetwork();
 after(() => network.close());
-const as = await startAs({ NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '2000' });
-network.rooms.set('soak', { name: '#soak' });
-assert.equal((await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc('#irc_soak:example.org')}` })).status, 200);
-const ROOM = as.hs.aliases.get('#irc_soak:example.org') as string;
+const as = await startAs({ NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '2000' }, {}, { autoDeliver: false });
+const ROOMS: string[] = [];
+for (const name of ['soak-a', 'soak-b', 'soak-c']) {
+  network.rooms.set(name, { name: `#${name}` });
+  assert.equal((await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(`#irc_${name}:example.org`)}` })).status, 200);
+  ROOMS.push(as.hs.aliases.get(`#irc_${name}:example.org`) as string);
+}
 
 interface Txn {
   id: string;
@@ -65,7 +71,7 @@ interface Txn {
   ok: boolean;
 }
 
-test(`soak: ${TRANSACTIONS} transactions with duplicates, parallel twins, reordered retries, network 5xx and a drainer beside them`, async (t) => {
+test(`soak: ${TRANSACTIONS} transactions with duplicates, parallel twins, reordered retries, network 5xx, delivered from the queue beside them`, async (t) => {
   t.diagnostic(`seed ${SEED} (rerun with SOAK_SEED=${SEED})`);
   const rnd = prng(SEED);
   const logMark = as.logs.length;
@@ -74,7 +80,7 @@ test(`soak: ${TRANSACTIONS} transactions with duplicates, parallel twins, reorde
     id: `soak-${SEED}-${i}`,
     events: Array.from({ length: 1 + Math.floor(rnd() * 3) }, (_, j) => ({
       event_id: `$soak-${SEED}-${i}-${j}`,
-      room_id: ROOM,
+      room_id: ROOMS[Math.floor(rnd() * ROOMS.length)]!,
       sender: `@user${i % 17}:example.org`,
       type: 'm.room.message',
       origin_server_ts: 1_700_000_000_000 + i * 10 + j,
@@ -138,22 +144,28 @@ test(`soak: ${TRANSACTIONS} transactions with duplicates, parallel twins, reorde
       }
     }
   };
-  // The drainer runs beside the homeserver's pushes, as the scheduled function does: a room parked
-  // by a failed delivery is delivered from its queue while later events park behind it.
+  // The deliver function runs beside the homeserver's pushes, as the event source does; a failed
+  // delivery's backoff passes as soon as the test hands hidden messages out again.
   let pushing = true;
-  const drainer = async () => {
+  as.queues.events.start();
+  const retrier = async () => {
     while (pushing) {
-      await as.drain();
+      await as.deliver({ retryNow: true });
       await new Promise((r) => setTimeout(r, 20));
     }
   };
   const started = Date.now();
-  const draining = drainer();
+  const retrying = retrier();
   await Promise.all(Array.from({ length: WORKERS }, worker));
   pushing = false;
-  await draining;
-  // Each injected failure defers the room once more: the drainer goes on until the queue is empty.
-  for (let i = 0; i < 2000 && (await as.store.listParkedRooms()).length > 0; i++) await as.drain();
+  await retrying;
+  await as.queues.events.stop();
+  // Each injected failure hides a message once more: go on until the queue is empty.
+  for (let i = 0; i < 2000; i++) {
+    await as.deliver({ retryNow: true });
+    const c = await as.queues.counts();
+    if (c.visible + c.hidden === 0) break;
+  }
   network.onDeliver = undefined;
   const sends = txns.reduce((n, x) => n + x.sends, 0);
   t.diagnostic(
@@ -165,7 +177,7 @@ test(`soak: ${TRANSACTIONS} transactions with duplicates, parallel twins, reorde
   assert.deepEqual(unexpected.slice(0, 10), [], `unexpected answers ${seed}`);
   assert.equal(txns.filter((x) => !x.ok).length, 0, `every transaction got 200 in the end ${seed}`);
   assert.ok(injected.size > 0, 'faults were injected');
-  assert.deepEqual(await as.store.listParkedRooms(), [], 'every parked room drained');
+  assert.deepEqual(await as.queues.counts(), { visible: 0, hidden: 0, deadLetters: 0 }, 'the queue is empty, nothing dead-lettered');
 
   // ACCEPTED: each event exactly once, no de-duplication by the network.
   const acceptedCount = new Map<string, number>();
@@ -177,11 +189,13 @@ test(`soak: ${TRANSACTIONS} transactions with duplicates, parallel twins, reorde
   assert.deepEqual(twice.slice(0, 10), [], `events accepted more than once ${seed}`);
   assert.equal(network.accepted.length, allIds.length);
 
-  // In order within each transaction.
+  // In order within each transaction, room by room (rooms are delivered side by side).
   const position = new Map(network.accepted.map((m, i) => [m.id as string, i]));
   for (const x of txns) {
-    const at = x.events.map((e) => position.get(e.event_id) ?? -1);
-    assert.ok(at.every((p, i) => i === 0 || p > (at[i - 1] ?? -1)), `${x.id} delivered out of order ${seed}`);
+    for (const room of ROOMS) {
+      const at = x.events.filter((e) => e.room_id === room).map((e) => position.get(e.event_id) ?? -1);
+      assert.ok(at.every((p, i) => i === 0 || p > (at[i - 1] ?? -1)), `${x.id} delivered out of order in ${room} ${seed}`);
+    }
   }
 
   // RECEIVED: one delivery per event, plus one per injected fault; never a redelivery of an

@@ -11,6 +11,8 @@ import { namespaces } from '../matrix/namespaces.js';
 import type { Namespaces } from '../matrix/namespaces.js';
 import { createStore } from '../store/index.js';
 import type { BridgedRoom, Store } from '../store/index.js';
+import { sqsQueue } from '../queue/sqs.js';
+import type { DeliveryQueue, Outbox } from '../queue/port.js';
 import { log as rootLog } from '../log.js';
 import { perColdStart } from '../once.js';
 import type { Logger } from '../log.js';
@@ -38,15 +40,19 @@ export interface Bridge {
   joined: Set<`${RoomId}|${UserId}`>;
   /** Warm-Lambda memory of virtual users known registered, with the display name they have. */
   knownUsers: Map<UserId, string>;
-  /** Parked rooms: when an event still failing becomes a dead letter, and how many may wait per room. */
-  parking: { deadLetterAfterMs: number; maxParkedEvents: number; notices: boolean };
-  /** The clock parked rooms are timed by (backoff, dead-letter age): tests turn it forward. */
+  /** The delivery queue: push fills the outbox, the deliver function works through it. */
+  outbox: Outbox;
+  deliveryQueue: DeliveryQueue;
+  /** When a message still failing goes to the dead-letter queue, and whether the bot says so. */
+  delivery: { deadLetterAfterMs: number; notices: boolean };
+  /** The bridge's clock (dead-letter age, the homeserver's "no such alias"): tests turn it forward. */
   now: () => number;
 }
 
 /** The secrets in `config` are registered with the logger by getConfig, which every path here goes through. */
 export function createBridge(config: Config): Bridge {
   const log = rootLog;
+  const queue = sqsQueue({ queueUrl: config.queue.url, deadLetterQueueUrl: config.queue.deadLetterUrl, endpoint: config.queue.endpoint });
   return {
     config,
     log,
@@ -57,11 +63,9 @@ export function createBridge(config: Config): Bridge {
     roomCache: new WarmCache(ROOM_CACHE_MS),
     joined: new Set(),
     knownUsers: new Map(),
-    parking: {
-      deadLetterAfterMs: config.parking.deadLetterAfterHours * 3600_000,
-      maxParkedEvents: config.parking.maxParkedEvents,
-      notices: config.parking.deadLetterNotices,
-    },
+    outbox: queue.outbox,
+    deliveryQueue: queue.delivery,
+    delivery: { deadLetterAfterMs: config.delivery.deadLetterAfterHours * 3600_000, notices: config.delivery.deadLetterNotices },
     now: Date.now,
   };
 }

@@ -1,8 +1,8 @@
 /**
  * Telling a Matrix user that their message is late or lost, the way bridges and clients already
- * do: a `com.beeper.message_send_status` event related to their message (PENDING while it waits in
- * a parked room, SUCCESS when it finally goes out, FAIL_PERMANENT as a dead letter), and for a
- * dead letter an `m.notice` from the bot replying to it. Never for our own virtual users' events
+ * do: a `com.beeper.message_send_status` event related to their message (PENDING once its first
+ * delivery failed, SUCCESS when it finally goes out, FAIL_PERMANENT when it is dropped or
+ * dead-lettered), and for those an `m.notice` from the bot replying to it. Never for our own virtual users' events
  * (they came from the network). Best effort: a status that cannot be sent is logged, and costs
  * the delivery nothing.
  */
@@ -25,7 +25,7 @@ interface About {
 /** Only a Matrix user's own message gets a status. */
 const concernsAUser = (b: Bridge, e: About) => (e.type === undefined || e.type === 'm.room.message') && !b.ns.isOurs(e.sender);
 
-/** One status of one kind per event: the CS transaction id makes a repeat (a retried drain) a no-op. */
+/** One status of one kind per event: the CS transaction id makes a repeat (a redelivered message) a no-op. */
 const txnIdFor = (eventId: string, what: string) => `status.${createHash('sha256').update(`${eventId}|${what}`).digest('base64url').slice(0, 24)}`;
 
 export async function sendStatus(b: Bridge, e: About, status: SendStatus, deadline: number, detail?: { error?: string; attempt?: number }): Promise<void> {
@@ -48,9 +48,9 @@ export async function sendStatus(b: Bridge, e: About, status: SendStatus, deadli
   }
 }
 
-/** The bot's reply to a message that became a dead letter, on unless DEAD_LETTER_NOTICES is off. */
+/** The bot's reply to a message that was dropped or dead-lettered, on unless DEAD_LETTER_NOTICES is off. */
 export async function sendDeadLetterNotice(b: Bridge, e: About, reason: string, deadline: number): Promise<void> {
-  if (!b.parking.notices || !concernsAUser(b, e)) return;
+  if (!b.delivery.notices || !concernsAUser(b, e)) return;
   try {
     await b.cs.sendEvent(
       e.roomId,

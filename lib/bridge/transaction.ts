@@ -1,20 +1,24 @@
 /**
- * Push: a transaction of events from the HS, each event processed once.
+ * Push: a transaction of events from the HS. What an event means on the Matrix side (the bot
+ * accepting an invite, following a room upgrade) is done at once; what goes to the network is
+ * put on the delivery queue (one message group per room, in transaction order), and the push
+ * answers once it is there. The deliver function (deliver.ts) sends it, so a slow or failing
+ * network never holds up the homeserver's one transaction in flight.
  *
  * The ledger (ledger.ts) claims the transaction before any effect and records a cursor, so a
- * retry skips what an earlier attempt did; the router (events/) gives each event to its
- * handler. The network also gets `Idempotency-Key: <event_id>`, which covers a copy killed
- * between a delivery and the cursor write, and an event the HS resends in a later transaction.
+ * retry skips the Matrix-side effects an earlier attempt did; queueing again is harmless (the
+ * queue drops an event it had within 5 minutes, the network's Idempotency-Key beyond).
  */
 import { HomeserverError, MatrixError, badJson, invalidParam, unavailable } from '../matrix/errors.js';
 import type { RoomId } from '../matrix/ids.js';
-import type { FailedEvent, ParkedEvent } from '../store/index.js';
-import { bridgedRoomsOf, handlerFor, routeEvent } from './events/router.js';
+import type { FailedEvent } from '../store/index.js';
+import type { QueuedEvent } from '../queue/port.js';
+import { actingHandler, bridgedRoomsOf } from './events/router.js';
 import { isRoomEvent } from './events/types.js';
-import type { RoomEvent } from './events/types.js';
-import { deadLetter, drainRoom, isTransient, parkOrder, parkRoom } from './parking.js';
+import type { EventHandler, RoomEvent } from './events/types.js';
 import { claim, recordProgress } from './ledger.js';
 import type { TransactionBudget } from './ledger.js';
+import { isTransient } from './deliver.js';
 import type { Bridge } from './runtime.js';
 
 export type { TransactionBudget } from './ledger.js';
@@ -22,7 +26,7 @@ export type { RoomEvent } from './events/types.js';
 export { isRoomEvent } from './events/types.js';
 
 export type TransactionOutcome =
-  | { kind: 'processed'; delivered: number; skipped: number; failed: FailedEvent[]; parked: number }
+  | { kind: 'processed'; queued: number; skipped: number; failed: FailedEvent[] }
   | { kind: 'duplicate' };
 
 export function parseTransaction(body: unknown): { events: unknown[] } {
@@ -31,94 +35,82 @@ export function parseTransaction(body: unknown): { events: unknown[] } {
   return { events };
 }
 
+/** A delivery as it travels on the queue: what the network gets. */
+export const queuedEventOf = (e: RoomEvent, deliver: unknown): QueuedEvent => ({
+  roomId: e.room_id as RoomId,
+  eventId: e.event_id,
+  sender: e.sender,
+  body: JSON.stringify(deliver),
+});
+
 export async function handleTransaction(b: Bridge, txnId: string, body: unknown, budget: TransactionBudget): Promise<TransactionOutcome> {
   if (!txnId || txnId.length > 255) throw invalidParam('txnId must be 1 to 255 characters');
   const { events } = parseTransaction(body);
-  // Transactions that only carry ephemeral data (typing, receipts, to-device) are common and have
-  // no effect here: answering them without a record saves two billed writes each.
-  if (events.length === 0) return { kind: 'processed', delivered: 0, skipped: 0, failed: [], parked: 0 };
-
   const log = b.log.child({ txnId });
+  let skipped = 0;
+  events.forEach((event, index) => {
+    if (!isRoomEvent(event)) {
+      // Only a string, and only so much of it: the event is whatever the HS sent (nested 50,000
+      // deep, say, which would break the logger's JSON.stringify).
+      const eventId = (event as { event_id?: unknown } | null)?.event_id;
+      log.warn('skipped a malformed event', { index, eventId: typeof eventId === 'string' ? eventId.slice(0, 255) : typeof eventId });
+      skipped++;
+    }
+  });
+  // Which events lead to anything, decided before any write: a transaction of echoes, events in
+  // rooms we do not bridge, kinds we ignore, or ephemeral data only costs no write and queues nothing.
+  const rooms = await bridgedRoomsOf(b, events);
+  const acting = new Map<number, EventHandler>();
+  events.forEach((e, i) => {
+    const handler = actingHandler(b, e, rooms);
+    if (handler) acting.set(i, handler);
+  });
+  if (acting.size === 0) return { kind: 'processed', queued: 0, skipped, failed: [] };
+
   const lease = await claim(b.store, txnId, events, budget, log);
   if (!lease) return { kind: 'duplicate' };
 
   const failed: FailedEvent[] = [];
-  const toPark = new Map<RoomId, { events: ParkedEvent[]; cause: unknown }>();
+  const toQueue: QueuedEvent[] = [];
   let cursor = lease.cursor;
-  let delivered = 0;
-  let skipped = 0;
-  let parkedBefore = new Map<RoomId, number>();
-  const writeParks = async () => {
-    for (const [roomId, p] of toPark) await parkRoom(b, roomId, p.events, p.cause, budget.deadline);
-    toPark.clear();
-  };
   try {
-    const pending = events.slice(cursor).filter((e): e is RoomEvent => isRoomEvent(e) && handlerFor(e) !== undefined);
-    const rooms = await bridgedRoomsOf(b, pending);
-    // A room whose earlier events wait in its queue: its later ones wait behind them, in order.
-    if (pending.length) parkedBefore = await b.store.getParkedRooms(pending.map((e) => e.room_id));
-    const parked = new Set(parkedBefore.keys());
     for (; cursor < events.length; cursor++) {
+      const handler = acting.get(cursor);
+      if (!handler) continue;
       if (Date.now() >= budget.deadline) throw unavailable(`out of time at event ${cursor} of ${events.length}; retry continues there`);
-      const event = events[cursor];
-      if (!isRoomEvent(event)) {
-        // Only a string, and only so much of it: the event is whatever the HS sent (nested 50,000
-        // deep, say, which would break the logger's JSON.stringify).
-        const eventId = (event as { event_id?: unknown } | null)?.event_id;
-        log.warn('skipped a malformed event', { index: cursor, eventId: typeof eventId === 'string' ? eventId.slice(0, 255) : typeof eventId });
-        skipped++;
-        continue;
-      }
-      if (!handlerFor(event)) continue;
-      const parkHere = (cause: unknown) => {
-        parked.add(event.room_id);
-        const queue = toPark.get(event.room_id) ?? { events: [], cause };
-        queue.events.push({ order: parkOrder(lease.claimedAt, cursor), event: { ...event } });
-        toPark.set(event.room_id, queue);
-      };
-      if (parked.has(event.room_id)) {
-        parkHere('earlier events of the room are parked');
-        continue;
-      }
+      const event = events[cursor] as RoomEvent;
       try {
-        if ((await routeEvent(b, event, { rooms, deadline: budget.deadline })) === 'delivered') delivered++;
+        const outcome = await handler.handle(b, event, { rooms, deadline: budget.deadline });
+        if (outcome !== 'ignored') toQueue.push(queuedEventOf(event, outcome.deliver));
       } catch (e) {
         // Our own misconfiguration fails every room alike: the homeserver retries, the log says what to fix.
-        if (e instanceof HomeserverError && e.misconfigured) throw e;
-        if (isTransient(e)) {
-          parkHere(e);
-          continue;
-        }
+        if ((e instanceof HomeserverError && e.misconfigured) || isTransient(e)) throw e;
+        // Refused for good on the Matrix side (a join we may not make): recorded, and the rest goes on.
         const reason = (e as Error).message.slice(0, 500);
         failed.push({ eventId: event.event_id, reason });
-        const now = b.now();
-        await deadLetter(
-          b,
-          { roomId: event.room_id, eventId: event.event_id, sender: event.sender, reason, attempts: 1, firstFailureAt: now, lastFailureAt: now, event: { ...event } },
-          budget.deadline,
-        );
+        log.warn('an event was refused for good', { eventId: event.event_id, roomId: event.room_id, reason });
       }
     }
-    await writeParks();
+    await b.outbox.enqueue(toQueue);
   } catch (e) {
-    await writeParks().catch((err) => log.error('could not park events', { err }));
-    await recordProgress(b.store, lease, { cursor, done: false, failed }).catch((err) => log.error('could not record progress', { err }));
+    // What was decided before the failure is queued, so the retry can start after it.
+    const queuedSoFar = await b.outbox.enqueue(toQueue).then(
+      () => true,
+      () => false,
+    );
+    await recordProgress(b.store, lease, { cursor: queuedSoFar ? cursor : lease.cursor, done: false, failed }).catch((err) =>
+      log.error('could not record progress', { err }),
+    );
     log.warn('transaction stopped part-way', { cursor, of: events.length, err: e });
     if (e instanceof MatrixError && e.transient) throw e;
+    if ((e as { statusCode?: number }).statusCode === 503) throw e;
     throw unavailable(`event ${cursor} of transaction ${txnId} could not be handled yet; retry continues there`);
   }
   const marked = await recordProgress(b.store, lease, { cursor, done: true, failed }).catch((err) => {
-    // Everything is delivered or parked: the HS's retry finds that out again (Idempotency-Key, parks by key).
+    // Everything is done or queued: the HS's retry finds that out again (the queue drops repeats).
     log.error('could not record progress', { err });
     throw err;
   });
   if (!marked) log.warn('lease was taken over before the transaction was marked done');
-  const parkedCount = parkedBefore.size;
-  // A push runs anyway: rooms that were parked before it and are due get a drain attempt.
-  for (const [roomId, dueAt] of parkedBefore) {
-    if (Date.now() >= budget.deadline) break;
-    if (dueAt > b.now()) continue;
-    await drainRoom(b, roomId, budget).catch((err) => log.warn('could not drain a parked room', { roomId, err }));
-  }
-  return { kind: 'processed', delivered, skipped, failed, parked: parkedCount };
+  return { kind: 'processed', queued: toQueue.length, skipped, failed };
 }

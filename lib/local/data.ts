@@ -33,6 +33,8 @@ export function dataDirFrom(env: Env): string {
 
 /** DynamoDB Local's folder (`-dbPath`) in a data folder. */
 export const dynamoDirOf = (dataDir: string) => join(dataDir, 'dynamodb');
+/** Messages on the local delivery queues when npm start last stopped cleanly (lib/local/queue.ts). */
+export const queueFileOf = (dataDir: string) => join(dataDir, 'sqs-messages.jsonl');
 
 /** A path as a user reads it: relative to the current directory when it is below it. */
 export function shown(path: string): string {
@@ -193,10 +195,14 @@ function sizeOf(path: string): { files: number; bytes: number } {
 /** Empties DynamoDB Local's folder of `dataDir` (call it holding the lock). */
 export function wipeDynamoData(dataDir: string): Wiped {
   const dir = dynamoDirOf(dataDir);
-  if (!existsSync(dir)) return { dir, files: 0, bytes: 0 };
+  // The queued messages go too: they belong to the rooms being forgotten.
+  const queued = queueFileOf(dataDir);
+  const q = existsSync(queued) ? { files: 1, bytes: statSync(queued).size } : { files: 0, bytes: 0 };
+  rmSync(queued, { force: true });
+  if (!existsSync(dir)) return { dir, files: q.files, bytes: q.bytes };
   const { files, bytes } = sizeOf(dir);
   rmSync(dir, { recursive: true, force: true });
-  return { dir, files, bytes };
+  return { dir, files: files + q.files, bytes: bytes + q.bytes };
 }
 
 /** One line saying what a wipe removed. */
@@ -205,6 +211,6 @@ export function describeWipe(w: Wiped): string {
   const size = w.bytes < 1024 ? `${w.bytes} bytes` : w.bytes < 1024 * 1024 ? `${(w.bytes / 1024).toFixed(0)} KB` : `${(w.bytes / 1024 / 1024).toFixed(1)} MB`;
   return (
     `wiped ${shown(w.dir)} (DynamoDB Local's data, ${w.files} file${w.files === 1 ? '' : 's'}, ${size}): ` +
-    'every room mapping, user, kept scrollback and transaction record is gone'
+    'every room mapping, user, kept scrollback and transaction record, and any undelivered message, is gone'
   );
 }

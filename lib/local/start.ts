@@ -2,7 +2,10 @@
  * `npm start`: the application service on this machine, with no AWS account.
  *
  * DynamoDB Local stands in for DynamoDB, keeping its data in DATA_DIR (data.ts; `.local/` by
- * default) so a restart remembers every room and user; `registration.yaml` is written for the
+ * default) so a restart remembers every room and user; an SQS-compatible server in this process
+ * holds the delivery queue (queue.ts; what is undelivered at a clean stop is saved in DATA_DIR and
+ * queued again at the next start), and the deliver function is run on it as Lambda's event source
+ * would (sqs-event-source.ts); `registration.yaml` is written for the
  * homeserver; serverless-offline serves the functions on the very routes serverless.yml deploys,
  * so what runs here is what runs in Lambda. `npm start -- --fresh` wipes the kept data first.
  * serverless-offline listens on loopback ports of its own; the public PORT is a thin front server
@@ -27,14 +30,18 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ConfigError, parseConfig } from '../config.js';
 import { newToken, registrationYaml } from '../appservice/registration.js';
-import { dataDirFrom, describeWipe, dynamoDirOf, lockDataDir, shown, wipeDynamoData } from './data.js';
+import { dataDirFrom, describeWipe, dynamoDirOf, lockDataDir, queueFileOf, shown, wipeDynamoData } from './data.js';
 import type { DataLock } from './data.js';
 import { checkJava, freePort, startDynamoLocal } from './dynamodb.js';
 import type { LocalDynamo } from './dynamodb.js';
 import { loadRoutes, startFront } from './front.js';
 import type { Front } from './front.js';
 import { createLocalTable } from './table.js';
-import { DEFAULTS, SERVICE, tableNameFor } from '../defaults.js';
+import { DEFAULTS, DELIVERY, SERVICE, tableNameFor } from '../defaults.js';
+import { startLocalQueues } from './queue.js';
+import type { LocalQueues } from './queue.js';
+import { sqsEventSource } from './sqs-event-source.js';
+import type { SqsEventSource } from './sqs-event-source.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const STAGE = 'local';
@@ -113,6 +120,9 @@ export function writeRegistration(s: LocalSettings, env: Env): Tokens {
   return tokens;
 }
 
+/** Where the functions find the local delivery queues. */
+type QueueEnv = Pick<LocalQueues, 'endpoint' | 'queueUrl' | 'deadLetterQueueUrl'>;
+
 /** The loopback ports serverless-offline listens on, behind the front server: its routes and its Lambda invoke API. */
 interface OfflinePorts {
   http: number;
@@ -120,7 +130,7 @@ interface OfflinePorts {
 }
 
 /** What the functions see: serverless.yml reads the settings, the rest passes through (localEnvironment). */
-function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, ports: OfflinePorts, workFolder: string): Env {
+function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, queues: QueueEnv, ports: OfflinePorts, workFolder: string): Env {
   return {
     ...process.env,
     SLS_TELEMETRY_DISABLED: '1',
@@ -142,6 +152,9 @@ function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, ports: Of
     HS_TOKEN: t.hsToken,
     DYNAMODB_ENDPOINT: dynamoEndpoint,
     TABLE_NAME,
+    QUEUE_URL: queues.queueUrl,
+    DEAD_LETTER_QUEUE_URL: queues.deadLetterQueueUrl,
+    SQS_ENDPOINT: queues.endpoint,
     // No SSM here: the network secret is NETWORK_SECRET from the environment, or none (inbound off).
     NETWORK_SECRET_PARAM: '',
   };
@@ -243,7 +256,8 @@ async function prepare(held: { lock?: DataLock }): Promise<{ settings: LocalSett
     const settings = localSettings(process.env);
     await assertPortFree(settings.port);
     // The functions would refuse a bad setting at their first request; say so now instead.
-    parseConfig(childEnv(settings, { asToken: 'unused', hsToken: 'unused' }, 'http://127.0.0.1:1', { http: 0, lambda: 0 }, ''));
+    const nowhere = 'http://127.0.0.1:1';
+    parseConfig(childEnv(settings, { asToken: 'unused', hsToken: 'unused' }, nowhere, { endpoint: nowhere, queueUrl: nowhere, deadLetterQueueUrl: nowhere }, { http: 0, lambda: 0 }, ''));
     held.lock = lockDataDir(settings.dataDir, 'npm start');
     if (held.lock.tookOver) console.log(held.lock.tookOver);
     if (fresh) console.log(`npm start --fresh: ${describeWipe(wipeDynamoData(settings.dataDir))}; ${shown(settings.registrationFile)} kept (the homeserver has its tokens)`);
@@ -276,13 +290,22 @@ async function main(): Promise<void> {
   const { settings, tokens } = await prepare(held);
 
   let stopping = false;
-  let drainTimer: NodeJS.Timeout | undefined;
+  let queues: LocalQueues | undefined;
+  let delivering: SqsEventSource | undefined;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    if (drainTimer) clearInterval(drainTimer);
+    // Deliveries under way finish first; then what is left on the queues is saved for the next start.
+    await delivering?.stop();
     await front?.close();
     if (offline) await stopChild(offline);
+    if (queues) {
+      const { saved } = await queues.stop(delivering?.heldReceipts()).catch((e: Error) => {
+        console.error(`could not save the undelivered messages: ${e.message}`);
+        return { saved: 0 };
+      });
+      if (saved) console.log(`${saved} undelivered message(s) saved in ${shown(queueFileOf(settings.dataDir))}; the next npm start delivers them`);
+    }
     // Ctrl-C while DynamoDB Local is still starting: wait for it, so its java can be stopped too.
     await (dynamo ?? (await dynamoStarting?.catch(() => undefined)))?.stop();
     rmSync(join(ROOT, workFolder), { recursive: true, force: true });
@@ -310,7 +333,8 @@ async function main(): Promise<void> {
       held.lock?.noteDynamo(d.process.pid);
       return createLocalTable(d.endpoint, TABLE_NAME);
     });
-    const started = startOffline(childEnv(settings, tokens, endpoint, { http: offlinePort, lambda: lambdaPort }, workFolder));
+    queues = await startLocalQueues({ stage: STAGE, saveTo: queueFileOf(settings.dataDir) });
+    const started = startOffline(childEnv(settings, tokens, endpoint, queues, { http: offlinePort, lambda: lambdaPort }, workFolder));
     offline = started.child;
     offlineOutput = started.output;
     offline.once('exit', (code, signal) => {
@@ -320,7 +344,8 @@ async function main(): Promise<void> {
     });
     const [table] = await Promise.all([tableReady, waitForPing(`http://127.0.0.1:${settings.port}`, tokens.hsToken, offline)]);
     started.output(); // from now on its output streams through
-    drainTimer = scheduleDrain(lambdaPort, Number(process.env.DRAIN_EVERY_MS) || 60_000);
+    delivering = deliverFromQueue(queues, lambdaPort);
+    delivering.start();
     console.log(
       [
         '',
@@ -330,6 +355,7 @@ async function main(): Promise<void> {
         `  homeserver: ${settings.homeserverUrl} (server name ${settings.serverName}), network: ${settings.network}`,
         `  DynamoDB Local (data kept in ${shown(dynamoDir)}; npm start -- --fresh starts clean): ${endpoint}`,
         `  table ${TABLE_NAME}: ${table === 'created' ? 'new (empty)' : 'kept from an earlier run'}`,
+        `  delivery queue (local SQS, ${queues.restored} undelivered message(s) from the last run): ${queues.endpoint}`,
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'),
@@ -343,32 +369,27 @@ async function main(): Promise<void> {
 }
 
 /**
- * What EventBridge does for the deployed stage (serverless.yml: the drain function, every minute):
- * invoke the drainer of parked rooms, through serverless-offline's own Lambda invoke API, so the
- * same function runs. At once, then on the interval; a run lasts while rooms are parked.
+ * What the SQS event source does for the deployed stage (serverless.yml: the deliver function on
+ * the delivery queue): poll the queue and invoke the deliver function with SQS events, through
+ * serverless-offline's own Lambda invoke API, so the same function runs; as many at once as the
+ * deployed maximum concurrency.
  */
-function scheduleDrain(lambdaPort: number, everyMs: number): NodeJS.Timeout {
-  const name = `${SERVICE}-${STAGE}-drain`;
-  let running = false;
-  const run = async () => {
-    if (running) return;
-    running = true;
-    try {
-      const res = await fetch(`http://127.0.0.1:${lambdaPort}/2015-03-31/functions/${name}/invocations`, {
-        method: 'POST',
-        body: JSON.stringify({ source: 'npm-start', 'detail-type': 'Scheduled Event' }),
-      });
-      await res.arrayBuffer();
-    } catch (e) {
-      console.error(`the drainer of parked rooms could not run: ${(e as Error).message}`);
-    } finally {
-      running = false;
-    }
-  };
-  void run();
-  const timer = setInterval(() => void run(), everyMs);
-  timer.unref();
-  return timer;
+function deliverFromQueue(queues: LocalQueues, lambdaPort: number): SqsEventSource {
+  const name = `${SERVICE}-${STAGE}-deliver`;
+  return sqsEventSource({
+    client: queues.client,
+    queueUrl: queues.queueUrl,
+    queueArn: queues.queueArn,
+    batchSize: DELIVERY.BATCH_SIZE,
+    concurrency: DELIVERY.MAX_CONCURRENCY,
+    invoke: async (event) => {
+      const res = await fetch(`http://127.0.0.1:${lambdaPort}/2015-03-31/functions/${name}/invocations`, { method: 'POST', body: JSON.stringify(event) });
+      const text = await res.text();
+      if (!res.ok || res.headers.get('x-amz-function-error')) throw new Error(`the deliver function failed (HTTP ${res.status}): ${text.slice(0, 500)}`);
+      return text ? JSON.parse(text) : undefined;
+    },
+    onError: (e) => console.error(`delivery from the local queue: ${(e as Error).message}`),
+  });
 }
 
 // Run only as a script; tests import the helpers above.

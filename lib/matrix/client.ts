@@ -6,6 +6,8 @@
 import { ErrCode, HomeserverError, MatrixError } from './errors.js';
 import type { RoomAlias, RoomId, UserId } from './ids.js';
 import { sleep } from '../time.js';
+import { backoffMs } from '../backoff.js';
+import type { Backoff } from '../backoff.js';
 
 export interface CsClientOptions {
   homeserverUrl: string;
@@ -46,7 +48,8 @@ export function createCsClient(opts: CsClientOptions) {
   const doFetch = opts.fetch ?? fetch;
   const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
   const maxAttempts = opts.maxAttempts ?? 6;
-  const backoffMs = opts.backoffMs ?? 200;
+  // No cap of its own: the caller's deadline ends the waiting.
+  const retries: Backoff = { firstMs: opts.backoffMs ?? 200, maxMs: Number.POSITIVE_INFINITY, jitter: 0.2 };
 
   async function request<T = Record<string, unknown>>(
     method: string,
@@ -81,15 +84,13 @@ export function createCsClient(opts: CsClientOptions) {
         last = new HomeserverError({ status: res.status, errcode }, `${method} ${path}: ${message} (HTTP ${res.status} ${errcode})`);
         if (res.status !== 429 && res.status < 500) throw last;
         const retryAfter = Number(json.retry_after_ms ?? (Number(res.headers.get('retry-after')) * 1000 || NaN));
-        wait = res.status === 429 && Number.isFinite(retryAfter) ? retryAfter : backoffMs * 2 ** (attempt - 1);
+        wait = backoffMs(attempt, retries, res.status === 429 && Number.isFinite(retryAfter) ? retryAfter : undefined);
       } catch (e) {
         if (e instanceof MatrixError) throw e;
         const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
         last = new HomeserverError({ status: 0, errcode: ErrCode.Unknown }, `${method} ${path}: ${timedOut ? 'timed out' : 'unreachable'}`);
-        wait = backoffMs * 2 ** (attempt - 1);
+        wait = backoffMs(attempt, retries);
       }
-      // Jitter spreads the retries of many Lambda copies hitting the same rate limit.
-      wait = wait * (1 + Math.random() * 0.2);
       if (Date.now() + wait >= call.deadline) break;
       await sleep(wait);
     }

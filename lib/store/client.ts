@@ -1,6 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { sleep } from '../time.js';
+import { backoffMs } from '../backoff.js';
+
+/** Rounds of a batch call's unprocessed keys: 50 ms, doubling (AWS's advice). */
+const UNPROCESSED_RETRIES = { firstMs: 50, maxMs: 1000 };
 import { StoreUnavailableError } from './port.js';
 
 export interface Table {
@@ -37,7 +41,7 @@ export function createTable(opts: { tableName: string; endpoint?: string; client
 export async function untilAllProcessed<T>(first: T[], run: (batch: T[]) => Promise<T[]>, rounds = 5): Promise<void> {
   let left = first;
   for (let round = 0; left.length && round < rounds; round++) {
-    if (round > 0) await sleep(50 * 2 ** (round - 1));
+    if (round > 0) await sleep(backoffMs(round, UNPROCESSED_RETRIES));
     left = await run(left);
   }
   if (left.length) throw new StoreUnavailableError(new Error(`DynamoDB left ${left.length} batch items unprocessed after ${rounds} rounds`));

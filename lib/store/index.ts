@@ -13,7 +13,6 @@ import * as users from './users.js';
 import * as transactions from './transactions.js';
 import * as scrollback from './scrollback.js';
 import * as messages from './messages.js';
-import * as parking from './parking.js';
 
 export type { Table } from './client.js';
 export * from './port.js';
@@ -59,19 +58,6 @@ export function dynamoStore(t: Table): Store {
     dropScrollback: guard(scrollback.dropScrollback, t),
     getPostedMessage: guard(messages.getPostedMessage, t),
     recordPostedMessage: guard(messages.recordPostedMessage, t),
-    getParkedRooms: guard(parking.getParkedRooms, t),
-    getParkedRoom: guard(parking.getParkedRoom, t),
-    park: guard(parking.park, t),
-    listParkedRooms: guard(parking.listParkedRooms, t),
-    leaseParkedRoom: guard(parking.leaseParkedRoom, t),
-    listParkedEvents: guard(parking.listParkedEvents, t),
-    unpark: guard(parking.unpark, t),
-    deferParkedRoom: guard(parking.deferParkedRoom, t),
-    releaseParkedRoom: guard(parking.releaseParkedRoom, t),
-    putDeadLetter: guard(parking.putDeadLetter, t),
-    listDeadLetters: guard(parking.listDeadLetters, t),
-    deleteDeadLetter: guard(parking.deleteDeadLetter, t),
-    markRedrive: guard(parking.markRedrive, t),
     // rooms healed from the homeserver
     adoptRoom: guard(aliases.adoptRoom, t),
   };

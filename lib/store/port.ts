@@ -89,7 +89,7 @@ export interface TransactionProgress {
   failed: FailedEvent[];
 }
 
-export interface Store extends ParkingStore {
+export interface Store {
   /** Room aliases and the rooms behind them. */
   getAlias(alias: RoomAlias): Promise<AliasRecord | undefined>;
   /** Takes the creation lock when nobody holds it or the holder's lock ran out. */
@@ -163,67 +163,6 @@ export interface Store extends ParkingStore {
 export interface PostedMessage {
   eventId: string;
   roomId: RoomId;
-}
-
-/** An event kept in its room's queue; `order` sorts the queue as the homeserver sent the events. */
-export interface ParkedEvent {
-  order: string;
-  /** When it was parked (set by the store): an event waiting longer than the dead-letter age is given up. */
-  parkedAt?: number;
-  /** The client event as the homeserver pushed it. */
-  event: Record<string, unknown>;
-}
-
-/** A room whose deliveries are held back until its network side recovers. */
-export interface ParkedRoom {
-  roomId: RoomId;
-  /** Events in the queue. */
-  count: number;
-  /** Drain attempts that failed since the room parked. */
-  attempts: number;
-  firstFailureAt: number;
-  lastFailureAt: number;
-  /** When a drainer may try again (epoch ms): the room's own backoff. */
-  nextAttemptAt: number;
-  lastError?: string;
-  leaseUntil: number;
-}
-
-/** An event that could not be delivered, kept for an operator to look at and redrive. */
-export interface DeadLetter {
-  roomId: RoomId;
-  eventId: string;
-  sender: string;
-  reason: string;
-  attempts: number;
-  firstFailureAt: number;
-  lastFailureAt: number;
-  /** The client event, for a redrive. */
-  event: Record<string, unknown>;
-  /** Set while it is being redriven: its place in the room's queue. */
-  redriveOrder?: string;
-}
-
-/** The parked rooms and dead letters: the per-room outbox of deliveries that failed. */
-export interface ParkingStore {
-  /** Which of these rooms are parked, with when each is due (consistent: a room parked a moment ago is seen). */
-  getParkedRooms(roomIds: RoomId[]): Promise<Map<RoomId, number>>;
-  getParkedRoom(roomId: RoomId): Promise<ParkedRoom | undefined>;
-  /** Parks events in order; a retried transaction parks nothing twice. Returns how many were new. */
-  park(roomId: RoomId, events: ParkedEvent[], why: { error: string; at: number; retryAt: number }): Promise<number>;
-  listParkedRooms(): Promise<ParkedRoom[]>;
-  /** The drain lease (wall-clock `leaseUntil`): only when the room is due by `dueAt` and nobody else drains it. */
-  leaseParkedRoom(roomId: RoomId, owner: string, leaseUntil: number, dueAt: number): Promise<ParkedRoom | undefined>;
-  listParkedEvents(roomId: RoomId, limit: number): Promise<ParkedEvent[]>;
-  unpark(roomId: RoomId, order: string): Promise<void>;
-  deferParkedRoom(roomId: RoomId, owner: string, failure: { error: string; at: number; retryAt: number }): Promise<void>;
-  /** The queue is empty: unpark the room, unless events were parked meanwhile (then false). */
-  releaseParkedRoom(roomId: RoomId, owner: string): Promise<boolean>;
-  putDeadLetter(letter: DeadLetter): Promise<void>;
-  listDeadLetters(roomId?: RoomId): Promise<DeadLetter[]>;
-  deleteDeadLetter(roomId: RoomId, eventId: string): Promise<void>;
-  /** The queue position a redrive gives the letter: `order` the first time, the same one after (undefined: no such letter). */
-  markRedrive(roomId: RoomId, eventId: string, order: string): Promise<string | undefined>;
 }
 
 /**

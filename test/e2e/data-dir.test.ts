@@ -12,7 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_DATA_DIR, DataDirBusyError, LOCK_FILE, dataDirFrom, describeWipe, dynamoDirOf, lockDataDir, wipeDynamoData } from '../../lib/local/data.js';
+import { DEFAULT_DATA_DIR, DataDirBusyError, LOCK_FILE, dataDirFrom, describeWipe, dynamoDirOf,
+  queueFileOf, lockDataDir, wipeDynamoData } from '../../lib/local/data.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DIR = mkdtempSync(join(tmpdir(), 'mal-datadir-'));
@@ -139,13 +140,16 @@ test('the wipe: says what it removed, keeps the folder and the lock; nothing to 
   mkdirSync(join(dynamoDirOf(dir), 'sub'), { recursive: true });
   writeFileSync(join(dynamoDirOf(dir), 'shared-local-instance.db'), Buffer.alloc(3000));
   writeFileSync(join(dynamoDirOf(dir), 'sub', 'x'), 'abc');
+  // Messages a clean stop saved from the local queues go with the table.
+  writeFileSync(queueFileOf(dir), 'x'.repeat(97));
   const wiped = wipeDynamoData(dir);
-  assert.deepEqual(wiped, { dir: dynamoDirOf(dir), files: 2, bytes: 3003 });
+  assert.deepEqual(wiped, { dir: dynamoDirOf(dir), files: 3, bytes: 3100 });
   assert.equal(
     describeWipe(wiped),
-    `wiped ${dynamoDirOf(dir)} (DynamoDB Local's data, 2 files, 3 KB): every room mapping, user, kept scrollback and transaction record is gone`,
+    `wiped ${dynamoDirOf(dir)} (DynamoDB Local's data, 3 files, 3 KB): every room mapping, user, kept scrollback and transaction record, and any undelivered message, is gone`,
   );
   assert.ok(!existsSync(dynamoDirOf(dir)));
+  assert.ok(!existsSync(queueFileOf(dir)));
   assert.ok(existsSync(lockFile(dir)));
   assert.equal(describeWipe(wipeDynamoData(dir)), `nothing to wipe: ${dynamoDirOf(dir)} holds no data yet`);
   lock.release();

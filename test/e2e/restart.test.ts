@@ -26,7 +26,7 @@ import { localDynamoClient } from '../../lib/local/table.js';
 import { tableNameFor } from '../../lib/defaults.js';
 import { startFakeHs, synapseQueryPath } from '../support/fake-hs.js';
 import { startFakeNetwork } from '../support/fake-network.js';
-import { start, stopAndCheck } from '../support/local-server.js';
+import { eventually, start, stopAndCheck } from '../support/local-server.js';
 import type { Running } from '../support/local-server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -128,8 +128,16 @@ test('npm start keeps its rooms across a restart; --fresh and npm run reset wipe
   assert.match(sent1.body.event_id, /^\$/);
   const hi1 = fromAlice('$hi1', roomId, 'hi before', 1_700_000_100_000);
   assert.deepEqual(await as.push('r-1', [hi1]), { status: 200, body: {} });
+  await eventually('hi before reached the network', () => network.accepted.length === 1);
   assert.deepEqual(network.accepted.map((m) => [m.id, m.room, m.body]), [['$hi1', '#matrix', 'hi before']]);
+  // The network fails: two messages wait on the delivery queue when npm start is stopped (Ctrl-C).
+  network.onDeliver = () => ({ status: 503 });
+  const waiting = [fromAlice('$w1', roomId, 'waiting 1', 1_700_000_110_000), fromAlice('$w2', roomId, 'waiting 2', 1_700_000_120_000)];
+  assert.deepEqual(await as.push('r-w', waiting), { status: 200, body: {} });
+  await eventually('a delivery of waiting 1 was tried', () => network.received.some((r) => r.body?.id === '$w1'));
   await stopAndCheck(run);
+  network.onDeliver = undefined;
+  assert.match(run.output(), /2 undelivered message\(s\) saved in .*sqs-messages\.jsonl; the next npm start delivers them/);
   assert.ok(existsSync(join(DATA_DIR, 'dynamodb', 'shared-local-instance.db')), 'DynamoDB Local wrote its file in DATA_DIR');
 
   // A run killed outright leaves its lock behind: the next one takes it over, saying so.
@@ -140,7 +148,11 @@ test('npm start keeps its rooms across a restart; --fresh and npm run reset wipe
   run = await start(hs.url, ENV);
   assert.match(run.output(), new RegExp(`npm start pid ${dead} did not stop cleanly; its lock is taken over`));
   assert.match(run.output(), /table .*: kept from an earlier run/);
+  assert.match(run.output(), /delivery queue \(local SQS, 2 undelivered message\(s\) from the last run\)/);
   as = client(run);
+  // The messages that waited across the restart go out, in order, once each.
+  await eventually('the waiting messages were delivered', () => network.accepted.length === 3);
+  assert.deepEqual(network.accepted.map((m) => m.body), ['hi before', 'waiting 1', 'waiting 2']);
 
   // Nobody else may use the folder meanwhile: a second npm start and npm run reset are refused, cleanly.
   const second = await runToEnd('lib/local/start.ts');
@@ -168,8 +180,11 @@ test('npm start keeps its rooms across a restart; --fresh and npm run reset wipe
   // The Matrix user's message reaches the network.
   const hi2 = fromAlice('$hi2', roomId, 'hi after', 1_700_000_300_000);
   assert.deepEqual(await as.push('r-2', [hi2]), { status: 200, body: {} });
+  await eventually('hi after reached the network', () => network.accepted.length === 4);
   assert.deepEqual(network.accepted.map((m) => [m.id, m.room, m.body]), [
     ['$hi1', '#matrix', 'hi before'],
+    ['$w1', '#matrix', 'waiting 1'],
+    ['$w2', '#matrix', 'waiting 2'],
     ['$hi2', '#matrix', 'hi after'],
   ]);
   assert.equal(messages().length, 2);
@@ -178,7 +193,7 @@ test('npm start keeps its rooms across a restart; --fresh and npm run reset wipe
 
   // ---- Run 3 with --fresh: it says what it wiped and starts on an empty table.
   run = await start(hs.url, ENV, ['--fresh']);
-  assert.match(run.output(), /npm start --fresh: wiped .*dynamodb \(DynamoDB Local's data, \d+ files?, [\d.]+ (bytes|KB|MB)\): every room mapping, user, kept scrollback and transaction record is gone; .*registration\.yaml kept/);
+  assert.match(run.output(), /npm start --fresh: wiped .*dynamodb \(DynamoDB Local's data, \d+ files?, [\d.]+ (bytes|KB|MB)\): every room mapping, user, kept scrollback and transaction record, and any undelivered message, is gone; .*registration\.yaml kept/);
   assert.match(run.output(), /table .*: new \(empty\)/);
   assert.equal(parse(readFileSync(REGISTRATION_FILE, 'utf8')).hs_token, TOKENS.hs, 'the registration keeps its tokens');
   const ddb = localDynamoClient(`http://127.0.0.1:${run.dynamoPort}`);

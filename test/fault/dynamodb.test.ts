@@ -310,30 +310,21 @@ test('DynamoDB failing past the SDK\'s retries: a clear 503, nothing half-done, 
       assert.deepEqual(await hsRetryUntil200(id, { events }), [200]);
       for (const e of events) assert.equal(acceptedCount(e.event_id), 1);
     }),
-    t.test('a delivery fails, then the progress write fails on all 4 attempts: 503, and the retry delivers each event once', async () => {
+    t.test('the events are queued, then the "done" write fails on all 4 attempts: 503, and the retry delivers each event once', async () => {
       const id = newTxn('lostprogress');
       const events = Array.from({ length: 5 }, (_, i) => message(`q${i}`));
       const ids = events.map((e) => e.event_id);
-      // Event 3 is refused for now (503): the handler tries to record "resume at 3" and cannot.
-      network.onDeliver = (m, attempt) => (m.id === ids[3] && attempt === 1 ? { status: 503 } : undefined);
+      // The claim goes through; the write that marks the transaction done fails, all 4 SDK attempts.
       const rule = throttle({ command: 'UpdateItemCommand', bodyIncludes: `"TXN#${id}"`, skip: 1, times: 4, error: 'InternalServerError' });
       const first = await push(id, { events }, PUSH_LAMBDA_MS);
-      network.onDeliver = undefined;
       assert.equal(first.status, 503);
       assert.equal(rule.failed, 4);
       assert.ok(as.logs.slice(mark).some((l) => l.includes('could not record progress')), 'the lost progress write is logged');
-      // The claim's lease still stands (nobody could drop it): the retries wait it out.
       await hsRetryUntil200(id, { events }, { timeoutMs: PUSH_LAMBDA_MS });
-      // Event 3 parked the room: the retry parks 0-2 behind nothing, in their order, and the drain delivers.
-      await as.drain();
+      await as.deliver();
       assert.deepEqual(acceptedOncePerKey(ids), ids);
-      // 0-2 were delivered but their cursor never saved: sent again, the Idempotency-Key's job.
-      // 3 and 4 parked the room; whether a drain (this retry's, or a push of a concurrent subtest
-      // into the same room) delivered them before the retry re-processed the transaction from its
-      // lost cursor decides whether they went once more: again the Idempotency-Key's job.
-      assert.deepEqual(ids.slice(0, 3).map(receivedCount), [2, 2, 2]);
-      assert.ok(receivedCount(ids[3]!) >= 2 && receivedCount(ids[3]!) <= 3, String(receivedCount(ids[3]!)));
-      assert.ok(receivedCount(ids[4]!) >= 1 && receivedCount(ids[4]!) <= 2, String(receivedCount(ids[4]!)));
+      // Queued by the first attempt; the retry's are the same events, which the queue drops as repeats.
+      assert.deepEqual(ids.map(receivedCount), [1, 1, 1, 1, 1]);
       assert.equal((await txnItem(id))?.state, 'done');
     }),
     t.test('an alias query whose "ready" write fails after the HS made the room: the retry adopts that room', async () => {
@@ -368,28 +359,26 @@ test('DynamoDB failing past the SDK\'s retries: a clear 503, nothing half-done, 
 // ------------------------------------------------------------------------------------------------
 // Outages: DynamoDB Local killed while the network is delivering, then started again.
 
-test('DynamoDB goes away after the claim, while the network is delivering: 503, the HS retry completes it, each event accepted once', async () => {
+test('DynamoDB goes away after the events are queued: 503, the HS retry completes it, each event delivered once', async () => {
   const mark = as.logs.length;
   const id = newTxn('outage');
   const events = Array.from({ length: 6 }, (_, i) => message(`o${i}`));
   const ids = events.map((e) => e.event_id);
-  // The claim is written; the network takes event 2, and DynamoDB dies right then. Every
-  // DynamoDB call after that waits until the process is gone (the outage gate above).
-  network.onDeliver = (m, attempt) => {
-    if (m.id === ids[2] && attempt === 1) killDynamo();
-    return undefined;
-  };
+  // The claim is written and the events are queued; DynamoDB dies just before the "done" write.
+  // Every DynamoDB call after that waits until the process is gone (the outage gate above).
+  let updates = 0;
+  killBefore = (command, input) => command === 'UpdateItemCommand' && input.includes(`TXN#${id}`) && ++updates === 2;
   const first = await push(id, { events }, PUSH_LAMBDA_MS);
-  network.onDeliver = undefined;
   assertClear5xx(first);
   assert.equal(first.status, 503, 'a DynamoDB outage is "try again"');
-  assert.deepEqual(acceptedOncePerKey(ids), ids, 'the network was up: every event went out once');
+  // The queue is not DynamoDB: what was queued goes out while the table is down.
+  await as.deliver();
+  assert.deepEqual(acceptedOncePerKey(ids), ids, 'queued before the outage: every event went out once');
 
   // The HS retries while DynamoDB is still down: the claim can be neither read nor written.
   const during = await push(id, { events }, PUSH_LAMBDA_MS);
   assertClear5xx(during);
   assert.equal(during.status, 503);
-  assert.deepEqual(ids.map(receivedCount), [1, 1, 1, 1, 1, 1], 'nothing is delivered without a claim');
 
   await restartDynamo();
   await untilDynamoServes();
@@ -399,14 +388,12 @@ test('DynamoDB goes away after the claim, while the network is delivering: 503, 
   // speed, so only their kind is asserted: busy (503) until one 200, within the HS's bound.
   const statuses = await hsRetryUntil200(id, { events }, { timeoutMs: PUSH_LAMBDA_MS });
   assert.ok(statuses.every((s, i) => (i === statuses.length - 1 ? s === 200 : s === 503)), statuses.join(','));
+  await as.deliver();
 
-  // ACCEPTED, de-duplicated by Idempotency-Key: every event exactly once, in order.
+  // The record's cursor was still 0 (its writes never landed), so the retry queued all six again:
+  // the queue dropped them (FIFO deduplication, 5 minutes), so the network got each once.
   assert.deepEqual(acceptedOncePerKey(ids), ids);
-  // RECEIVED: the cursor write after the last delivery never landed (DynamoDB was gone), so
-  // the record's cursor was still 0 and the retry sent all six again. The design allows this
-  // redelivery ("a copy killed between a delivery and the cursor write"): it is what the
-  // Idempotency-Key is for, and no event is sent a third time.
-  assert.deepEqual(ids.map(receivedCount), [2, 2, 2, 2, 2, 2], 'each: once before the outage, once on the retry');
+  assert.deepEqual(ids.map(receivedCount), [1, 1, 1, 1, 1, 1]);
   const item = await txnItem(id);
   assert.equal(item?.state, 'done');
   assert.equal(item?.nextEvent, 6);
@@ -417,34 +404,35 @@ test('DynamoDB goes away after the claim, while the network is delivering: 503, 
   assert.deepEqual(unexpectedErrors(mark), []);
 });
 
-test('DynamoDB restarted EMPTY (in memory) mid-transaction: the dedup record is lost, and Idempotency-Key alone keeps each event accepted once', async () => {
+test('DynamoDB restarted EMPTY (in memory) mid-transaction: the dedup record is lost, and the queue\'s deduplication keeps each event delivered once', async () => {
   const mark = as.logs.length;
   const id = newTxn('amnesia');
   const events = Array.from({ length: 4 }, (_, i) => message(`a${i}`));
   const ids = events.map((e) => e.event_id);
-  network.onDeliver = (m, attempt) => {
-    if (m.id === ids[1] && attempt === 1) killDynamo();
-    return undefined;
-  };
+  let updates = 0;
+  killBefore = (command, input) => command === 'UpdateItemCommand' && input.includes(`TXN#${id}`) && ++updates === 2;
   // The claim's lease goes with the table here, so no push needs a short Lambda: with the
   // default budget (25 s) neither the first push nor the retry can run out of time, and the
-  // first push's 503 comes from the outage alone (its progress write finds DynamoDB gone).
+  // first push's 503 comes from the outage alone (its "done" write finds DynamoDB gone).
   const first = await push(id, { events });
-  network.onDeliver = undefined;
   assert.equal(first.status, 503);
-  assert.deepEqual(ids.map(receivedCount), [1, 1, 1, 1], 'the network was up: every event went out once');
+  await as.deliver();
+  assert.deepEqual(ids.map(receivedCount), [1, 1, 1, 1], 'queued before the outage: every event went out once');
 
   await restartDynamo({ inMemory: true });
   // The table went with the process: make it again, empty, and wait until it serves. No TXN
   // record means no lease to wait for and no cursor: the retry claims the transaction
-  // afresh, at event 0, and finishes it in one go.
+  // afresh, at event 0, and queues every event again.
   await createLocalTable(ddb.endpoint, as.table.tableName);
   await untilDynamoServes();
   assert.equal(await bridge.store.getTransaction(id), undefined, 'the dedup record did not survive');
   assert.deepEqual(await hsRetryUntil200(id, { events }, { timeoutMs: RETRY_LAMBDA_MS }), [200], 'no lease to wait out');
+  await as.deliver();
 
-  assert.deepEqual(acceptedOncePerKey(ids), ids, 'a network that honours Idempotency-Key took each event once');
-  assert.deepEqual(ids.map(receivedCount), [2, 2, 2, 2], 'but received each twice: the AS itself could no longer tell');
+  // Within SQS's 5-minute deduplication the queue drops the second copies; past it, the network's
+  // Idempotency-Key is what would keep them from being taken twice (the contract asks for it).
+  assert.deepEqual(acceptedOncePerKey(ids), ids);
+  assert.deepEqual(ids.map(receivedCount), [1, 1, 1, 1], 'the AS could no longer tell, the queue could');
   assert.equal((await txnItem(id))?.state, 'done');
   assert.deepEqual(unexpectedErrors(mark), []);
 });

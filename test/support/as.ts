@@ -8,6 +8,9 @@ import { after } from 'node:test';
 import { startFakeHs, synapseQueryPath, synapseQuote } from './fake-hs.js';
 import type { FakeHs, FakeHsOptions } from './fake-hs.js';
 import { testTable } from './dynamo.js';
+import { startTestQueues } from './sqs.js';
+import type { TestQueues } from './sqs.js';
+import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
 import type { TestTable } from './dynamo.js';
 import { invoke } from './lambda.js';
 import type { Invoke, Reply } from './lambda.js';
@@ -32,17 +35,30 @@ export interface AsUnderTest {
   bridge(): Promise<import('../../lib/bridge/runtime.js').Bridge>;
   /** Sends a transaction as the homeserver does (for hs.push): its HTTP status. */
   pushSend(txnId: string, body: { events: object[] }): Promise<number>;
+  /** The delivery queue and the deliver function on its event source. */
+  queues: TestQueues;
   /**
-   * One pass of the parked-room drainer, with the bridge's clock turned `laterMs` forward for
-   * good (so a room's backoff has run out without waiting for it).
+   * The deliver function's event source until the queue shows nothing more: what push queued is
+   * at the network (or waits out a retry, or is a dead letter). With `retryNow`, messages waiting
+   * out a retry are handed out again first, as if their backoff had passed. Push does this by
+   * itself unless the AS was started with `{ autoDeliver: false }`.
    */
-  drain(laterMs?: number): Promise<Record<string, number>>;
+  deliver(opts?: { retryNow?: boolean }): Promise<number>;
+  /** Turns the bridge's clock forward for good (dead-letter age, the homeserver's remembered answers). */
+  later(ms: number): Promise<void>;
 }
 
-export type FunctionName = 'user-query' | 'room-query' | 'push' | 'ping' | 'unrecognized' | 'network-inbound';
+export type FunctionName = 'user-query' | 'room-query' | 'push' | 'ping' | 'unrecognized' | 'network-inbound' | 'deliver';
+/** The functions behind API Gateway (deliver is on the queue's event source). */
+export type HttpFunctionName = Exclude<FunctionName, 'deliver'>;
 
 /** `hsOptions` turn on the fake homeserver's Synapse-like behaviours (size limit, membership events…). */
-export async function startAs(env: Record<string, string> = {}, hsOptions: Partial<FakeHsOptions> = {}): Promise<AsUnderTest> {
+export interface AsOptions {
+  /** Run the deliver function after every push, as the event source soon would (default true). */
+  autoDeliver?: boolean;
+}
+
+export async function startAs(env: Record<string, string> = {}, hsOptions: Partial<FakeHsOptions> = {}, asOptions: AsOptions = {}): Promise<AsUnderTest> {
   const hs = await startFakeHs({
     asToken: AS_TOKEN,
     serverName: SERVER,
@@ -53,7 +69,16 @@ export async function startAs(env: Record<string, string> = {}, hsOptions: Parti
   });
   after(() => hs.close());
   const table = await testTable();
+  const handlers = new Map<FunctionName, any>();
+  const load = async (fn: FunctionName) => {
+    if (!handlers.has(fn)) handlers.set(fn, (await import(`../../functions/${fn}.ts`)).handler);
+    return handlers.get(fn);
+  };
+  const queues = await startTestQueues(() => load('deliver'));
   Object.assign(process.env, {
+    QUEUE_URL: queues.queueUrl,
+    DEAD_LETTER_QUEUE_URL: queues.deadLetterQueueUrl,
+    SQS_ENDPOINT: queues.asEndpoint.url,
     HOMESERVER_URL: hs.url,
     HOMESERVER_NAME: SERVER,
     AS_TOKEN,
@@ -67,12 +92,23 @@ export async function startAs(env: Record<string, string> = {}, hsOptions: Parti
   });
   const logs: string[] = [];
   setLogSink((line) => logs.push(line));
-  const handlers = new Map<FunctionName, any>();
-  const load = async (fn: FunctionName) => {
-    if (!handlers.has(fn)) handlers.set(fn, (await import(`../../functions/${fn}.ts`)).handler);
-    return handlers.get(fn);
+  const deliver = async (opts: { retryNow?: boolean } = {}) => {
+    if (opts.retryNow) {
+      const hidden = queues.events.hiddenReceipts();
+      for (let i = 0; i < hidden.length; i += 10) {
+        await queues.client
+          .send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: queues.queueUrl, Entries: hidden.slice(i, i + 10).map((ReceiptHandle, j) => ({ Id: String(j), ReceiptHandle, VisibilityTimeout: 0 })) }))
+          .catch(() => undefined);
+      }
+    }
+    return queues.events.pollUntilEmpty();
   };
-  const call = async (fn: FunctionName, req: Invoke) => invoke(await load(fn), req);
+  const autoDeliver = asOptions.autoDeliver ?? true;
+  const call = async (fn: FunctionName, req: Invoke) => {
+    const reply = await invoke(await load(fn), req);
+    if (fn === 'push' && autoDeliver && reply.status === 200) await deliver();
+    return reply;
+  };
   let clockOffset = 0;
   // As Synapse: a lookup or join of an unknown alias in our namespace asks our alias query first.
   hs.askAsAboutAlias = (alias) => call('room-query', { method: 'GET', path: synapseQueryPath('rooms', alias), headers: { authorization: `Bearer ${HS_TOKEN}` } });
@@ -84,13 +120,13 @@ export async function startAs(env: Record<string, string> = {}, hsOptions: Parti
     call,
     hsCall: (fn, req) => call(fn, { ...req, headers: { authorization: `Bearer ${HS_TOKEN}`, ...req.headers } }),
     bridge: async () => (await import('../../lib/bridge/runtime.js')).getBridge(),
-    drain: async (laterMs = 61_000) => {
+    queues,
+    deliver,
+    later: async (ms) => {
       const b = await (await import('../../lib/bridge/runtime.js')).getBridge();
-      const { drainDueRooms } = await import('../../lib/bridge/parking.js');
       // The bridge's clock only ever goes forward, as a real one does.
-      clockOffset += laterMs;
+      clockOffset += ms;
       b.now = () => Date.now() + clockOffset;
-      return drainDueRooms(b, { deadline: Date.now() + 10_000, hardStop: Date.now() + 15_000 });
     },
     pushSend: async (txnId, body) =>
       (await call('push', { method: 'PUT', path: `/_matrix/app/v1/transactions/${enc(txnId)}`, body, headers: { authorization: `Bearer ${HS_TOKEN}` } })).status,

@@ -114,3 +114,16 @@ export async function stopAndCheck(run: Running): Promise<void> {
   assert.ok(!existsSync(join(run.dataDir, LOCK_FILE)), `its lock on ${run.dataDir} is released`);
 }
 
+
+/**
+ * Waits (bounded) until `probe` holds: npm start delivers from its queue in the background, so
+ * what a push queued reaches the network a moment after the push's 200. Not a speed assertion:
+ * the bound only ends a test that would otherwise hang.
+ */
+export async function eventually(what: string, probe: () => boolean, lookMs = 20_000): Promise<void> {
+  const until = Date.now() + lookMs;
+  while (!probe()) {
+    if (Date.now() > until) throw new Error(`still not so after ${lookMs / 1000} s: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

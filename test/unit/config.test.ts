@@ -8,6 +8,8 @@ const base = {
   AS_TOKEN: 'as-secret',
   HS_TOKEN: 'hs-secret',
   TABLE_NAME: 'state',
+  QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo',
+  DEAD_LETTER_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/d.fifo',
 };
 
 const failsOn = (env: Record<string, string | undefined>, variable: string) =>
@@ -117,16 +119,13 @@ test('network secret rotation: a next secret without a current one is refused', 
   assert.deepEqual(parseConfig({ ...base, NETWORK_SECRET_NEXT_PARAM: '' }).network, { kind: 'open' }, 'an empty parameter name is none');
 });
 
-test('parked-room settings: defaults, values, and a clear error naming a bad one', () => {
-  assert.deepEqual(parseConfig(base).parking, { deadLetterAfterHours: 24, maxParkedEvents: 10_000, deadLetterNotices: true });
-  assert.deepEqual(
-    parseConfig({ ...base, DEAD_LETTER_AFTER_HOURS: '2', MAX_PARKED_EVENTS_PER_ROOM: '50', DEAD_LETTER_NOTICES: 'false' }).parking,
-    { deadLetterAfterHours: 2, maxParkedEvents: 50, deadLetterNotices: false },
-  );
+test('delivery settings: defaults, values, and a clear error naming a bad one', () => {
+  assert.deepEqual(parseConfig(base).delivery, { deadLetterAfterHours: 24, deadLetterNotices: true });
+  assert.deepEqual(parseConfig({ ...base, DEAD_LETTER_AFTER_HOURS: '2', DEAD_LETTER_NOTICES: 'false' }).delivery, { deadLetterAfterHours: 2, deadLetterNotices: false });
   for (const [variable, value] of [
     ['DEAD_LETTER_AFTER_HOURS', '0'],
     ['DEAD_LETTER_AFTER_HOURS', '1.5'],
-    ['MAX_PARKED_EVENTS_PER_ROOM', 'many'],
+    ['DEAD_LETTER_AFTER_HOURS', String(14 * 24)],
     ['DEAD_LETTER_NOTICES', 'maybe'],
   ] as const) {
     assert.throws(
@@ -134,5 +133,14 @@ test('parked-room settings: defaults, values, and a clear error naming a bad one
       (e: unknown) => e instanceof ConfigError && e.variable === variable,
       `${variable}=${value}`,
     );
+  }
+});
+
+test('the delivery queue: QUEUE_URL and DEAD_LETTER_QUEUE_URL are required, SQS_ENDPOINT only for a local server', () => {
+  assert.deepEqual(parseConfig(base).queue, { url: base.QUEUE_URL, deadLetterUrl: base.DEAD_LETTER_QUEUE_URL, endpoint: undefined });
+  assert.equal(parseConfig({ ...base, SQS_ENDPOINT: 'http://127.0.0.1:9324' }).queue.endpoint, 'http://127.0.0.1:9324');
+  for (const variable of ['QUEUE_URL', 'DEAD_LETTER_QUEUE_URL'] as const) {
+    assert.throws(() => parseConfig({ ...base, [variable]: undefined }), (e: unknown) => e instanceof ConfigError && e.variable === variable, variable);
+    assert.throws(() => parseConfig({ ...base, [variable]: 'not a url' }), (e: unknown) => e instanceof ConfigError && e.variable === variable, variable);
   }
 });

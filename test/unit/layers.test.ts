@@ -1,9 +1,10 @@
 /**
  * Arrows point down: the build fails when a module imports a layer above it (docs/DESIGN.md §4).
  *
- *   functions/ → appservice/ (the HTTP shell), bridge/ (the use cases)
- *   bridge/    → matrix/, store/        appservice/ → matrix/
- *   matrix/, store/ → the shared leaves (config, log, defaults, once, time, signature)
+ *   functions/ → appservice/ (the HTTP and SQS shells), bridge/ (the use cases)
+ *   bridge/    → matrix/, store/, queue/        appservice/ → matrix/
+ *   matrix/, store/, queue/ → the shared leaves (config, log, defaults, once, time, signature, backoff)
+ *   local/ (npm start) → queue/, appservice/, matrix/
  *
  * Every import counts, `import type` and dynamic `import()` included.
  */
@@ -15,23 +16,25 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-type Layer = 'functions' | 'appservice' | 'bridge' | 'store' | 'matrix' | 'local' | 'leaf';
+type Layer = 'functions' | 'appservice' | 'bridge' | 'store' | 'queue' | 'matrix' | 'local' | 'leaf';
 
 /** What each layer must never import. */
 const FORBIDDEN: Record<Layer, Layer[]> = {
-  functions: ['store', 'matrix', 'local'],
-  appservice: ['functions', 'bridge', 'store', 'local'],
+  functions: ['store', 'queue', 'matrix', 'local'],
+  appservice: ['functions', 'bridge', 'store', 'queue', 'local'],
   bridge: ['functions', 'appservice', 'local'],
-  store: ['functions', 'appservice', 'bridge', 'local'],
-  matrix: ['functions', 'appservice', 'bridge', 'store', 'local'],
+  store: ['functions', 'appservice', 'bridge', 'queue', 'local'],
+  queue: ['functions', 'appservice', 'bridge', 'store', 'local'],
+  matrix: ['functions', 'appservice', 'bridge', 'store', 'queue', 'local'],
   local: ['functions', 'bridge', 'store'],
-  leaf: ['functions', 'appservice', 'bridge', 'store', 'matrix', 'local'],
+  leaf: ['functions', 'appservice', 'bridge', 'store', 'queue', 'matrix', 'local'],
 };
 /** Packages a layer must not use: the use cases stay free of Lambda and HTTP types. */
 const FORBIDDEN_PACKAGES: Partial<Record<Layer, RegExp>> = {
   bridge: /^(aws-lambda|@middy\/)/,
   matrix: /^(aws-lambda|@middy\/|@aws-sdk\/)/,
   store: /^(aws-lambda|@middy\/)/,
+  queue: /^(aws-lambda|@middy\/)/,
 };
 
 function layerOf(file: string): Layer {

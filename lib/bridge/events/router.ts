@@ -20,8 +20,16 @@ const HANDLERS: Readonly<Record<string, EventHandler>> = {
 
 export const handlerFor = (e: RoomEvent): EventHandler | undefined => (Object.hasOwn(HANDLERS, e.type) ? HANDLERS[e.type] : undefined);
 
+/** The handler of an event that leads to something, given its transaction's bridged rooms. */
+export function actingHandler(b: Bridge, e: unknown, rooms: ReadonlyMap<RoomId, BridgedRoom>): EventHandler | undefined {
+  if (!isRoomEvent(e)) return undefined;
+  const handler = handlerFor(e);
+  return handler?.acts(b, e, { rooms }) ? handler : undefined;
+}
+
 export async function routeEvent(b: Bridge, e: RoomEvent, ctx: EventContext): Promise<EventOutcome> {
-  return (await handlerFor(e)?.handle(b, e, ctx)) ?? 'ignored';
+  const handler = actingHandler(b, e, ctx.rooms);
+  return handler ? handler.handle(b, e, ctx) : 'ignored';
 }
 
 /**

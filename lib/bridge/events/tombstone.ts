@@ -1,13 +1,14 @@
 /** m.room.tombstone: a bridged room was upgraded (replaced by a new room); the bridge follows it. */
 import { isRoomId } from '../../matrix/ids.js';
+import type { RoomId } from '../../matrix/ids.js';
 import type { EventHandler } from './types.js';
 
 export const tombstone: EventHandler = {
   needsRoom: (_b, e) => e.state_key === '',
+  acts: (_b, e, { rooms }) => e.state_key === '' && rooms.has(e.room_id) && isRoomId(e.content.replacement_room) && e.content.replacement_room !== e.room_id,
   async handle(b, e, { rooms, deadline }) {
-    const room = rooms.get(e.room_id);
-    const replacement = e.content.replacement_room;
-    if (!room || e.state_key !== '' || !isRoomId(replacement) || replacement === room.roomId) return 'ignored';
+    const room = rooms.get(e.room_id)!;
+    const replacement = e.content.replacement_room as RoomId;
     // The bot joins the new room; virtual users join it when they next speak.
     await b.cs.join(replacement, { deadline });
     const moved = await b.store.moveRoom(room, replacement);

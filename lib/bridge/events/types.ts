@@ -3,6 +3,7 @@ import { isRoomId } from '../../matrix/ids.js';
 import type { RoomId } from '../../matrix/ids.js';
 import type { BridgedRoom } from '../../store/index.js';
 import type { Bridge } from '../runtime.js';
+import type { OutboundMessage } from '../network.js';
 
 /** The fields of a client event we rely on; anything else is carried along untouched. */
 export interface RoomEvent {
@@ -46,12 +47,25 @@ export interface EventContext {
   deadline: number;
 }
 
-/** What a handler did with its event. */
-export type EventOutcome = 'delivered' | 'ignored';
+/**
+ * What a handler made of its event: nothing for the network ('ignored', whatever it did on the
+ * Matrix side), or a message to deliver, which push queues and the deliver function sends.
+ */
+export type EventOutcome = 'ignored' | { deliver: OutboundMessage };
 
-/** One kind of event (as mautrix-go's `EventProcessor.On(type, handler)`). */
+/**
+ * One kind of event (as mautrix-go's `EventProcessor.On(type, handler)`). `handle` does what the
+ * event means on the Matrix side at once (accept an invite, follow an upgrade) and says what, if
+ * anything, goes to the network; it never calls the network itself.
+ */
 export interface EventHandler {
   /** True when handling `e` needs its room's bridge mapping; those are read in one batch per transaction. */
   needsRoom?(b: Bridge, e: RoomEvent): boolean;
+  /**
+   * Whether the event leads to anything, decided without any effect: a transaction of events
+   * that lead to nothing (echoes, unbridged rooms) is answered with no write and nothing queued.
+   */
+  acts(b: Bridge, e: RoomEvent, ctx: Pick<EventContext, 'rooms'>): boolean;
+  /** Only for an event that `acts`. */
   handle(b: Bridge, e: RoomEvent, ctx: EventContext): Promise<EventOutcome>;
 }

@@ -1,0 +1,129 @@
+/**
+ * Deliver: the SQS consumer's use case. Each queued event goes to the network in its room's
+ * order; rooms are delivered side by side. A delivery that fails for now is tried again after a
+ * backoff (the message stays hidden on the queue until then), with every later event of its room
+ * in this batch, so the room keeps its order; a refusal (4xx) is not retried; a message failing
+ * for longer than DEAD_LETTER_AFTER_HOURS goes to the dead-letter queue. The sender is told with
+ * `com.beeper.message_send_status` (and a notice when a message is lost), once per message.
+ */
+import { MatrixError } from '../matrix/errors.js';
+import type { RoomId } from '../matrix/ids.js';
+import type { ReceivedEvent } from '../queue/port.js';
+import { receivedEvents } from '../queue/sqs.js';
+import type { SqsRecord } from '../queue/sqs.js';
+import { backoffMs } from '../backoff.js';
+import { DELIVERY, SERVICE } from '../defaults.js';
+import { emitMetrics } from '../log.js';
+import { PermanentDeliveryError, RetryLaterError } from './network.js';
+import type { OutboundMessage } from './network.js';
+import type { Bridge } from './runtime.js';
+import { sendDeadLetterNotice, sendStatus } from './send-status.js';
+
+/** The wait before a message's next attempt: from 2 s, doubling, at most 15 minutes; a network's Retry-After wins up to that. */
+export const RETRIES = { firstMs: DELIVERY.FIRST_RETRY_MS, maxMs: DELIVERY.MAX_RETRY_MS, jitter: 0.2 };
+
+/** A failure worth another try later, as opposed to one refused for good. */
+export function isTransient(e: unknown): boolean {
+  if (e instanceof PermanentDeliveryError) return false;
+  if (e instanceof MatrixError) return e.transient;
+  return true;
+}
+
+const reasonOf = (e: unknown) => (e instanceof Error ? e.message : String(e)).slice(0, 500);
+
+type Outcome = 'delivered' | 'refused' | 'dead-lettered' | { retryInMs: number };
+
+export interface DeliverCounts {
+  delivered: number;
+  refused: number;
+  deadLettered: number;
+  retried: number;
+}
+
+/**
+ * Delivers a batch as the queue's event source hands it over (each room's events in order).
+ * Returns the message ids to report failed: they stay on the queue and come back after their
+ * backoff. `deadline`: start no delivery after it (the invocation's own end comes later).
+ */
+export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[], deadline: number): Promise<{ failed: string[]; counts: DeliverCounts }> {
+  const rooms = new Map<RoomId, ReceivedEvent[]>();
+  for (const e of events) rooms.set(e.roomId, [...(rooms.get(e.roomId) ?? []), e]);
+  const failed: string[] = [];
+  const counts: DeliverCounts = { delivered: 0, refused: 0, deadLettered: 0, retried: 0 };
+  await Promise.all(
+    [...rooms.values()].map(async (room) => {
+      for (let i = 0; i < room.length; i++) {
+        const outcome: Outcome = Date.now() >= deadline ? { retryInMs: 0 } : await deliverOne(b, room[i]!, deadline);
+        if (typeof outcome === 'string') {
+          counts[outcome === 'dead-lettered' ? 'deadLettered' : outcome]++;
+          continue;
+        }
+        // This one and the rest of its room wait together: nothing of the room overtakes it.
+        const rest = room.slice(i);
+        failed.push(...rest.map((e) => e.messageId));
+        counts.retried += rest.length;
+        await b.deliveryQueue.retryLater(rest.map((e) => e.receipt), outcome.retryInMs).catch((err) =>
+          // They come back after the queue's visibility timeout instead.
+          b.log.warn('could not set when a failed delivery is tried again', { roomId: room[i]!.roomId, err }),
+        );
+        return;
+      }
+    }),
+  );
+  emitMetrics(SERVICE, { Delivered: counts.delivered, DeliveryRetried: counts.retried, DeliveryRefused: counts.refused, DeadLettered: counts.deadLettered });
+  return { failed, counts };
+}
+
+async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number): Promise<Outcome> {
+  const about = { roomId: e.roomId, eventId: e.eventId, sender: e.sender, type: 'm.room.message' };
+  const log = b.log.child({ roomId: e.roomId, eventId: e.eventId });
+  let message: OutboundMessage;
+  try {
+    message = JSON.parse(e.body) as OutboundMessage;
+  } catch {
+    // Not ours to mend, never deliverable: kept for an operator rather than dropped.
+    log.error('a queued message that is not JSON: moved to the dead-letter queue');
+    return (await moveToDeadLetters(b, e, 'unreadable queued message', deadline)) ? 'dead-lettered' : { retryInMs: RETRIES.maxMs };
+  }
+  try {
+    await b.network.deliver(message);
+  } catch (err) {
+    if (!isTransient(err)) {
+      log.warn('the network refused a message for good: dropped', { reason: reasonOf(err) });
+      await sendStatus(b, about, 'FAIL_PERMANENT', deadline, { error: reasonOf(err) });
+      await sendDeadLetterNotice(b, about, reasonOf(err), deadline);
+      return 'refused';
+    }
+    const failingForMs = b.now() - e.queuedAt;
+    if (failingForMs >= b.delivery.deadLetterAfterMs) {
+      const reason = `still failing after ${Math.round(failingForMs / 3600_000)} h: ${reasonOf(err)}`;
+      return (await moveToDeadLetters(b, e, reason, deadline)) ? 'dead-lettered' : { retryInMs: backoffMs(e.receiveCount, RETRIES) };
+    }
+    const retryInMs = backoffMs(e.receiveCount, RETRIES, err instanceof RetryLaterError ? err.retryAfterMs : undefined);
+    log.info('delivery failed for now: tried again later, with the rest of its room', { attempt: e.receiveCount, retryInMs, error: reasonOf(err) });
+    // The first failure only: the sender learns it is late once, not at every retry.
+    if (e.receiveCount === 1) await sendStatus(b, about, 'PENDING', deadline);
+    return { retryInMs };
+  }
+  // It had been late (PENDING): now it is through.
+  if (e.receiveCount > 1) await sendStatus(b, about, 'SUCCESS', deadline);
+  return 'delivered';
+}
+
+/** False when the dead-letter queue cannot take it now: the message then stays and is tried again. */
+async function moveToDeadLetters(b: Bridge, e: ReceivedEvent, reason: string, deadline: number): Promise<boolean> {
+  try {
+    await b.deliveryQueue.deadLetter(e, reason);
+  } catch (err) {
+    b.log.error('could not move a message to the dead-letter queue; it stays on the delivery queue', { roomId: e.roomId, eventId: e.eventId, err });
+    return false;
+  }
+  b.log.warn('dead letter: a message was not delivered to the network', { roomId: e.roomId, eventId: e.eventId, sender: e.sender, reason, attempts: e.receiveCount });
+  const about = { roomId: e.roomId, eventId: e.eventId, sender: e.sender, type: 'm.room.message' };
+  await sendStatus(b, about, 'FAIL_PERMANENT', deadline, { error: reason });
+  await sendDeadLetterNotice(b, about, reason, deadline);
+  return true;
+}
+
+/** The same, from the records of an SQS event as Lambda's event source delivers them. */
+export const deliverRecords = (b: Bridge, records: readonly SqsRecord[], deadline: number) => deliverEvents(b, receivedEvents(records), deadline);

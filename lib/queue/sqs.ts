@@ -1,0 +1,219 @@
+/**
+ * The delivery queue on Amazon SQS (FIFO): the only code that knows queue URLs, message group
+ * and deduplication ids. Locally it talks to the SQS-compatible server npm start and the tests
+ * run (local-aws-sqs), through the same client with an endpoint.
+ */
+import { createHash } from 'node:crypto';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  GetQueueAttributesCommand,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  StartMessageMoveTaskCommand,
+} from '@aws-sdk/client-sqs';
+import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
+import type { RoomId } from '../matrix/ids.js';
+import { QueueUnavailableError } from './port.js';
+import type { DeadLetter, DeadLetters, DeliveryQueue, Outbox, QueuedEvent, ReceivedEvent } from './port.js';
+
+export interface QueueOptions {
+  queueUrl: string;
+  deadLetterQueueUrl: string;
+  /** An SQS-compatible endpoint (local runs and tests); AWS's own when unset. */
+  endpoint?: string;
+  client?: SQSClient;
+}
+
+/** One client per cold start; against a local endpoint any credentials do. */
+export function sqsClient(endpoint?: string): SQSClient {
+  const local = Boolean(endpoint);
+  return new SQSClient({
+    endpoint,
+    region: process.env.AWS_REGION ?? (local ? 'us-east-1' : undefined),
+    retryMode: 'standard',
+    maxAttempts: 4,
+    ...(local && !process.env.AWS_ACCESS_KEY_ID ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+  });
+}
+
+/**
+ * Group and deduplication ids may hold at most 128 characters of printable ASCII; room and event
+ * IDs may be 255. An ID that fits is used as it is (readable in the console), any other as its digest.
+ */
+const SQS_ID = /^[\x21-\x7e]{1,128}$/;
+const digest = (s: string) => createHash('sha256').update(s).digest('base64url');
+export const groupIdOf = (roomId: RoomId) => (SQS_ID.test(roomId) ? roomId : `sha256:${digest(roomId)}`);
+/** From the event ID alone: a retried push queues the same event once (within SQS's 5-minute window). */
+export const deduplicationIdOf = (eventId: string) => (SQS_ID.test(eventId) ? eventId : `sha256:${digest(eventId)}`);
+
+const text = (value: string): MessageAttributeValue => ({ DataType: 'String', StringValue: value });
+const attributesOf = (e: QueuedEvent, lastError?: string): Record<string, MessageAttributeValue> => ({
+  roomId: text(e.roomId),
+  eventId: text(e.eventId),
+  sender: text(e.sender),
+  ...(lastError ? { lastError: text(lastError.slice(0, 1000)) } : {}),
+});
+
+async function guarded<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    throw e instanceof QueueUnavailableError ? e : new QueueUnavailableError(e);
+  }
+}
+
+export function sqsQueue(opts: QueueOptions): { outbox: Outbox; delivery: DeliveryQueue; deadLetters: DeadLetters; client: SQSClient } {
+  const client = opts.client ?? sqsClient(opts.endpoint);
+
+  const outbox: Outbox = {
+    async enqueue(events) {
+      // SendMessageBatch takes 10 at a time; in order, so a room's events keep theirs.
+      for (let i = 0; i < events.length; i += 10) {
+        const batch = events.slice(i, i + 10);
+        const out = await guarded(() =>
+          client.send(
+            new SendMessageBatchCommand({
+              QueueUrl: opts.queueUrl,
+              Entries: batch.map((e, j) => ({
+                Id: String(j),
+                MessageBody: e.body,
+                MessageGroupId: groupIdOf(e.roomId),
+                MessageDeduplicationId: deduplicationIdOf(e.eventId),
+                MessageAttributes: attributesOf(e),
+              })),
+            }),
+          ),
+        );
+        // An entry refused on its own: the rest of the room must not overtake it, so the whole push fails and is retried.
+        if (out.Failed?.length) throw new QueueUnavailableError(new Error(`SQS refused ${out.Failed.length} of ${batch.length}: ${out.Failed.map((f) => `${f.Code} ${f.Message ?? ''}`).join('; ')}`));
+      }
+    },
+  };
+
+  const delivery: DeliveryQueue = {
+    async retryLater(receipts, delayMs) {
+      // SQS hides a message for at most 12 hours.
+      const seconds = Math.min(Math.max(Math.ceil(delayMs / 1000), 0), 12 * 3600);
+      for (let i = 0; i < receipts.length; i += 10) {
+        await guarded(() =>
+          client.send(
+            new ChangeMessageVisibilityBatchCommand({
+              QueueUrl: opts.queueUrl,
+              Entries: receipts.slice(i, i + 10).map((ReceiptHandle, j) => ({ Id: String(j), ReceiptHandle, VisibilityTimeout: seconds })),
+            }),
+          ),
+        );
+      }
+    },
+    async deadLetter(e, reason) {
+      await guarded(() =>
+        client.send(
+          new SendMessageCommand({
+            QueueUrl: opts.deadLetterQueueUrl,
+            MessageBody: e.body,
+            MessageGroupId: groupIdOf(e.roomId),
+            MessageDeduplicationId: deduplicationIdOf(e.eventId),
+            MessageAttributes: attributesOf(e, reason),
+          }),
+        ),
+      );
+    },
+  };
+
+  const arnOf = async (url: string) =>
+    (await guarded(() => client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] })))).Attributes?.QueueArn ?? '';
+
+  const deadLetters: DeadLetters = {
+    async list() {
+      const total = Number(
+        (await guarded(() => client.send(new GetQueueAttributesCommand({ QueueUrl: opts.deadLetterQueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }))))
+          .Attributes?.ApproximateNumberOfMessages ?? 0,
+      );
+      const letters: DeadLetter[] = [];
+      const receipts: string[] = [];
+      try {
+        // Each receive hands out the head of rooms not handed out yet; a short hold, given back below.
+        for (let round = 0; round < 100; round++) {
+          const out = await guarded(() =>
+            client.send(
+              new ReceiveMessageCommand({
+                QueueUrl: opts.deadLetterQueueUrl,
+                MaxNumberOfMessages: 10,
+                VisibilityTimeout: 30,
+                WaitTimeSeconds: 0,
+                MessageAttributeNames: ['All'],
+                // AttributeNames: the form local-aws-sqs understands (AWS takes both).
+                AttributeNames: ['All'],
+                MessageSystemAttributeNames: ['SentTimestamp'],
+              }),
+            ),
+          );
+          if (!out.Messages?.length) break;
+          for (const m of out.Messages) {
+            if (m.ReceiptHandle) receipts.push(m.ReceiptHandle);
+            const a = m.MessageAttributes ?? {};
+            letters.push({
+              roomId: (a.roomId?.StringValue ?? '') as RoomId,
+              eventId: a.eventId?.StringValue ?? '',
+              sender: a.sender?.StringValue ?? '',
+              deadLetteredAt: Number(m.Attributes?.SentTimestamp ?? 0),
+              lastError: a.lastError?.StringValue,
+            });
+          }
+        }
+      } finally {
+        // Listing loses nothing: every message read is visible again at once.
+        for (let i = 0; i < receipts.length; i += 10) {
+          await guarded(() =>
+            client.send(
+              new ChangeMessageVisibilityBatchCommand({
+                QueueUrl: opts.deadLetterQueueUrl,
+                Entries: receipts.slice(i, i + 10).map((ReceiptHandle, j) => ({ Id: String(j), ReceiptHandle, VisibilityTimeout: 0 })),
+              }),
+            ),
+          );
+        }
+      }
+      return { letters, total: Math.max(total, letters.length) };
+    },
+    async redrive() {
+      // The destination is named: letters the deliver function put there itself (not SQS's redrive
+      // policy) have no source SQS could find on its own.
+      const [SourceArn, DestinationArn] = await Promise.all([arnOf(opts.deadLetterQueueUrl), arnOf(opts.queueUrl)]);
+      const out = await guarded(() => client.send(new StartMessageMoveTaskCommand({ SourceArn, DestinationArn })));
+      return { taskHandle: out.TaskHandle ?? '' };
+    },
+    async purge() {
+      await guarded(() => client.send(new PurgeQueueCommand({ QueueUrl: opts.deadLetterQueueUrl })));
+    },
+  };
+
+  return { outbox, delivery, deadLetters, client };
+}
+
+/** An SQS event source's record, as Lambda hands it over (the fields we read; aws-lambda's SQSRecord fits). */
+export interface SqsRecord {
+  messageId: string;
+  receiptHandle: string;
+  body: string;
+  attributes: { ApproximateReceiveCount?: string; SentTimestamp?: string };
+  messageAttributes: Record<string, { stringValue?: string } | undefined>;
+}
+
+/** The events of an SQS event, in the order the event source gave them (each group's in its own order). */
+export function receivedEvents(records: readonly SqsRecord[]): ReceivedEvent[] {
+  return records.map((r) => ({
+    messageId: r.messageId,
+    receipt: r.receiptHandle,
+    body: r.body,
+    roomId: (r.messageAttributes.roomId?.stringValue ?? '') as RoomId,
+    eventId: r.messageAttributes.eventId?.stringValue ?? '',
+    sender: r.messageAttributes.sender?.stringValue ?? '',
+    receiveCount: Number(r.attributes.ApproximateReceiveCount ?? 1),
+    queuedAt: Number(r.attributes.SentTimestamp ?? 0),
+    lastError: r.messageAttributes.lastError?.stringValue,
+  }));
+}

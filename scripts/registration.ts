@@ -28,6 +28,8 @@ function main(): void {
   const cfg = parseConfig({
     HOMESERVER_URL: 'http://unused.invalid',
     TABLE_NAME: 'unused',
+    QUEUE_URL: 'http://unused.invalid',
+    DEAD_LETTER_QUEUE_URL: 'http://unused.invalid',
     AS_TOKEN: 'unused',
     HS_TOKEN: 'unused',
     ...Object.fromEntries(pickEnv.map((k) => [k, env[k]])),

@@ -218,6 +218,21 @@ test('events pushed again after they were delivered are not queued again (SQS FI
   assert.deepEqual(delivered(remote), ['d1', 'd2']);
 });
 
+test('large events: batches stay under the 256 KiB SQS takes, and one too large for any message is refused for good, not retried', async () => {
+  const { room, remote } = await bridgedRoom();
+  // Ten events of 60 KB (Synapse's limit is 64 KiB each) do not fit one SendMessageBatch.
+  const big = Array.from({ length: 10 }, (_, i) => said(room, `${i}`.padEnd(60_000, 'x')));
+  // No homeserver sends this (over 64 KiB); the queue could not carry it either.
+  const huge = said(room, 'h'.repeat(300_000));
+  const txnId = uniq('t');
+  assert.equal(await as.pushSend(txnId, { events: [...big, huge, said(room, 'after')] }), 200);
+  await as.deliver();
+  assert.deepEqual(delivered(remote).map((b) => b.slice(0, 5)), [...big.map((e) => String(e.content.body).slice(0, 5)), 'after']);
+  assert.equal(attempts(huge.event_id), 0);
+  const record = await as.store.getTransaction(txnId);
+  assert.deepEqual(record?.failed, [{ eventId: huge.event_id, reason: 'too large for the delivery queue' }]);
+});
+
 test('a transaction of echoes, unbridged rooms and ignored kinds: no DynamoDB write, nothing queued', async () => {
   const { room } = await bridgedRoom();
   const b = await as.bridge();

@@ -476,10 +476,12 @@ test('fuzz every handler with huge and deeply nested bodies and everything else 
   await fc.assert(fc.asyncProperty(fc.constantFrom(...FUNCTIONS).chain((fn) => caseOf(fn, bigBody)), check), params(30));
 });
 
-test('the fuzzing reached past the auth check: bodies were parsed, messages delivered and posted', () => {
+test('the fuzzing reached past the auth check: bodies were parsed, messages delivered and posted', async () => {
   // Guards the properties above from passing vacuously (e.g. every request refused at auth).
   const at = (fn: HttpFunctionName, status: number) => seen.get(fn)?.get(status) ?? 0;
   for (const fn of FUNCTIONS) for (const status of ALLOWED[fn]) assert.ok(at(fn, status) > 0, `${fn} never answered ${status}`);
+  // What push queued goes out through the deliver function.
+  await as.deliver();
   assert.ok(network.accepted.length > 0, 'some pushed message reached the network');
   assert.ok(as.hs.calls.some((c) => c.path.includes('/send/')), 'some inbound message was posted to the HS');
   assert.ok(as.logs.some((l) => l.includes('"errcode":"M_NOT_JSON"')), 'some body was not JSON');

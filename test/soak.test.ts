@@ -157,6 +157,7 @@ test(`soak: ${TRANSACTIONS} transactions with duplicates, parallel twins, reorde
   const started = Date.now();
   const retrying = retrier();
   await Promise.all(Array.from({ length: WORKERS }, worker));
+  const pushed = Date.now() - started;
   pushing = false;
   await retrying;
   await as.queues.events.stop();
@@ -169,7 +170,7 @@ test(`soak: ${TRANSACTIONS} transactions with duplicates, parallel twins, reorde
   network.onDeliver = undefined;
   const sends = txns.reduce((n, x) => n + x.sends, 0);
   t.diagnostic(
-    `${sends} sends for ${TRANSACTIONS} transactions in ${Date.now() - started} ms; statuses ${JSON.stringify(Object.fromEntries(statuses))}; ` +
+    `${sends} sends for ${TRANSACTIONS} transactions in ${Date.now() - started} ms (the last push answered after ${pushed} ms); statuses ${JSON.stringify(Object.fromEntries(statuses))}; ` +
       `${[...injected.values()].reduce((a, b) => a + b, 0)} injected network 503s`,
   );
 

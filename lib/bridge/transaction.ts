@@ -91,7 +91,12 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
         log.warn('an event was refused for good', { eventId: event.event_id, roomId: event.room_id, reason });
       }
     }
-    await b.outbox.enqueue(toQueue);
+    const { tooLarge } = await b.outbox.enqueue(toQueue);
+    for (const e of tooLarge) {
+      // Only a homeserver that breaks its own 64 KiB limit sends these: never deliverable, so not retried.
+      failed.push({ eventId: e.eventId, reason: 'too large for the delivery queue' });
+      log.warn('an event too large for the delivery queue was not delivered', { eventId: e.eventId, roomId: e.roomId, bytes: e.body.length });
+    }
   } catch (e) {
     // What was decided before the failure is queued, so the retry can start after it.
     const queuedSoFar = await b.outbox.enqueue(toQueue).then(

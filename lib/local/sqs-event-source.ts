@@ -17,7 +17,7 @@
  * (it ignores ReportBatchItemFailures, which order within a room depends on), runs one batch at a
  * time per function, and brings the AWS SDK v2 (end of support, ~100 MB).
  */
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 
@@ -166,10 +166,17 @@ export function sqsEventSource(opts: EventSourceOptions): SqsEventSource {
   }
 
   async function receive(waitSeconds: number): Promise<number> {
+    // local-aws-sqs holds a receive until it has as many messages as asked for, or 40 ms have
+    // passed: asking for what is there (at most 10) answers at once.
+    const visible = Number(
+      (await opts.client.send(new GetQueueAttributesCommand({ QueueUrl: opts.queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes
+        ?.ApproximateNumberOfMessages ?? 10,
+    );
+    if (visible === 0 && waitSeconds === 0) return 0;
     const out = await opts.client.send(
       new ReceiveMessageCommand({
         QueueUrl: opts.queueUrl,
-        MaxNumberOfMessages: 10,
+        MaxNumberOfMessages: Math.min(Math.max(visible, 1), 10),
         WaitTimeSeconds: waitSeconds,
         VisibilityTimeout: HOLD_SECONDS,
         // AttributeNames: the form local-aws-sqs understands (AWS takes both).
@@ -230,7 +237,7 @@ export function sqsEventSource(opts: EventSourceOptions): SqsEventSource {
             if (waiting >= 100) await new Promise((r) => setTimeout(r, 50));
             // No long polling: local-aws-sqs holds a long poll until it has 10 messages or the time is up,
             // which would delay a lone message by the whole wait. A short receive waits ~40 ms by itself.
-            else await receive(0);
+            else if ((await receive(0)) === 0) await new Promise((r) => setTimeout(r, 20));
           } catch (e) {
             opts.onError?.(e);
             if (running) await new Promise((r) => setTimeout(r, 1000));

@@ -19,8 +19,12 @@ export interface QueuedEvent {
 }
 
 export interface Outbox {
-  /** Queues the events in this order (each room's in its own order). Throws QueueUnavailableError. */
-  enqueue(events: readonly QueuedEvent[]): Promise<void>;
+  /**
+   * Queues the events in this order (each room's in its own order). An event too large for the
+   * queue is not queued and comes back in `tooLarge` (no homeserver event is: they are at most
+   * 64 KiB). Throws QueueUnavailableError.
+   */
+  enqueue(events: readonly QueuedEvent[]): Promise<{ tooLarge: QueuedEvent[] }>;
 }
 
 /** An event as the deliver function receives it from the queue. */

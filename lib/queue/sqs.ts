@@ -57,6 +57,35 @@ const attributesOf = (e: QueuedEvent, lastError?: string): Record<string, Messag
   ...(lastError ? { lastError: text(lastError.slice(0, 1000)) } : {}),
 });
 
+/**
+ * SQS's limit for one message and for one SendMessageBatch (body and attributes, UTF-8): 256 KiB
+ * (AWS now takes up to 1 MiB, local-aws-sqs 256 KiB; the smaller one holds everywhere).
+ */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
+/** What SQS counts of a message: its body, and each attribute's name, type and value. */
+const sizeOf = (e: QueuedEvent) =>
+  Object.entries(attributesOf(e)).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v.DataType ?? '') + Buffer.byteLength(v.StringValue ?? ''), Buffer.byteLength(e.body));
+
+/** Batches of at most 10 messages and MAX_MESSAGE_BYTES, in order. */
+function batchesOf(events: readonly QueuedEvent[]): QueuedEvent[][] {
+  const batches: QueuedEvent[][] = [];
+  let batch: QueuedEvent[] = [];
+  let bytes = 0;
+  for (const e of events) {
+    const size = sizeOf(e);
+    if (batch.length === 10 || (batch.length && bytes + size > MAX_MESSAGE_BYTES)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(e);
+    bytes += size;
+  }
+  if (batch.length) batches.push(batch);
+  return batches;
+}
+
 async function guarded<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
@@ -70,9 +99,11 @@ export function sqsQueue(opts: QueueOptions): { outbox: Outbox; delivery: Delive
 
   const outbox: Outbox = {
     async enqueue(events) {
-      // SendMessageBatch takes 10 at a time; in order, so a room's events keep theirs.
-      for (let i = 0; i < events.length; i += 10) {
-        const batch = events.slice(i, i + 10);
+      const tooLarge = events.filter((e) => sizeOf(e) > MAX_MESSAGE_BYTES);
+      const fitting = events.filter((e) => sizeOf(e) <= MAX_MESSAGE_BYTES);
+      // SendMessageBatch takes 10 messages of 256 KiB in all at a time; in order, so a room's
+      // events keep theirs.
+      for (const batch of batchesOf(fitting)) {
         const out = await guarded(() =>
           client.send(
             new SendMessageBatchCommand({
@@ -90,6 +121,7 @@ export function sqsQueue(opts: QueueOptions): { outbox: Outbox; delivery: Delive
         // An entry refused on its own: the rest of the room must not overtake it, so the whole push fails and is retried.
         if (out.Failed?.length) throw new QueueUnavailableError(new Error(`SQS refused ${out.Failed.length} of ${batch.length}: ${out.Failed.map((f) => `${f.Code} ${f.Message ?? ''}`).join('; ')}`));
       }
+      return { tooLarge };
     },
   };
 

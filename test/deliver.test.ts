@@ -184,6 +184,7 @@ test('a message failing past DEAD_LETTER_AFTER_HOURS goes to the dead-letter que
   await as.deliver();
   assert.deepEqual(delivered(remote), ['lost for a day', 'the next one']);
   assert.equal(network.accepted.filter((m) => m.id === lost.event_id).length, 1, 'once');
+  assert.deepEqual(statuses(room, lost.event_id), ['PENDING', 'FAIL_PERMANENT', 'SUCCESS'], 'the sender learns it went after all');
   assert.deepEqual(await as.queues.counts(), { visible: 0, hidden: 0, deadLetters: 0 });
 });
 

@@ -105,8 +105,8 @@ async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number): Promis
     if (e.receiveCount === 1) await sendStatus(b, about, 'PENDING', deadline);
     return { retryInMs };
   }
-  // It had been late (PENDING): now it is through.
-  if (e.receiveCount > 1) await sendStatus(b, about, 'SUCCESS', deadline);
+  // It had been late (PENDING), or dead-lettered and redriven (FAIL_PERMANENT): now it is through.
+  if (e.receiveCount > 1 || e.lastError !== undefined) await sendStatus(b, about, 'SUCCESS', deadline);
   return 'delivered';
 }
 

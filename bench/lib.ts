@@ -32,14 +32,16 @@ export interface Knobs {
   /** 5., one room failing: rooms bridged, events per transaction (spread over the rooms round-robin),
    *  measured transactions per run (a) and (b), split into rounds that alternate (a) and (b). */
   oneRoom: { rooms: number; eventsPerTxn: number; txns: number; rounds: number; warmup: number };
-  /** Which parts run: cold, query, push (cost follows push), oneroom. */
+  /** 6., end to end: messages, rooms they are spread over, the network's answer time (ms), measured runs of each way. */
+  e2e: { messages: number; rooms: number; networkMs: number; runs: number };
+  /** Which parts run: cold, query, push (cost follows push), oneroom, e2e. */
   only: Set<string>;
   /** Which peers run: bridge, botsdk. */
   peers: PeerKind[];
 }
 
 export function knobs(): Knobs {
-  const only = new Set((process.env.BENCH_ONLY ?? 'cold,query,push,oneroom').split(',').map((s) => s.trim()).filter(Boolean));
+  const only = new Set((process.env.BENCH_ONLY ?? 'cold,query,push,oneroom,e2e').split(',').map((s) => s.trim()).filter(Boolean));
   const peers = (process.env.BENCH_PEERS ?? 'bridge,botsdk').split(',').map((s) => s.trim()).filter((p): p is PeerKind => p === 'bridge' || p === 'botsdk');
   return {
     quick: QUICK,
@@ -54,6 +56,12 @@ export function knobs(): Knobs {
       txns: envInt('BENCH_ONEROOM_TXNS', QUICK ? 200 : 800),
       rounds: envInt('BENCH_ONEROOM_ROUNDS', QUICK ? 2 : 4),
       warmup: QUICK ? 30 : 100,
+    },
+    e2e: {
+      messages: envInt('BENCH_E2E_MESSAGES', 50),
+      rooms: envInt('BENCH_E2E_ROOMS', 5),
+      networkMs: envInt('BENCH_E2E_NETWORK_MS', 100),
+      runs: envInt('BENCH_E2E_RUNS', QUICK ? 2 : 5),
     },
     only,
     peers,

@@ -1,13 +1,15 @@
 /**
- * `npm run bench`: every benchmark of issue 5 (and issue 17's one room failing), ours beside the peers, printed as one table (with
+ * `npm run bench`: every benchmark of issue 5 (issue 17's one room failing, issue 21's queue: push
+ * latency beside the figures recorded before, end-to-end latency, SQS and DynamoDB requests per
+ * event, cost), ours beside the peers, printed as one table (with
  * the ratio ours/peer) and written to bench/results.json. See bench/README.md for what each figure
  * means and the knobs (BENCH_QUICK=1, BENCH_ONLY, BENCH_PEERS, ...).
  *
  * Progress goes to stderr; the table and the cost estimate go to stdout.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, PEER_NAMES, closeHttp, knobs, renderTable, round } from './lib.js';
 import type { PeerKind, Row } from './lib.js';
@@ -25,6 +27,10 @@ function ensurePeers(): void {
   if (r.status !== 0) throw new Error(`installing the peers failed (npm exited with ${r.status ?? r.signal})`);
 }
 
+/** The machine's 1-minute load average as each part began: on 2 cores, above ~2 means something else wanted the CPU too. */
+const loadByPart: Array<{ part: string; at: string; load1: number }> = [];
+const mark = (part: string) => loadByPart.push({ part, at: new Date().toISOString().slice(11, 19), load1: round(loadavg()[0] ?? NaN, 2) });
+
 async function main(): Promise<void> {
   const k = knobs();
   const started = Date.now();
@@ -36,6 +42,8 @@ async function main(): Promise<void> {
       platform: `${process.platform}/${process.arch}`,
       cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
       memoryGb: round(totalmem() / 1024 ** 3, 1),
+      /** The machine's 1/5/15-minute load averages when the run started (2 cores: above 2, something else wants the CPU too). */
+      loadAverageAtStart: loadavg().map((l) => round(l, 2)),
       quick: k.quick,
       knobs: { ...k, only: [...k.only] },
     },
@@ -52,6 +60,7 @@ async function main(): Promise<void> {
 
   // ---------------------------------------------------------------- 1. cold start
   if (k.only.has('cold')) {
+    mark('1. cold start');
     log(`1. cold start: bundling, then ${k.coldRuns} fresh processes per bundle ...`);
     const { coldStart } = await import('./cold-start.js');
     const cs = await coldStart(k.peers, k.coldRuns, log);
@@ -66,12 +75,14 @@ async function main(): Promise<void> {
     }
   }
 
-  // ---------------------------------------------------------------- 2., 3. and 5.: ours, then each peer
+  // ---------------------------------------------------------------- 2., 3., 5. and 6.: ours, then each peer
   const wantQuery = k.only.has('query');
   const wantPush = k.only.has('push');
   const wantOneRoom = k.only.has('oneroom');
+  const wantE2e = k.only.has('e2e');
   let oneRoom: import('./one-room.js').OneRoomResult | undefined;
-  if (wantQuery || wantPush || wantOneRoom) {
+  let e2e: import('./e2e.js').E2eResult | undefined;
+  if (wantQuery || wantPush || wantOneRoom || wantE2e) {
     const { startOurs, startPeerSubject, WARM_CALLS_PER_ROUND } = await import('./subjects.js');
     const { queryOurs, queryPeer } = await import('./query.js');
     const { SIZES, bridgedRoomOurs, bridgedRoomPeer, pushOurs, pushPeer, transactions } = await import('./push.js');
@@ -81,11 +92,12 @@ async function main(): Promise<void> {
     const pushes: PushResult[] = [];
     const pushWarmup = k.quick ? 20 : 100;
 
-    log(`   starting DynamoDB Local (and warming it up: ${k.dynamoWarmRounds * WARM_CALLS_PER_ROUND} calls) and a fake HS for ours ...`);
+    log(`   starting DynamoDB Local (and warming it up: ${k.dynamoWarmRounds * WARM_CALLS_PER_ROUND} calls), the local SQS server and a fake HS for ours ...`);
     const ours = await startOurs(k.dynamoWarmRounds);
     try {
       if (wantQuery) {
         for (const kind of ['user', 'alias'] as const) {
+          mark(`2. ${kind} query, ours`);
           log(`2. ${kind} query, ours: ${k.warmup} warm-up + ${k.queries} measured calls ...`);
           queries.push(await queryOurs(ours, kind, k.queries, k.warmup));
         }
@@ -93,15 +105,24 @@ async function main(): Promise<void> {
       if (wantPush) {
         const room = await bridgedRoomOurs(ours);
         for (const size of SIZES) {
+          mark(`3. push ${size}, ours`);
           log(`3. push ${size} event(s)/txn, ours: ${k.pushTxns[size]} transactions ...`);
           pushes.push(await pushOurs(ours, room, size, k.pushTxns[size] ?? 1, pushWarmup));
         }
       }
       if (wantOneRoom) {
-        // Ours only (the peers have no parked rooms to compare); its own rooms, after 2. and 3.
+        // Ours only (the peers have no delivery queue to compare); its own rooms, after 2. and 3.
         const { oneRoomOurs } = await import('./one-room.js');
+        mark('5. one room failing');
         oneRoom = await oneRoomOurs(ours, k.oneRoom, log);
       }
+      if (wantE2e) {
+        // Ours only: push + queue + deliver against a network that takes its time; its own rooms.
+        const { e2eOurs } = await import('./e2e.js');
+        mark('6. end to end');
+        e2e = await e2eOurs(ours, k.e2e, log);
+      }
+      if (ours.eventSourceErrors()) log(`WARNING: the event source met ${ours.eventSourceErrors()} errors (a receive or delete that failed, or a deliver invocation that threw)`);
     } finally {
       await ours.stop();
     }
@@ -109,6 +130,7 @@ async function main(): Promise<void> {
       // A fresh process (and fake HS) for each part: the push benchmark must not inherit the
       // 2,600 users and rooms the queries leave in the peer's stores (nedb scans grow with them).
       if (wantQuery) {
+        mark(`2. queries, ${PEER_NAMES[p]}`);
         log(`   starting ${PEER_NAMES[p]} (own process) and its fake HS ...`);
         const peer = await startPeerSubject(p);
         try {
@@ -121,6 +143,7 @@ async function main(): Promise<void> {
         }
       }
       if (wantPush) {
+        mark(`3. push, ${PEER_NAMES[p]}`);
         log(`   starting a fresh ${PEER_NAMES[p]} and its fake HS ...`);
         const peer = await startPeerSubject(p);
         try {
@@ -139,6 +162,7 @@ async function main(): Promise<void> {
     const failures = [...queries.filter((q) => q.errors), ...pushes.filter((q) => q.errors)];
     for (const f of failures) log(`WARNING: ${f.subject} had ${f.errors} failed calls in ${'kind' in f ? `${f.kind} query` : `push ${f.size}`}`);
     if (oneRoom?.errors) log(`WARNING: ours had ${oneRoom.errors} errors in the one-room-failing run`);
+    if (e2e?.errors) log(`WARNING: ours had ${e2e.errors} errors in the end-to-end run`);
 
     if (wantQuery) {
       results.query = queries;
@@ -177,7 +201,7 @@ async function main(): Promise<void> {
     }
     if (wantPush) {
       results.push = pushes;
-      const section = '3. push throughput: m.room.message events from a Matrix user into a bridged room, no-op network';
+      const section = '3. push throughput: m.room.message events from a Matrix user into a bridged room, no-op network; ours: until answered (events queued), peers: until handled';
       const of = (s: 'ours' | PeerKind, size: number) => pushes.find((q) => q.subject === s && q.size === size);
       for (const size of SIZES) {
         rows.push({ section, metric: `${size} ev/txn: events/s`, unit: 'ev/s', ours: of('ours', size)?.eventsPerSec ?? NaN, peers: Object.fromEntries(k.peers.map((p) => [p, of(p, size)?.eventsPerSec ?? NaN])), better: 'higher' });
@@ -185,9 +209,9 @@ async function main(): Promise<void> {
         const o = of('ours', size);
         rows.push({
           section,
-          metric: `${size} ev/txn: mean per txn; ours less its DynamoDB time`,
+          metric: `${size} ev/txn: mean per txn; ours less its DynamoDB and SQS time`,
           unit: 'ms',
-          ours: (o?.txnMs.mean ?? NaN) - (o?.dynamo?.msPerTxn ?? NaN),
+          ours: (o?.txnMs.mean ?? NaN) - (o?.dynamo?.msPerTxn ?? NaN) - (o?.sqs?.msPerTxn ?? NaN),
           peers: Object.fromEntries(k.peers.map((p) => [p, of(p, size)?.txnMs.mean ?? NaN])),
           better: 'lower',
         });
@@ -200,13 +224,47 @@ async function main(): Promise<void> {
           better: '',
         });
       }
-      const { PRICES, pushCost, queryCost } = await import('./cost.js');
-      const bodyBytes = new Map<number, number>(SIZES.map((s) => [s, transactions('!room:example.org', s, 1)[0]?.body.length ?? 0]));
-      const cost = [...pushCost(pushes, bodyBytes, [1, 10, 100]), ...(wantQuery ? queryCost(queries) : [])];
-      results.cost = { prices: PRICES, estimates: cost };
-      for (const c of cost) {
-        rows.push({ section: `4. cost on paper (ours; ${PRICES.region} list prices assumed on ${PRICES.assumedOn}, see below)`, metric: c.workload, unit: 'USD', ours: round(c.total, 3), peers: {}, better: 'lower' });
+      const { BEFORE } = await import('./before.js');
+      const latencySection = `3a. push latency, ours: what the homeserver waits per transaction, now (claim + enqueue + done) vs ${BEFORE.label}, recorded ${BEFORE.recordedOn}`;
+      for (const size of SIZES) {
+        const o = of('ours', size);
+        const before = BEFORE.push[size];
+        if (!o || !before) continue;
+        rows.push({ section: latencySection, metric: `${size} ev/txn: p50 now / before`, unit: 'ms', ours: `${fmtMs(o.txnMs.p50)} / ${fmtMs(before.p50)}`, peers: {}, better: '' });
+        rows.push({ section: latencySection, metric: `${size} ev/txn: mean now / before`, unit: 'ms', ours: `${fmtMs(o.txnMs.mean)} / ${fmtMs(before.mean)}`, peers: {}, better: '' });
+        rows.push({ section: latencySection, metric: `${size} ev/txn: p50 now ÷ before`, unit: '×', ours: o.txnMs.p50 / before.p50, peers: {}, better: 'lower' });
+        for (const p of k.peers) {
+          const peerNow = of(p, size)?.txnMs.p50 ?? NaN;
+          const peerBefore = BEFORE.machine.peersPushP50[p]?.[size] ?? NaN;
+          rows.push({ section: latencySection, metric: `${size} ev/txn: ours ÷ ${PEER_NAMES[p]} p50, now / before`, unit: '×', ours: `${round(o.txnMs.p50 / peerNow, 1)} / ${round(before.p50 / peerBefore, 1)}`, peers: {}, better: '' });
+        }
       }
+      // The machine: DynamoDB Local's time per call in push (the same two or three kinds of calls), now and in the recorded run.
+      const o1 = of('ours', 1);
+      if (o1?.dynamo) {
+        rows.push({ section: latencySection, metric: 'machine speed: DynamoDB Local ms per call (push, 1 ev/txn), now / before', unit: 'ms', ours: `${fmtMs(o1.dynamo.msPerTxn / o1.dynamo.callsPerTxn)} / ${fmtMs(BEFORE.machine.dynamoMsPerCall)}`, peers: {}, better: '' });
+      }
+      const perEventSection = '3b. requests per event, ours (push + deliver; DynamoDB writes are push\'s, the deliver function makes none)';
+      for (const size of SIZES) {
+        const o = of('ours', size);
+        if (!o?.dynamo || !o.sqs || !o.deliver) continue;
+        const sqsPush = o.sqs.billedPerTxn / size;
+        const sqsDeliver = o.deliver.eventSource.billedPerEvent + o.deliver.bridge.billedPerEvent;
+        rows.push({ section: perEventSection, metric: `${size} ev/txn: SQS requests/event, push + event source = total`, unit: 'req', ours: `${round(sqsPush, 3)} + ${round(sqsDeliver, 3)} = ${round(sqsPush + sqsDeliver, 3)}`, peers: {}, better: '' });
+        rows.push({ section: perEventSection, metric: `${size} ev/txn: DynamoDB writes/event (WRU)`, unit: 'WRU', ours: o.dynamo.wruPerTxn / size, peers: {}, better: 'lower' });
+        rows.push({ section: perEventSection, metric: `${size} ev/txn: deliver invocations/event`, unit: 'inv', ours: 1 / o.deliver.eventsPerInvocation, peers: {}, better: 'lower' });
+      }
+      const { PRICES, eventCost, queryCost } = await import('./cost.js');
+      const bodyBytes = new Map<number, number>(SIZES.map((s) => [s, transactions('!room:example.org', s, 1)[0]?.body.length ?? 0]));
+      const events = eventCost(pushes, bodyBytes, [1, 10, 100]);
+      const queriesCost = wantQuery ? queryCost(queries) : [];
+      results.cost = { prices: PRICES, events, queries: queriesCost };
+      const costSection = `4. cost on paper (ours; ${PRICES.region} list prices assumed on ${PRICES.assumedOn}, see below)`;
+      for (const c of events) {
+        rows.push({ section: costSection, metric: `${c.workload}: now (push + deliver)`, unit: 'USD', ours: round(c.total, 3), peers: {}, better: 'lower' });
+        if (c.before !== undefined) rows.push({ section: costSection, metric: `${c.workload}: ${BEFORE.label}`, unit: 'USD', ours: c.before, peers: {}, better: 'lower' });
+      }
+      for (const c of queriesCost) rows.push({ section: costSection, metric: c.workload, unit: 'USD', ours: round(c.total, 3), peers: {}, better: 'lower' });
     }
   }
 
@@ -215,35 +273,131 @@ async function main(): Promise<void> {
     results.oneRoom = oneRoom;
     rows.push(...oneRoomRows(oneRoom));
   }
+  if (e2e) {
+    const { e2eRows } = await import('./e2e.js');
+    results.e2e = e2e;
+    rows.push(...e2eRows(e2e));
+  }
+  // The cost of a slow network (6.): the deliver function waits for it, as push did before.
+  const costResults = results.cost as { events: Array<import('./cost.js').EventCost> } | undefined;
+  const noOp = (results.push as Array<import('./push.js').PushResult> | undefined)?.find((p) => p.subject === 'ours' && p.size === 1)?.deliver;
+  const quiet = e2e?.summaries.find((x) => x.mode === 'one at a time');
+  if (costResults && e2e && noOp && quiet) {
+    const { slowNetworkDeliverCost } = await import('./cost.js');
+    (costResults as Record<string, unknown>).slowNetwork = slowNetworkDeliverCost(quiet, e2e.networkMs, noOp);
+  }
+  results.before = (await import('./before.js')).BEFORE;
 
   results.table = rows;
+  // The recorded run of the parking design (its meta, printed table and cost, without raw samples),
+  // carried from one results.json to the next so that it is never lost with a new run.
+  const previous = join(BENCH_DIR, 'results.json');
+  if (existsSync(previous)) {
+    try {
+      const recorded = (JSON.parse(readFileSync(previous, 'utf8')) as { beforeRecorded?: unknown }).beforeRecorded;
+      if (recorded) results.beforeRecorded = recorded;
+    } catch {
+      log('WARNING: the previous bench/results.json could not be read; its beforeRecorded figures are not carried over');
+    }
+  }
   results.durationS = round((Date.now() - started) / 1000, 1);
+  (results.meta as Record<string, unknown>).loadAverageAtEnd = loadavg().map((l) => round(l, 2));
+  (results.meta as Record<string, unknown>).loadByPart = loadByPart;
   writeFileSync(join(BENCH_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 
   const out: string[] = [];
   out.push(`matrix-appservice-lambda benchmarks — ${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}${k.quick ? ', QUICK' : ''}`);
+  const meta = results.meta as { loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  out.push(`load average (1/5/15 min) at start ${meta.loadAverageAtStart.join(' / ')}, at end ${meta.loadAverageAtEnd.join(' / ')} on ${cpus().length} cores`);
+  if (loadByPart.length) out.push(`1-minute load as each part began: ${loadByPart.map((l) => `${l.part} ${l.load1}`).join('; ')}`);
   out.push(`peers: ${Object.entries(peerVersions).map(([n, v]) => `${n} ${v}`).join(', ') || 'none'}; ↓ lower is better, ↑ higher is better; ratio = ours/peer`);
   out.push('');
   out.push(renderTable(rows, k.peers));
-  const cost = (results.cost as { prices: typeof import('./cost.js').PRICES; estimates: Array<import('./cost.js').CostEstimate> } | undefined) ?? undefined;
+  const cost = results.cost as
+    | { prices: typeof import('./cost.js').PRICES; events: Array<import('./cost.js').EventCost>; queries: Array<import('./cost.js').CostEstimate>; slowNetwork?: import('./cost.js').CostEstimate }
+    | undefined;
   if (cost) {
+    const { BEFORE } = await import('./before.js');
+    const { usdPerMillionEventsPerWaitMs } = await import('./cost.js');
     const p = cost.prices;
+    const estimateLines = (c: import('./cost.js').CostEstimate, indent: string) => {
+      out.push(`${indent}${c.workload}: $${c.total.toFixed(3)}  (${Math.round(c.invocations).toLocaleString('en-US')} invocations, ${c.billedMs} ms billed each)`);
+      for (const l of c.lines) out.push(`${indent}   ${l.item.padEnd(32)} $${l.usd.toFixed(4).padStart(8)}   ${l.basis}`);
+    };
     out.push('');
     out.push(`4. Cost on paper, ours (USD). Prices: ${p.region}, assumed on ${p.assumedOn}: Lambda ${p.lambda.architecture} $${p.lambda.perGbSecond}/GB-s at ${p.lambda.memoryMb} MB + $${p.lambda.perMillionRequests}/M requests;`);
-    out.push(`   HTTP API $${p.httpApi.perMillionRequests}/M requests (per 512 KB); DynamoDB on-demand $${p.dynamodb.perMillionWru}/M WRU, $${p.dynamodb.perMillionRru}/M RRU; CloudWatch Logs $${p.cloudwatchLogs.perGbIngested}/GB ingested.`);
-    for (const c of cost.estimates) {
-      out.push(`   ${c.workload}: $${c.total.toFixed(3)}  (${Math.round(c.invocations).toLocaleString('en-US')} invocations, ${c.billedMs} ms billed each)`);
-      for (const l of c.lines) out.push(`      ${l.item.padEnd(32)} $${l.usd.toFixed(4).padStart(8)}   ${l.basis}`);
+    out.push(`   HTTP API $${p.httpApi.perMillionRequests}/M requests (per 512 KB); DynamoDB on-demand $${p.dynamodb.perMillionWru}/M WRU, $${p.dynamodb.perMillionRru}/M RRU; SQS ${p.sqs.queue} $${p.sqs.perMillionRequests}/M requests (per 64 KiB);`);
+    out.push(`   CloudWatch Logs $${p.cloudwatchLogs.perGbIngested}/GB ingested. "Before": ${BEFORE.label}, recorded ${BEFORE.recordedOn} (push delivered inline; no queue).`);
+    for (const c of cost.events) {
+      out.push(
+        `   ${c.workload}: $${c.total.toFixed(3)} now (push $${c.push.total.toFixed(3)} + deliver $${c.deliver.total.toFixed(3)})` +
+          (c.before !== undefined ? `; before $${c.before.toFixed(3)} (now ÷ before ${(c.total / c.before).toFixed(2)})` : ''),
+      );
+      estimateLines(c.push, '      ');
+      estimateLines(c.deliver, '      ');
     }
+    if (cost.slowNetwork) {
+      const one = cost.events.find((c) => c.size === 1);
+      const s = cost.slowNetwork;
+      out.push(`   With a network that takes ${e2e?.networkMs ?? '?'} ms a message (from 6.), the deliver function's duration is mostly that wait:`);
+      estimateLines(s, '      ');
+      if (one) {
+        const waitUsd = usdPerMillionEventsPerWaitMs * (e2e?.networkMs ?? 0);
+        out.push(
+          `      → 1 event/transaction with that network: push $${one.push.total.toFixed(3)} + deliver $${s.total.toFixed(3)} = $${(one.push.total + s.total).toFixed(3)} per million events; ` +
+            `before, push itself waited for the network, inline: ≈ $${((one.before ?? NaN) + waitUsd).toFixed(3)} ($${(one.before ?? NaN).toFixed(3)} + ${e2e?.networkMs} ms × $${usdPerMillionEventsPerWaitMs.toFixed(5)} per ms per million; an estimate, not measured)`,
+        );
+      }
+    }
+    for (const c of cost.queries) estimateLines(c, '   ');
+  }
+  if (wantPushDetail(results)) {
+    out.push('');
+    out.push(renderPushDetail(results.push as Array<import('./push.js').PushResult>));
   }
   if (oneRoom) {
     const { renderOneRoom } = await import('./one-room.js');
     out.push('');
     out.push(renderOneRoom(oneRoom));
   }
+  if (e2e) {
+    const { renderE2e } = await import('./e2e.js');
+    out.push('');
+    out.push(renderE2e(e2e));
+  }
   out.push('');
   out.push(`took ${results.durationS} s; written to bench/results.json`);
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+const fmtMs = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+const wantPushDetail = (results: Record<string, unknown>) => Array.isArray(results.push) && (results.push as Array<{ subject: string }>).some((p) => p.subject === 'ours');
+
+/** 3., ours in detail: where the push's time goes, and what the deliver function did with its events. */
+function renderPushDetail(pushes: Array<import('./push.js').PushResult>): string {
+  const out: string[] = ['3. Push, ours in detail: the answer (what the homeserver waits), its DynamoDB and SQS calls; then, untimed, the deliver function on those events.'];
+  const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '—');
+  const calls = (c: Record<string, number>) =>
+    Object.entries(c)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ×${f(v, v >= 10 ? 0 : 2)}`)
+      .join(', ') || 'none';
+  for (const o of pushes.filter((p) => p.subject === 'ours')) {
+    const d = o.deliver;
+    out.push(
+      `   ${o.size} ev/txn: answered p50 ${f(o.txnMs.p50)} ms, mean ${f(o.txnMs.mean)} ms (DynamoDB ${f(o.dynamo?.msPerTxn ?? NaN)} ms: ${o.dynamo?.calls.join(', ') ?? '—'}; ` +
+        `SQS ${f(o.sqs?.msPerTxn ?? NaN)} ms: ${calls(o.sqs?.calls ?? {})}, ${f(o.sqs?.billedPerTxn ?? NaN)} billed); fresh copy: ${o.dynamo?.coldCache.calls.join(', ') ?? '—'}`,
+    );
+    if (d) {
+      out.push(
+        `      deliver: ${d.delivered} of ${d.events} events at the network, ${d.invocations} invocations (${f(d.eventsPerInvocation)} events each, ${f(d.invocationMs.mean)} ms mean, ${f(d.invocationMs.p99)} ms p99), ` +
+          `${d.failedRecords} records reported failed; SQS per event: event source ${calls(d.eventSource.callsPerEvent)}, function ${calls(d.bridge.callsPerEvent)}; ` +
+          `the local event source's own calls, left out: ${calls(d.eventSource.extras)} in all`,
+      );
+    }
+  }
+  return out.join('\n');
 }
 
 main().then(

@@ -1,25 +1,37 @@
 /**
  * The subjects under measurement, set up once per run:
  * - ours: the functions imported in this process and invoked the way API Gateway invokes them
- *   (test/support/lambda.ts), against DynamoDB Local and a fake HS of our own;
+ *   (test/support/lambda.ts), against DynamoDB Local and a fake HS of our own; the delivery queue
+ *   is the local SQS server npm start and the tests use (lib/local/queue.ts, in this process), and
+ *   the deliver function runs on the same SQS event-source emulation (lib/local/sqs-event-source.ts)
+ *   with the deployed batch size and maximum concurrency (lib/defaults.ts DELIVERY);
  * - each peer: a minimal AS on that framework, in its own `node` process, reached over its HTTP
  *   listener, against a fake HS of its own.
  * Every fake HS answers at once (no spec checks, no delays); the network knows every ID.
  */
 import { randomUUID } from 'node:crypto';
+import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { DELIVERY } from '../lib/defaults.js';
 import { startDynamoLocal } from '../lib/local/dynamodb.js';
 import type { LocalDynamo } from '../lib/local/dynamodb.js';
 import { createLocalTable } from '../lib/local/table.js';
+import { startLocalQueues } from '../lib/local/queue.js';
+import type { LocalQueues } from '../lib/local/queue.js';
+import { sqsEventSource } from '../lib/local/sqs-event-source.js';
+import type { SqsEventSource } from '../lib/local/sqs-event-source.js';
 import { setLogSink } from '../lib/log.js';
 import type { Bridge } from '../lib/bridge/runtime.js';
+import { sqsClient, sqsQueue } from '../lib/queue/sqs.js';
 import { tableOf } from '../lib/store/index.js';
 import { startFakeHs } from '../test/support/fake-hs.js';
 import type { FakeHs } from '../test/support/fake-hs.js';
-import { invoke } from '../test/support/lambda.js';
+import { invoke, lambdaContext } from '../test/support/lambda.js';
 import type { Invoke, Reply } from '../test/support/lambda.js';
-import { startPeer } from './lib.js';
+import { now, startPeer } from './lib.js';
 import type { PeerKind, PeerProcess } from './lib.js';
 
 export const AS_TOKEN = 'bench-as-token-0123456789abcdef';
@@ -117,6 +129,122 @@ export function countDynamo(doc: DynamoDBDocumentClient): DynamoCounter {
   return counter;
 }
 
+// ------------------------------------------------------------------ SQS accounting
+
+/** SQS bills each request per started 64 KiB of its payload (a batch of 10 small messages is 1 request). */
+export const SQS_CHUNK_BYTES = 64 * 1024;
+
+export interface SqsTally {
+  /** Calls by command name (SendMessageBatchCommand, ReceiveMessageCommand, ...). */
+  calls: Record<string, number>;
+  /** Requests as SQS bills them: per call, one per started 64 KiB of its messages' payload. */
+  billed: number;
+  /** The same by command (a ReceiveMessage that returned nothing is not in here: see emptyReceives). */
+  billedBy: Record<string, number>;
+  /** ReceiveMessage calls that returned nothing (an idle poller's; not a per-event cost). */
+  emptyReceives: number;
+  /** Messages sent (SendMessage/SendMessageBatch entries) and received. */
+  sent: number;
+  received: number;
+  /** Time inside SQS calls, client side (marshalling, HTTP, the local server in this process), ms. */
+  ms: number;
+  errors: number;
+}
+
+export interface SqsCounter {
+  tally: SqsTally;
+  reset(): SqsTally;
+  totalCalls(): number;
+}
+
+const bytes = (s: string | undefined) => (s ? Buffer.byteLength(s) : 0);
+type Attrs = Record<string, { StringValue?: string; DataType?: string } | undefined> | undefined;
+/** A message's payload as SQS sizes it: its body and its message attributes (names, types, values). */
+const payloadOf = (body: string | undefined, attrs: Attrs) =>
+  bytes(body) + Object.entries(attrs ?? {}).reduce((n, [k, v]) => n + bytes(k) + bytes(v?.DataType) + bytes(v?.StringValue), 0);
+
+/**
+ * Counts every call an SQS client makes, from the SDK's own middleware stack (as countDynamo does for
+ * DynamoDB), with the requests SQS would bill: one per call and per started 64 KiB of the messages
+ * it carries (sent, or received).
+ */
+export function countSqs(client: SQSClient): SqsCounter {
+  const fresh = (): SqsTally => ({ calls: {}, billed: 0, billedBy: {}, emptyReceives: 0, sent: 0, received: 0, ms: 0, errors: 0 });
+  const counter: SqsCounter = {
+    tally: fresh(),
+    reset() {
+      const t = counter.tally;
+      counter.tally = fresh();
+      return t;
+    },
+    totalCalls: () => Object.values(counter.tally.calls).reduce((a, b) => a + b, 0),
+  };
+  client.middlewareStack.add(
+    (next, ctx) => async (args) => {
+      const name = String(ctx.commandName);
+      const t = counter.tally;
+      t.calls[name] = (t.calls[name] ?? 0) + 1;
+      const input = args.input as { Entries?: Array<{ MessageBody?: string; MessageAttributes?: Attrs }>; MessageBody?: string; MessageAttributes?: Attrs };
+      let payload = 0;
+      if (name === 'SendMessageBatchCommand') {
+        for (const e of input.Entries ?? []) payload += payloadOf(e.MessageBody, e.MessageAttributes);
+        t.sent += input.Entries?.length ?? 0;
+      } else if (name === 'SendMessageCommand') {
+        payload += payloadOf(input.MessageBody, input.MessageAttributes);
+        t.sent++;
+      }
+      const started = performance.now();
+      let empty = false;
+      try {
+        const out = await next(args);
+        if (name === 'ReceiveMessageCommand') {
+          const messages = (out.output as { Messages?: Array<{ Body?: string; MessageAttributes?: Attrs }> }).Messages ?? [];
+          empty = !messages.length;
+          if (empty) t.emptyReceives++;
+          t.received += messages.length;
+          for (const m of messages) payload += payloadOf(m.Body, m.MessageAttributes);
+        }
+        return out;
+      } catch (e) {
+        t.errors++;
+        throw e;
+      } finally {
+        t.ms += performance.now() - started;
+        const billed = Math.max(1, Math.ceil(payload / SQS_CHUNK_BYTES));
+        t.billed += billed;
+        if (!empty) t.billedBy[name] = (t.billedBy[name] ?? 0) + billed;
+      }
+    },
+    { step: 'initialize', name: 'benchCountSqs' },
+  );
+  return counter;
+}
+
+/**
+ * What Lambda's event source mapping would be billed for, of the local event source's calls: the
+ * receives that brought messages, and the deletes of what the function delivered. The rest is the
+ * emulation's own (GetQueueAttributes before each receive, for local-aws-sqs; a receive that found
+ * nothing; hiding a batch whose invocation threw, where Lambda lets the visibility timeout run out):
+ * an idle poller's cost, paid by the hour, or nothing on AWS.
+ */
+export const EVENT_SOURCE_BILLED = ['ReceiveMessageCommand', 'DeleteMessageBatchCommand'] as const;
+export const eventSourceBilled = (t: SqsTally) => EVENT_SOURCE_BILLED.reduce((n, c) => n + (t.billedBy[c] ?? 0), 0);
+/** Those calls by name (receives that brought messages only). */
+export const eventSourceCalls = (t: SqsTally): Record<string, number> => Object.fromEntries(EVENT_SOURCE_BILLED.map((c) => [c, t.billedBy[c] ?? 0]));
+/** The emulation's other calls by name, empty receives included. */
+export const eventSourceExtras = (t: SqsTally): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(t.calls)) {
+    const extra = (EVENT_SOURCE_BILLED as readonly string[]).includes(k) ? (k === 'ReceiveMessageCommand' ? t.emptyReceives : 0) : v;
+    if (extra) out[k === 'ReceiveMessageCommand' ? 'ReceiveMessage (empty)' : k] = extra;
+  }
+  return out;
+};
+
+/** Calls by name, with the count per unit given (e.g. per transaction, per event). */
+export const callsPer = (calls: Record<string, number>, n: number): Record<string, number> =>
+  Object.fromEntries(Object.entries(calls).map(([k, v]) => [k.replace(/Command$/, ''), v / n]));
+
 // ------------------------------------------------------------------ DynamoDB Local warm-up
 
 /**
@@ -157,6 +285,18 @@ export async function warmDynamo(doc: DynamoDBDocumentClient, tableName: string,
 
 export type FunctionName = 'user-query' | 'room-query' | 'push';
 type Handler = Parameters<typeof invoke>[0];
+type DeliverHandler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => Promise<SQSBatchResponse | undefined>;
+
+/** One invocation of the deliver function by the event source. */
+export interface DeliverInvocation {
+  /** performance.now() when it started. */
+  at: number;
+  records: number;
+  /** Handler time, ms. */
+  ms: number;
+  /** Records it reported failed (partial batch response), or all of them when it threw. */
+  failed: number;
+}
 
 export interface Ours {
   hs: FakeHs;
@@ -164,6 +304,26 @@ export interface Ours {
   tableName: string;
   bridge: Bridge;
   dynamoCounter: DynamoCounter;
+  /** The local SQS server and its two queues (lib/local/queue.ts). */
+  queues: LocalQueues;
+  /**
+   * SQS calls the bridge makes: push's SendMessageBatch, and the deliver function's own calls
+   * (ChangeMessageVisibilityBatch for a retry, SendMessage to the dead-letter queue).
+   */
+  sqsCounter: SqsCounter;
+  /** SQS calls of the event source, i.e. what Lambda's event source mapping makes: ReceiveMessage, DeleteMessageBatch. */
+  eventSourceSqs: SqsCounter;
+  /** The deliver function on the event source, with the deployed batch size and maximum concurrency. */
+  events: SqsEventSource;
+  /** The deliver function's invocations since the last call (they are then forgotten). */
+  takeInvocations(): DeliverInvocation[];
+  /** Errors the event source met (a receive or delete that failed, a deliver invocation that threw). */
+  eventSourceErrors: () => number;
+  /**
+   * The event source until the queue shows nothing more (as test/support/as.ts `deliver`); with
+   * `retryNow`, messages hidden for a retry are handed out again first, as if their backoff had passed.
+   */
+  deliver(opts?: { retryNow?: boolean }): Promise<number>;
   /** Bytes our functions logged (JSON lines), for the CloudWatch Logs line of the cost. */
   logBytes: () => number;
   /** Messages handed to the (no-op) network. */
@@ -186,15 +346,18 @@ async function setUpOurs(dynamo: LocalDynamo, warmRounds: number): Promise<Ours>
   const tableName = `bench-${randomUUID()}`;
   await createLocalTable(dynamo.endpoint, tableName);
   const hs = await fakeHs();
+  let queues: LocalQueues | undefined;
   try {
-    return await wireOurs(dynamo, tableName, hs, warmRounds);
+    queues = await startLocalQueues({ stage: `bench${process.pid}` });
+    return await wireOurs(dynamo, tableName, hs, queues, warmRounds);
   } catch (e) {
+    await queues?.stop();
     await hs.close();
     throw e;
   }
 }
 
-async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, warmRounds: number): Promise<Ours> {
+async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, queues: LocalQueues, warmRounds: number): Promise<Ours> {
   Object.assign(process.env, {
     HOMESERVER_URL: hs.url,
     HOMESERVER_NAME: DOMAIN,
@@ -202,6 +365,9 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, warm
     HS_TOKEN,
     TABLE_NAME: tableName,
     DYNAMODB_ENDPOINT: dynamo.endpoint,
+    QUEUE_URL: queues.queueUrl,
+    DEAD_LETTER_QUEUE_URL: queues.deadLetterQueueUrl,
+    SQS_ENDPOINT: queues.endpoint,
     USER_PREFIX: PREFIX,
     SENDER_LOCALPART: 'ircbot',
     NETWORK: 'open',
@@ -217,6 +383,7 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, warm
     'room-query': (await import('../functions/room-query.js')).handler as unknown as Handler,
     push: (await import('../functions/push.js')).handler as unknown as Handler,
   };
+  const deliverHandler = (await import('../functions/deliver.js')).handler as unknown as DeliverHandler;
   const { getBridge } = await import('../lib/bridge/runtime.js');
   const bridge = await getBridge();
   // The no-op network: lookups stay the open network's (every ID exists), deliveries go nowhere.
@@ -227,6 +394,54 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, warm
       delivered++;
     },
   };
+  // The bridge's SQS calls, counted: its outbox and delivery queue are the project's own sqsQueue()
+  // over a client from its own sqsClient() (what runtime.ts makes), with a counting middleware; the
+  // client runtime.ts made is left unused.
+  const bridgeSqs = sqsClient(bridge.config.queue.endpoint);
+  const sqsCounter = countSqs(bridgeSqs);
+  const counted = sqsQueue({ queueUrl: bridge.config.queue.url, deadLetterQueueUrl: bridge.config.queue.deadLetterUrl, client: bridgeSqs });
+  bridge.outbox = counted.outbox;
+  bridge.deliveryQueue = counted.delivery;
+  const eventSourceSqs = countSqs(queues.client);
+
+  let invocations: DeliverInvocation[] = [];
+  let eventSourceErrors = 0;
+  const events = sqsEventSource({
+    client: queues.client,
+    queueUrl: queues.queueUrl,
+    queueArn: queues.queueArn,
+    batchSize: DELIVERY.BATCH_SIZE,
+    concurrency: DELIVERY.MAX_CONCURRENCY,
+    invoke: async (event) => {
+      const at = now();
+      try {
+        const r = await deliverHandler(event, lambdaContext(60_000));
+        invocations.push({ at, records: event.Records.length, ms: now() - at, failed: r?.batchItemFailures?.length ?? 0 });
+        return r;
+      } catch (e) {
+        invocations.push({ at, records: event.Records.length, ms: now() - at, failed: event.Records.length });
+        throw e;
+      }
+    },
+    onError: () => {
+      eventSourceErrors++;
+    },
+  });
+  const deliver = async (opts: { retryNow?: boolean } = {}) => {
+    if (opts.retryNow) {
+      const hidden = events.hiddenReceipts();
+      for (let i = 0; i < hidden.length; i += 10) {
+        await queues.client.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: queues.queueUrl,
+            Entries: hidden.slice(i, i + 10).map((ReceiptHandle, j) => ({ Id: String(j), ReceiptHandle, VisibilityTimeout: 0 })),
+          }),
+        );
+      }
+    }
+    return events.pollUntilEmpty();
+  };
+
   const { doc } = tableOf(bridge.store)!;
   await warmDynamo(doc, tableName, warmRounds);
   const dynamoCounter = countDynamo(doc);
@@ -236,10 +451,24 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, warm
     tableName,
     bridge,
     dynamoCounter,
+    queues,
+    sqsCounter,
+    eventSourceSqs,
+    events,
+    takeInvocations: () => {
+      const out = invocations;
+      invocations = [];
+      return out;
+    },
+    eventSourceErrors: () => eventSourceErrors,
+    deliver,
     logBytes: () => logBytes,
     delivered: () => delivered,
     call: (fn, req) => invoke(handlers[fn], { ...req, headers: { authorization: `Bearer ${HS_TOKEN}`, ...req.headers } }),
     async stop() {
+      await events.stop();
+      bridgeSqs.destroy();
+      await queues.stop();
       await hs.close();
       doc.destroy();
       await dynamo.stop();

@@ -84,6 +84,7 @@ test('order within a room holds across a failure: the failed event and the rest 
   assert.deepEqual(delivered(remote), ['a', 'b', 'c']);
   assert.equal(attempts(events[0]!.event_id), 3);
   assert.deepEqual(statuses(room, events[0]!.event_id), ['PENDING', 'SUCCESS'], 'the sender is told once that it waits, and once that it went');
+  assert.deepEqual(statuses(room, events[2]!.event_id), ['PENDING', 'SUCCESS'], 'so is the sender of a message waiting behind it');
 });
 
 test('a failing room never delays another', async () => {

@@ -62,6 +62,10 @@ export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[],
         const rest = room.slice(i);
         failed.push(...rest.map((e) => e.messageId));
         counts.retried += rest.length;
+        // Their senders learn that they wait too, the first time they are held back.
+        for (const e of rest.slice(1)) {
+          if (e.receiveCount === 1 && Date.now() < deadline) await sendStatus(b, { roomId: e.roomId, eventId: e.eventId, sender: e.sender, type: 'm.room.message' }, 'PENDING', deadline);
+        }
         await b.deliveryQueue.retryLater(rest.map((e) => e.receipt), outcome.retryInMs).catch((err) =>
           // They come back after the queue's visibility timeout instead.
           b.log.warn('could not set when a failed delivery is tried again', { roomId: room[i]!.roomId, err }),

@@ -228,6 +228,10 @@ export async function adoptAlias(
  * our lookup is never refused, and our lookup never makes a room.
  */
 export async function isOurOwnLookup(b: Bridge, alias: RoomAlias, deadline: number): Promise<boolean> {
+  // A read first: a conditional write is billed even when its condition fails, and most alias
+  // queries come with no lookup of ours under way.
+  const under = await b.store.getAliasLookup(alias);
+  if (under?.state !== 'asking' || under.until < b.now()) return false;
   const count = await b.store.countAliasQuery(alias, b.now());
   if (count === undefined || count >= 2) return false;
   const waitUntil = Math.min(Date.now() + SECOND_QUERY_MS, deadline);

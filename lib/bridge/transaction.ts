@@ -72,6 +72,14 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
 
   const failed: FailedEvent[] = [];
   const toQueue: QueuedEvent[] = [];
+  const refuseTooLarge = (tooLarge: QueuedEvent[]) => {
+    for (const e of tooLarge) {
+      if (failed.some((f) => f.eventId === e.eventId)) continue;
+      // Only a homeserver that breaks its own 64 KiB limit sends these: never deliverable, so not retried.
+      failed.push({ eventId: e.eventId, reason: 'too large for the delivery queue' });
+      log.warn('an event too large for the delivery queue was not delivered', { eventId: e.eventId, roomId: e.roomId, bytes: e.body.length });
+    }
+  };
   let cursor = lease.cursor;
   try {
     for (; cursor < events.length; cursor++) {
@@ -91,16 +99,11 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
         log.warn('an event was refused for good', { eventId: event.event_id, roomId: event.room_id, reason });
       }
     }
-    const { tooLarge } = await b.outbox.enqueue(toQueue);
-    for (const e of tooLarge) {
-      // Only a homeserver that breaks its own 64 KiB limit sends these: never deliverable, so not retried.
-      failed.push({ eventId: e.eventId, reason: 'too large for the delivery queue' });
-      log.warn('an event too large for the delivery queue was not delivered', { eventId: e.eventId, roomId: e.roomId, bytes: e.body.length });
-    }
+    refuseTooLarge((await b.outbox.enqueue(toQueue)).tooLarge);
   } catch (e) {
     // What was decided before the failure is queued, so the retry can start after it.
     const queuedSoFar = await b.outbox.enqueue(toQueue).then(
-      () => true,
+      (out) => (refuseTooLarge(out.tooLarge), true),
       () => false,
     );
     await recordProgress(b.store, lease, { cursor: queuedSoFar ? cursor : lease.cursor, done: false, failed }).catch((err) =>

@@ -39,6 +39,8 @@ export interface Config {
   network: NetworkConfig;
   /** Public URL the homeserver uses to reach us; only needed for the registration file. */
   asUrl?: string;
+  /** ALIAS_QUERY_WAIT_MS: see lib/bridge/heal.ts isOurOwnLookup. */
+  aliasQueryWaitMs: number;
   /** The SQS FIFO queue that carries events to the network, and its dead-letter queue. */
   queue: QueueConfig;
   /** Delivery through the queue: when to give up on a message, whether the bot says so. */
@@ -206,6 +208,7 @@ export function parseConfig(env: Env): UnresolvedConfig {
     dynamoEndpoint: dynamoEndpoint ? url(env, 'DYNAMODB_ENDPOINT', dynamoEndpoint) : undefined,
     network,
     asUrl: asUrl ? url(env, 'AS_URL', asUrl) : undefined,
+    aliasQueryWaitMs: wholeNumber(env, 'ALIAS_QUERY_WAIT_MS', Number(DEFAULTS.ALIAS_QUERY_WAIT_MS), 100, 15_000),
     queue: {
       url: url(env, 'QUEUE_URL', required(env, 'QUEUE_URL')),
       deadLetterUrl: url(env, 'DEAD_LETTER_QUEUE_URL', required(env, 'DEAD_LETTER_QUEUE_URL')),

@@ -17,6 +17,8 @@ export const DEFAULTS = {
   USER_PREFIX: 'irc_',
   NETWORK: 'open',
   NETWORK_TIMEOUT_MS: '5000',
+  /** How long the alias query, asked while the bridge looks the alias up itself, waits to see whether a user's join asked too. */
+  ALIAS_QUERY_WAIT_MS: '2000',
   /** npm start's port. */
   PORT: '9000',
   LISTEN_HOST: '127.0.0.1',

@@ -18,7 +18,7 @@ import type { RoomAlias } from '../lib/matrix/ids.js';
 const network = await startFakeNetwork();
 after(() => network.close());
 const as = await startAs(
-  { NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '2000' },
+  { NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '2000', ALIAS_QUERY_WAIT_MS: '2000' },
   { maxEventBytes: 65536 },
 );
 const ALICE = '@alice:example.org';
@@ -112,7 +112,7 @@ test('a homeserver that cannot say whether the room exists is an outage: 503, no
   as.hs.aliases.delete(alias);
   as.hs.fail({ match: { method: 'PUT', pathIncludes: '/directory/room/' }, kind: 'status', status: 400, times: 1 });
   as.hs.fail({ match: { pathIncludes: '/state/m.room.member/' }, kind: 'status', status: 502, times: Infinity });
-  const res = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}` });
+  const res = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}`, timeoutMs: 6000 });
   assert.equal(res.status, 503, JSON.stringify(res.body));
   assert.equal((await as.store.getAlias(alias))?.roomId, old, 'the record stands');
   assert.equal(roomsFor(alias).length, 1, 'no second room');

@@ -168,12 +168,6 @@ export const ASK_MS = 15_000;
  * the first message after it (a join needs no lookup: it makes the homeserver ask us).
  */
 export const ABSENT_MS = 60 * 60_000;
-/**
- * How long the first alias query during our own lookup waits for a second. Our lookup makes the
- * homeserver ask exactly once (Synapse does not share concurrent queries); a user's join makes
- * it ask once more. Two queries: someone joined. One: it was our own.
- */
-export const SECOND_QUERY_MS = 2_000;
 const POLL_MS = 100;
 
 /**
@@ -224,7 +218,7 @@ export async function adoptAlias(
  * The alias query, for an alias we have no room for: is this the homeserver asking because of
  * our own lookup (then nobody joined, and no room is made)? Each query during a lookup is
  * counted. A second one means a user's join asked too: the room is made. The first waits up to
- * SECOND_QUERY_MS for a second; alone, it was our lookup's, answered 404. So a join that races
+ * ALIAS_QUERY_WAIT_MS for a second; alone, it was our lookup's, answered 404. So a join that races
  * our lookup is never refused, and our lookup never makes a room.
  */
 export async function isOurOwnLookup(b: Bridge, alias: RoomAlias, deadline: number): Promise<boolean> {
@@ -234,7 +228,9 @@ export async function isOurOwnLookup(b: Bridge, alias: RoomAlias, deadline: numb
   if (under?.state !== 'asking' || under.until < b.now()) return false;
   const count = await b.store.countAliasQuery(alias, b.now());
   if (count === undefined || count >= 2) return false;
-  const waitUntil = Math.min(Date.now() + SECOND_QUERY_MS, deadline);
+  // Our lookup makes the homeserver ask exactly once (Synapse does not share concurrent queries);
+  // a user's join makes it ask once more. The first waits ALIAS_QUERY_WAIT_MS (2 s) for a second.
+  const waitUntil = Math.min(Date.now() + b.config.aliasQueryWaitMs, deadline);
   while (Date.now() + POLL_MS < waitUntil) {
     await sleep(POLL_MS);
     const lookup = await b.store.getAliasLookup(alias);

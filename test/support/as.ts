@@ -88,6 +88,9 @@ export async function startAs(env: Record<string, string> = {}, hsOptions: Parti
     USER_PREFIX: 'irc_',
     SENDER_LOCALPART: 'ircbot',
     NETWORK: 'open',
+    // Shorter than the deployed 2 s: many tests send the first message for a room nobody joined.
+    // test/alias-lookup.test.ts, which races joins against lookups, keeps the default.
+    ALIAS_QUERY_WAIT_MS: '300',
     ...env,
   });
   const logs: string[] = [];

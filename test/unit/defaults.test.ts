@@ -19,7 +19,7 @@ const fallback = (v: string) => /,\s*'?([^',}]*)'?\s*}$/.exec(v)?.[1];
 test('serverless.yml names the service and defaults every setting as lib/defaults.ts does', () => {
   assert.equal(sls.service, SERVICE);
   const env = sls.provider.environment;
-  for (const name of ['HOMESERVER_URL', 'HOMESERVER_NAME', 'AS_ID', 'SENDER_LOCALPART', 'USER_PREFIX', 'NETWORK'] as const) {
+  for (const name of ['HOMESERVER_URL', 'HOMESERVER_NAME', 'AS_ID', 'SENDER_LOCALPART', 'USER_PREFIX', 'NETWORK', 'ALIAS_QUERY_WAIT_MS'] as const) {
     assert.equal(fallback(env[name]), DEFAULTS[name], name);
   }
   assert.equal(fallback(env.DEAD_LETTER_AFTER_HOURS), String(DELIVERY.DEAD_LETTER_AFTER_HOURS));

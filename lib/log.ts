@@ -65,17 +65,7 @@ export function logger(base: Record<string, unknown> = {}): Logger {
 
 export const log = logger();
 
-/**
- * CloudWatch metrics as a log line (the Embedded Metric Format, what Powertools Metrics writes):
- * Lambda's log agent turns it into metrics an alarm can watch, with no API call and no package.
- */
-export function emitMetrics(namespace: string, values: Record<string, number>, unit = 'Count'): void {
-  const line = {
-    _aws: {
-      Timestamp: Date.now(),
-      CloudWatchMetrics: [{ Namespace: namespace, Dimensions: [[]], Metrics: Object.keys(values).map((Name) => ({ Name, Unit: unit })) }],
-    },
-    ...values,
-  };
-  sink(JSON.stringify(line));
+/** A line that is not a log record (lib/metrics.ts's embedded metrics), through the same sink. */
+export function writeLine(line: string): void {
+  sink(line);
 }

@@ -2,27 +2,42 @@
  * `npm run registration`: prints the registration YAML of a deployed AS to stdout, for the
  * homeserver's app_service_config_files.
  *
- *   AS_URL=https://abc123.execute-api.eu-west-1.amazonaws.com HOMESERVER_NAME=example.org \
- *     npm run --silent registration -- --stage prod > registration.yaml
+ *   npm run --silent registration -- --stage prod > registration.yaml
  *
- * AS_URL (the HTTP API's URL, `npx osls info --stage <stage>` shows it) and HOMESERVER_NAME are
- * required; AS_ID, SENDER_LOCALPART, USER_PREFIX, ALIAS_PREFIX default as in lib/config.ts and must
- * match what the stage was deployed with. AS_TOKEN / HS_TOKEN are used when given (the ones already
- * in SSM); otherwise new ones are made, and the commands that store them in SSM go to stderr.
+ * The stage's settings come from its stack (`osls info --verbose`, AWS credentials and region
+ * from the environment): the API's URL (HttpApiUrl) and the registration settings it was deployed
+ * with (HomeserverName, AppserviceId, SenderLocalpart, UserPrefix, AliasPrefix outputs). Any of
+ * AS_URL, HOMESERVER_NAME, AS_ID, SENDER_LOCALPART, USER_PREFIX, ALIAS_PREFIX in the environment
+ * wins; with AS_URL and HOMESERVER_NAME both given, osls is not asked at all. AS_TOKEN / HS_TOKEN
+ * are used when given (the ones already in SSM); otherwise new ones are made, and the commands
+ * that store them in SSM go to stderr.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, parseConfig } from '../lib/config.js';
 import { newToken, registrationYaml } from '../lib/appservice/registration.js';
 import { SERVICE } from '../lib/defaults.js';
+import { StageError, stageInfo } from './stage.js';
+
+/** Stack output → the setting it gives (serverless.yml Outputs). */
+const FROM_STACK: Record<string, string> = {
+  AS_URL: 'HttpApiUrl',
+  HOMESERVER_NAME: 'HomeserverName',
+  AS_ID: 'AppserviceId',
+  SENDER_LOCALPART: 'SenderLocalpart',
+  USER_PREFIX: 'UserPrefix',
+  ALIAS_PREFIX: 'AliasPrefix',
+};
 
 function main(): void {
   const { values } = parseArgs({ options: { stage: { type: 'string', default: process.env.STAGE ?? 'dev' } } });
   const stage = values.stage ?? 'dev';
-  const env = process.env;
-  if (!env.AS_URL?.trim()) {
-    throw new ConfigError('AS_URL', 'is not set: give the deployed API URL, e.g. https://abc123.execute-api.us-east-1.amazonaws.com (`npx osls info` shows it)');
+  const set = (k: string) => process.env[k]?.trim() || undefined;
+  const env: Record<string, string | undefined> = { ...process.env };
+  if (!set('AS_URL') || !set('HOMESERVER_NAME')) {
+    const { outputs } = stageInfo(stage);
+    for (const [setting, output] of Object.entries(FROM_STACK)) env[setting] = set(setting) ?? outputs[output];
+    if (!env.AS_URL) throw new StageError(`the stack of stage '${stage}' has no HttpApiUrl output; give AS_URL (the API's URL)`);
   }
-
   // The same checks and defaults as the functions apply; the values only the functions need are stand-ins.
   const pickEnv = ['AS_URL', 'HOMESERVER_NAME', 'AS_ID', 'SENDER_LOCALPART', 'USER_PREFIX', 'ALIAS_PREFIX'];
   const cfg = parseConfig({
@@ -53,7 +68,7 @@ function main(): void {
 try {
   main();
 } catch (e) {
-  if (!(e instanceof ConfigError)) throw e;
+  if (!(e instanceof ConfigError || e instanceof StageError)) throw e;
   console.error(e.message);
   process.exit(2);
 }

@@ -2,16 +2,21 @@
  * `npm run package` (osls + serverless-esbuild) works offline and produces the stack DESIGN.md
  * describes: every HS route on the right function, Lambda settings, the table, the delivery queue
  * with its dead-letter queue, event source and alarms, least-privilege IAM per function, and no
- * secret in the template.
+ * secret in the template; and what makes it operable: the scheduled ping, the alarms and the
+ * dashboard on the metrics of lib/metrics.ts, the API's rate limits and reserved concurrency.
+ *
+ * Packaging costs seconds, so there are two runs only: the defaults (with a network secret rotation
+ * under way) and a variant with every other stage parameter set.
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DELIVERY, queueNamesFor } from '../lib/defaults.js';
+import { DELIVERY, queueNamesFor, tableNameFor } from '../lib/defaults.js';
+import { METRICS, METRICS_NAMESPACE } from '../lib/metrics.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = join(ROOT, '.serverless');
@@ -23,7 +28,7 @@ const SENTINEL_NETWORK_NEXT = 'sentinel-network-secret-next-must-not-leak';
 const NETWORK_SECRET_NEXT_PARAM = '/matrix-appservice-lambda/dev/network_secret_next';
 const SSM_PARAMETERS = ['as_token', 'hs_token', 'hs_token_next', 'network_secret', 'network_secret_next'];
 
-type Resource = { Type: string; Properties: Record<string, any>; [k: string]: unknown };
+type Resource = { Type: string; Properties: Record<string, any>; Condition?: string; DependsOn?: string | string[]; [k: string]: unknown };
 type Template = { Resources: Record<string, Resource>; Conditions?: Record<string, unknown>; Outputs?: Record<string, any> };
 let template: Template = { Resources: {} };
 let resources: Record<string, Resource> = {};
@@ -31,16 +36,49 @@ let templateText = '';
 /** A second package, as deployed with the optional stage parameters: an SNS topic for the alarms and the rest non-default. */
 let withParams: Template = { Resources: {} };
 const ALARM_TOPIC = 'arn:aws:sns:us-east-1:123456789012:matrix-ops';
-const VARIANT_PARAMS = { alarmTopic: ALARM_TOPIC, oldestMessageAlarmMinutes: '30', deliverBatchSize: '4', deliverMaxConcurrency: '2' };
 
-const FUNCTIONS: Record<string, { file: string; timeout?: number; routes: string[] }> = {
-  userQuery: { file: 'user-query', timeout: 25, routes: ['GET /_matrix/app/v1/users/{userId+}', 'GET /users/{userId+}'] },
-  roomQuery: { file: 'room-query', timeout: 25, routes: ['GET /_matrix/app/v1/rooms/{roomAlias+}', 'GET /rooms/{roomAlias+}'] },
-  push: { file: 'push', timeout: 28, routes: ['PUT /_matrix/app/v1/transactions/{txnId+}', 'PUT /transactions/{txnId+}'] },
-  ping: { file: 'ping', routes: ['POST /_matrix/app/v1/ping'] },
-  networkInbound: { file: 'network-inbound', timeout: 25, routes: ['POST /network/messages'] },
-  unrecognized: { file: 'unrecognized', routes: ['$default'] },
-  deliver: { file: 'deliver', timeout: 60, routes: [] },
+/** Each function: its handler's file, timeout, routes, and reserved concurrency by default (serverless.yml, infra/limits.yml). */
+const FUNCTIONS: Record<string, { file: string; timeout?: number; routes: string[]; reserved: number }> = {
+  userQuery: { file: 'user-query', timeout: 25, routes: ['GET /_matrix/app/v1/users/{userId+}', 'GET /users/{userId+}'], reserved: 10 },
+  roomQuery: { file: 'room-query', timeout: 25, routes: ['GET /_matrix/app/v1/rooms/{roomAlias+}', 'GET /rooms/{roomAlias+}'], reserved: 10 },
+  push: { file: 'push', timeout: 28, routes: ['PUT /_matrix/app/v1/transactions/{txnId+}', 'PUT /transactions/{txnId+}'], reserved: 20 },
+  ping: { file: 'ping', routes: ['POST /_matrix/app/v1/ping'], reserved: 2 },
+  networkInbound: { file: 'network-inbound', timeout: 25, routes: ['POST /network/messages'], reserved: 10 },
+  unrecognized: { file: 'unrecognized', routes: ['$default'], reserved: 2 },
+  // As many as its event source may run at once.
+  deliver: { file: 'deliver', timeout: 60, routes: [], reserved: DELIVERY.MAX_CONCURRENCY },
+  pingHomeserver: { file: 'ping-homeserver', timeout: 30, routes: [], reserved: 1 },
+};
+/** The functions that answer HTTP: each has a 5xx alarm. */
+const HTTP_FUNCTIONS = Object.keys(FUNCTIONS).filter((fn) => FUNCTIONS[fn]!.routes.length);
+/** Each function but pingHomeserver (the ping alarm covers it) has an errors and a throttles alarm. */
+const LAMBDA_ALARMED = Object.keys(FUNCTIONS).filter((fn) => fn !== 'pingHomeserver');
+const deployedName = (fn: string) => `matrix-appservice-lambda-dev-${fn}`;
+
+/**
+ * The variant's parameters: every optional one set, to other values than the defaults. Reserved
+ * concurrency is switched off (`none`) and yet each function's own parameter set: the template then
+ * holds each value in a Fn::If whose condition is false, so both show in one package.
+ */
+const VARIANT_PARAMS = {
+  alarmTopic: ALARM_TOPIC,
+  oldestMessageAlarmMinutes: '30',
+  deliverBatchSize: '4',
+  deliverMaxConcurrency: '2',
+  pingSchedule: 'false',
+  serverErrorAlarmPercent: '2',
+  serverErrorAlarmMinRequests: '50',
+  apiRateLimit: '25',
+  apiBurstLimit: '40',
+  networkRateLimit: '3',
+  networkBurstLimit: '6',
+  reservedConcurrency: 'none',
+  // deliver's is left out: it follows deliverMaxConcurrency.
+  ...Object.fromEntries(
+    Object.entries(FUNCTIONS)
+      .filter(([fn]) => fn !== 'deliver')
+      .map(([fn, f]) => [`${fn}ReservedConcurrency`, String(f.reserved + 3)]),
+  ),
 };
 
 const DYNAMODB_ACTIONS = [
@@ -60,6 +98,28 @@ const asArray = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
 const resourceText = (r: any): string => (typeof r === 'string' ? r : typeof r?.['Fn::Sub'] === 'string' ? r['Fn::Sub'] : JSON.stringify(r));
 
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+
+const pascal = (fn: string) => `${fn[0]!.toUpperCase()}${fn.slice(1)}`;
+
+type AlarmMetric = { Namespace: string; MetricName: string; Dimensions?: Array<{ Name: string; Value: unknown }> };
+/** The metrics an alarm reads: its one metric, or those of its metric math. */
+function alarmMetrics(p: Record<string, any>): AlarmMetric[] {
+  if (p.MetricName) return [{ Namespace: p.Namespace, MetricName: p.MetricName, Dimensions: p.Dimensions }];
+  return (p.Metrics as any[]).filter((m) => m.MetricStat).map((m) => m.MetricStat.Metric);
+}
+
+/** An alarm's metric is one of lib/metrics.ts, of this stage and with its dimensions, or an AWS one. */
+function checkMetric(m: AlarmMetric, where: string): void {
+  if (m.Namespace !== METRICS_NAMESPACE) {
+    assert.match(m.Namespace, /^AWS\//, `${where}: ${m.Namespace}`);
+    return;
+  }
+  assert.ok(m.MetricName in METRICS, `${where}: ${m.MetricName} is in lib/metrics.ts`);
+  const second = (METRICS as Record<string, { dimension?: string }>)[m.MetricName]!.dimension;
+  const names = (m.Dimensions ?? []).map((d) => d.Name);
+  assert.deepEqual(names, second && names.length > 1 ? ['Stage', second] : ['Stage'], `${where}: ${m.MetricName}'s dimensions`);
+  assert.equal(m.Dimensions![0]!.Value, 'dev', `${where}: this stage's`);
+}
 
 /** Every IAM statement in the template: the roles' inline policies and the managed policies. */
 function allStatements(): Statement[] {
@@ -189,11 +249,33 @@ describe('npm run package', () => {
     assert.equal(api?.Properties.ProtocolType, 'HTTP');
   });
 
-  test('nothing runs on a schedule: the delivery queue drives the deliver function', () => {
-    assert.deepEqual(ofType('AWS::Events::Rule'), []);
+  test('only the ping runs on a schedule, every 5 minutes; pingSchedule=false turns it off, and the ping alarm with it', () => {
+    // The delivery queue drives the deliver function: no drain on a schedule.
     assert.equal(resources.DrainLambdaFunction, undefined);
     const fns = ofType('AWS::Lambda::Function').map(([id]) => id).sort();
     assert.deepEqual(fns, Object.keys(FUNCTIONS).map(logicalId).sort(), 'exactly these functions');
+
+    const rules = ofType('AWS::Events::Rule');
+    assert.equal(rules.length, 1, 'one schedule');
+    const [ruleId, rule] = rules[0]!;
+    assert.equal(rule.Properties.ScheduleExpression, 'rate(5 minutes)');
+    assert.equal(rule.Properties.State, 'ENABLED');
+    assert.deepEqual(
+      rule.Properties.Targets.map((t: any) => t.Arn),
+      [{ 'Fn::GetAtt': [logicalId('pingHomeserver'), 'Arn'] }],
+    );
+    // EventBridge may invoke it, from that rule only.
+    const permission = ofType('AWS::Lambda::Permission').find(([, p]) => p.Properties.Principal === 'events.amazonaws.com');
+    assert.deepEqual(permission?.[1].Properties.SourceArn, { 'Fn::GetAtt': [ruleId, 'Arn'] });
+    assert.deepEqual(permission?.[1].Properties.FunctionName, { 'Fn::GetAtt': [logicalId('pingHomeserver'), 'Arn'] });
+
+    const ping = resources.PingAlarm!;
+    assert.ok(ping.Condition, 'the ping alarm has a condition');
+    assert.equal(evaluate(template, { 'Fn::If': [ping.Condition, true, false] }), true, 'the ping alarm exists by default');
+    const [, off] = Object.entries(withParams.Resources).find(([, r]) => r.Type === 'AWS::Events::Rule')!;
+    assert.equal(off.Properties.State, 'DISABLED', 'pingSchedule=false');
+    assert.equal(withParams.Resources.PingAlarm!.Condition, ping.Condition);
+    assert.equal(evaluate(withParams, { 'Fn::If': [ping.Condition, true, false] }), false, 'no ping alarm without the schedule');
   });
 
   test('the delivery queue: FIFO, SSE-SQS, 14 days, visibility 6x the deliver timeout, the dead-letter queue as backstop', () => {
@@ -248,7 +330,7 @@ describe('npm run package', () => {
     assert.deepEqual(v.Properties.ScalingConfig, { MaximumConcurrency: Number(VARIANT_PARAMS.deliverMaxConcurrency) });
   });
 
-  test('alarms: dead letters, and a message waiting too long; to the SNS topic only when one is given', () => {
+  test('the queue alarms: dead letters, and a message waiting too long', () => {
     const dead = resources.DeadLettersAlarm;
     assert.equal(dead?.Type, 'AWS::CloudWatch::Alarm');
     assert.equal(dead.Properties.Namespace, 'AWS/SQS');
@@ -280,14 +362,246 @@ describe('npm run package', () => {
     assert.match(old.Properties.AlarmDescription, /15 minutes/);
     assert.equal(Number(withParams.Resources.OldestMessageAlarm!.Properties.Threshold), Number(VARIANT_PARAMS.oldestMessageAlarmMinutes));
     assert.match(withParams.Resources.OldestMessageAlarm!.Properties.AlarmDescription, /30 minutes/);
+  });
 
-    assert.deepEqual(ofType('AWS::CloudWatch::Alarm').map(([id]) => id).sort(), ['DeadLettersAlarm', 'OldestMessageAlarm']);
-    for (const id of ['DeadLettersAlarm', 'OldestMessageAlarm']) {
+  test('every alarm: named for the stage, described, on metrics of lib/metrics.ts or AWS, to the SNS topic only when one is given', () => {
+    const expected = [
+      'DeadLettersAlarm',
+      'OldestMessageAlarm',
+      'PingAlarm',
+      'TableThrottlesAlarm',
+      ...HTTP_FUNCTIONS.map((fn) => `${pascal(fn)}ServerErrorsAlarm`),
+      ...LAMBDA_ALARMED.flatMap((fn) => [`${pascal(fn)}ErrorsAlarm`, `${pascal(fn)}ThrottlesAlarm`]),
+    ];
+    const alarms = ofType('AWS::CloudWatch::Alarm');
+    assert.deepEqual(alarms.map(([id]) => id).sort(), [...expected].sort());
+    const names = alarms.map(([, a]) => a.Properties.AlarmName as string);
+    assert.equal(new Set(names).size, names.length, `alarm names are unique: ${names.join(', ')}`);
+    for (const [id, a] of alarms) {
+      const p = a.Properties;
+      assert.match(p.AlarmName, /^matrix-appservice-lambda-dev-[\w-]+$/, id);
+      // What it means and what to do: a few sentences, every variable filled in.
+      assert.ok(typeof p.AlarmDescription === 'string' && p.AlarmDescription.length > 200 && p.AlarmDescription.length <= 1024, `${id}: ${p.AlarmDescription}`);
+      assert.ok(!p.AlarmDescription.includes('${'), `${id}: ${p.AlarmDescription}`);
+      for (const m of alarmMetrics(p)) checkMetric(m, id);
       // No topic given: no actions at all (an empty ARN would fail the deploy).
-      assert.equal(evaluate(template, resources[id]!.Properties.AlarmActions), undefined, `${id} without alarmTopic`);
-      assert.equal(evaluate(template, resources[id]!.Properties.OKActions), undefined, `${id} without alarmTopic`);
-      assert.deepEqual(evaluate(withParams, withParams.Resources[id]!.Properties.AlarmActions), [ALARM_TOPIC], `${id} with alarmTopic`);
+      assert.equal(evaluate(template, p.AlarmActions), undefined, `${id} without alarmTopic`);
+      assert.equal(evaluate(template, p.OKActions), undefined, `${id} without alarmTopic`);
+      const v = withParams.Resources[id]!.Properties;
+      assert.deepEqual(evaluate(withParams, v.AlarmActions), [ALARM_TOPIC], `${id} with alarmTopic`);
+      assert.deepEqual(evaluate(withParams, v.OKActions), [ALARM_TOPIC], `${id} with alarmTopic`);
     }
+    // The condition comes from infra/queue.yml alone (osls merges the resource files' conditions: a second definition would silently win).
+    const infra = join(ROOT, 'infra');
+    const defining = readdirSync(infra).filter((f) => /^\s+HasAlarmTopic:/m.test(readFileSync(join(infra, f), 'utf8')));
+    assert.deepEqual(defining, ['queue.yml']);
+  });
+
+  test('the ping alarm: PingFailed of this stage in 2 of 2 periods of 5 minutes, and a ping that did not run counts as failed', () => {
+    const p = resources.PingAlarm!.Properties;
+    assert.equal(p.Namespace, METRICS_NAMESPACE);
+    assert.equal(p.MetricName, 'PingFailed');
+    assert.deepEqual(p.Dimensions, [{ Name: 'Stage', Value: 'dev' }]);
+    assert.equal(p.Statistic, 'Maximum');
+    assert.equal(p.Period, 300);
+    assert.equal(p.EvaluationPeriods, 2);
+    assert.equal(p.DatapointsToAlarm, 2);
+    assert.equal(p.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    assert.equal(Number(p.Threshold), 1);
+    assert.equal(p.TreatMissingData, 'breaching');
+    assert.match(p.AlarmDescription, /matrix-appservice-lambda-dev-pingHomeserver/);
+  });
+
+  test('the 5xx alarms: ServerErrors / Requests of each HTTP function, above a share, given enough requests', () => {
+    for (const [t, percent, minRequests] of [
+      [template, 5, 10],
+      [withParams, Number(VARIANT_PARAMS.serverErrorAlarmPercent), Number(VARIANT_PARAMS.serverErrorAlarmMinRequests)],
+    ] as const) {
+      for (const fn of HTTP_FUNCTIONS) {
+        const id = `${pascal(fn)}ServerErrorsAlarm`;
+        const p = t.Resources[id]!.Properties;
+        assert.equal(p.AlarmName, `${deployedName(fn)}-5xx`);
+        const metrics = p.Metrics as any[];
+        const byId = Object.fromEntries(metrics.map((m) => [m.Id, m]));
+        // Both of this stage and this function: FunctionName is the deployed name, as http.ts records it (context.functionName).
+        for (const [mid, name] of [['errors', 'ServerErrors'], ['requests', 'Requests']]) {
+          const stat = byId[mid!]?.MetricStat;
+          assert.equal(stat?.Metric.Namespace, METRICS_NAMESPACE, `${id} ${mid}`);
+          assert.equal(stat.Metric.MetricName, name, `${id} ${mid}`);
+          assert.deepEqual(stat.Metric.Dimensions, [
+            { Name: 'Stage', Value: 'dev' },
+            { Name: 'FunctionName', Value: { Ref: logicalId(fn) } },
+          ]);
+          assert.equal(stat.Stat, 'Sum');
+          assert.equal(stat.Period, 300);
+          assert.equal(byId[mid!].ReturnData, false);
+        }
+        assert.equal(t.Resources[logicalId(fn)]!.Properties.FunctionName, deployedName(fn));
+        const returned = metrics.filter((m) => m.ReturnData !== false);
+        assert.equal(returned.length, 1, id);
+        assert.equal(returned[0].Expression, `IF(requests >= ${minRequests}, 100 * FILL(errors, 0) / requests, 0)`, id);
+        assert.equal(Number(p.Threshold), percent, id);
+        assert.equal(p.ComparisonOperator, 'GreaterThanThreshold', id);
+        assert.equal(p.EvaluationPeriods, 2, id);
+        assert.equal(p.DatapointsToAlarm, 2, id);
+        assert.equal(p.TreatMissingData, 'notBreaching', id);
+        assert.ok(p.AlarmDescription.includes(`More than ${percent} %`), `${id}: ${p.AlarmDescription}`);
+        assert.ok(p.AlarmDescription.includes(`/aws/lambda/${deployedName(fn)}`), `${id} names its log group`);
+      }
+    }
+  });
+
+  test("Lambda's errors and throttles alarms, per function; DynamoDB throttles on the state table", () => {
+    for (const fn of LAMBDA_ALARMED) {
+      for (const [kind, metric] of [['Errors', 'errors'], ['Throttles', 'throttles']] as const) {
+        const p = resources[`${pascal(fn)}${kind}Alarm`]!.Properties;
+        assert.equal(p.AlarmName, `${deployedName(fn)}-${metric}`);
+        assert.equal(p.Namespace, 'AWS/Lambda');
+        assert.equal(p.MetricName, kind);
+        assert.deepEqual(p.Dimensions, [{ Name: 'FunctionName', Value: { Ref: logicalId(fn) } }]);
+        assert.equal(p.Statistic, 'Sum');
+        assert.equal(p.Period, 300);
+        assert.equal(p.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+        assert.equal(Number(p.Threshold), 1);
+        assert.equal(p.TreatMissingData, 'notBreaching');
+      }
+    }
+    const p = resources.TableThrottlesAlarm!.Properties;
+    const stats = (p.Metrics as any[]).filter((m) => m.MetricStat).map((m) => m.MetricStat);
+    assert.deepEqual(stats.map((s) => `${s.Metric.Namespace} ${s.Metric.MetricName}`).sort(), ['AWS/DynamoDB ReadThrottleEvents', 'AWS/DynamoDB WriteThrottleEvents']);
+    for (const s of stats) assert.deepEqual(s.Metric.Dimensions, [{ Name: 'TableName', Value: { Ref: 'StateTable' } }]);
+    const returned = (p.Metrics as any[]).filter((m) => m.ReturnData !== false);
+    assert.equal(returned.length, 1);
+    assert.equal(returned[0].Expression, 'FILL(reads, 0) + FILL(writes, 0)');
+    assert.equal(p.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    assert.equal(Number(p.Threshold), 1);
+  });
+
+  test('the dashboard: one, its body JSON, every metric in the catalog (with its dimensions) or an AWS one of this stack, the whole catalog shown', () => {
+    const dashboards = ofType('AWS::CloudWatch::Dashboard');
+    assert.equal(dashboards.length, 1);
+    const [, d] = dashboards[0]!;
+    assert.equal(d.Properties.DashboardName, 'matrix-appservice-lambda-dev');
+    const sub = d.Properties.DashboardBody['Fn::Sub'];
+    assert.equal(typeof sub, 'string', 'a Fn::Sub of a string');
+    // osls has filled in its own variables; what is left is CloudFormation's: the region and this stack's resources.
+    for (const [, ref] of sub.matchAll(/\$\{([^}]*)\}/g)) {
+      assert.ok(ref === 'AWS::Region' || ref in resources, `\${${ref}} is a pseudo parameter or a resource of the stack`);
+    }
+    const body = JSON.parse(sub.replace(/\$\{[^}]*\}/g, 'x'));
+    const functionNames = new Set(Object.keys(FUNCTIONS).map(deployedName));
+    const queueNames = new Set(Object.values(queueNamesFor('dev')));
+    const shown = new Set<string>();
+    const checkDimension = (where: string, name: string, value: string) => {
+      if (name === 'FunctionName') assert.ok(functionNames.has(value), `${where}: ${value} is a function of this stage`);
+      if (name === 'QueueName') assert.ok(queueNames.has(value), `${where}: ${value} is a queue of this stage`);
+      if (name === 'TableName') assert.equal(value, tableNameFor('dev'), where);
+      if (name === 'Stage') assert.equal(value, 'dev', where);
+    };
+    assert.ok(body.widgets.length >= 10, 'widgets');
+    for (const w of body.widgets) {
+      const where = w.properties?.title;
+      assert.equal(w.type, 'metric', where);
+      for (const k of ['x', 'y', 'width', 'height']) assert.equal(typeof w[k], 'number', `${where}: ${k}`);
+      assert.ok(w.x + w.width <= 24, `${where} fits the 24 columns`);
+      assert.equal(w.properties.region, 'x', `${where}: the stack's region`);
+      assert.ok(w.properties.metrics.length, where);
+      for (const row of w.properties.metrics as unknown[][]) {
+        if (typeof row[0] === 'object') {
+          // A SEARCH over one metric's values of a second dimension, this stage's.
+          const expression = (row[0] as { expression: string }).expression;
+          const m = /^SEARCH\('\{"?([^",]+)"?,([^}]+)\} (.*)', '(\w+)', 300\)$/.exec(expression);
+          assert.ok(m, `${where}: ${expression}`);
+          const [, namespace, schema, terms] = m;
+          const filters = Object.fromEntries([...terms!.matchAll(/(\w+)="([^"]*)"/g)].map(([, k, v]) => [k, v])) as Record<string, string>;
+          const name = filters.MetricName!;
+          if (namespace === METRICS_NAMESPACE) {
+            assert.ok(name in METRICS, `${where}: ${name} is in lib/metrics.ts`);
+            assert.deepEqual(schema!.split(','), ['Stage', (METRICS as Record<string, { dimension?: string }>)[name]!.dimension], `${where}: ${name}'s dimensions`);
+            assert.equal(filters.Stage, 'dev', `${where}: this stage's only`);
+            shown.add(name);
+          } else assert.match(namespace!, /^AWS\//, where);
+          for (const [k, v] of Object.entries(filters)) checkDimension(where, k, v);
+        } else {
+          const [namespace, name, ...rest] = row as [string, string, ...unknown[]];
+          if (rest.length % 2) assert.equal(typeof rest.pop(), 'object', `${where}: options last`);
+          assert.ok(namespace !== '.' && name !== '.', `${where}: no shorthand`);
+          const dims = Object.fromEntries(Array.from({ length: rest.length / 2 }, (_, i) => [rest[2 * i], rest[2 * i + 1]])) as Record<string, string>;
+          if (namespace === METRICS_NAMESPACE) {
+            assert.ok(name in METRICS, `${where}: ${name} is in lib/metrics.ts`);
+            const second = (METRICS as Record<string, { dimension?: string }>)[name]!.dimension;
+            assert.deepEqual(Object.keys(dims), second && Object.keys(dims).length > 1 ? ['Stage', second] : ['Stage'], `${where}: ${name}'s dimensions`);
+            shown.add(name);
+          } else {
+            assert.match(namespace, /^AWS\//, where);
+            shown.add(`${namespace} ${name}`);
+          }
+          for (const [k, v] of Object.entries(dims)) checkDimension(where, k, v);
+        }
+      }
+    }
+    for (const name of Object.keys(METRICS)) assert.ok(shown.has(name), `the dashboard shows ${name}`);
+    for (const aws of [
+      'AWS/SQS ApproximateNumberOfMessagesVisible',
+      'AWS/SQS ApproximateAgeOfOldestMessage',
+      'AWS/DynamoDB ConsumedReadCapacityUnits',
+      'AWS/DynamoDB ConsumedWriteCapacityUnits',
+      'AWS/DynamoDB ReadThrottleEvents',
+      'AWS/DynamoDB WriteThrottleEvents',
+      'AWS/Lambda ConcurrentExecutions',
+      'AWS/Lambda Throttles',
+    ]) {
+      assert.ok(shown.has(aws), `the dashboard shows ${aws}`);
+    }
+  });
+
+  test("the API's rate limits: every route, and stricter on the network's; stage parameters", () => {
+    const stages = ofType('AWS::ApiGatewayV2::Stage');
+    assert.equal(stages.length, 1);
+    const [stageId, stage] = stages[0]!;
+    // infra/limits.yml merged into osls's own stage, which keeps what osls set.
+    assert.deepEqual(stage.Properties.ApiId, { Ref: 'HttpApi' });
+    assert.equal(stage.Properties.StageName, '$default');
+    assert.equal(stage.Properties.AutoDeploy, true);
+    const NETWORK_ROUTE = 'POST /network/messages';
+    const routeId = ofType('AWS::ApiGatewayV2::Route').find(([, r]) => r.Properties.RouteKey === NETWORK_ROUTE)?.[0];
+    assert.ok(routeId, 'the network route');
+    // Created after the route it names (CloudFormation cannot find it otherwise).
+    assert.ok(asArray(stage.DependsOn ?? []).includes(routeId), `${stageId} DependsOn ${JSON.stringify(stage.DependsOn)}`);
+    for (const [t, expected] of [
+      [template, { api: [50, 100], network: [10, 20] }],
+      [withParams, { api: [VARIANT_PARAMS.apiRateLimit, VARIANT_PARAMS.apiBurstLimit].map(Number), network: [VARIANT_PARAMS.networkRateLimit, VARIANT_PARAMS.networkBurstLimit].map(Number) }],
+    ] as const) {
+      const p = t.Resources[stageId]!.Properties;
+      const limits = (s: any) => [Number(s?.ThrottlingRateLimit), Number(s?.ThrottlingBurstLimit)];
+      assert.equal(p.DefaultRouteSettings.DetailedMetricsEnabled, false);
+      assert.deepEqual(limits(p.DefaultRouteSettings), expected.api);
+      assert.deepEqual(Object.keys(p.RouteSettings), [NETWORK_ROUTE]);
+      assert.deepEqual(limits(p.RouteSettings[NETWORK_ROUTE]), expected.network);
+    }
+    const { DefaultRouteSettings: api, RouteSettings: routes } = stage.Properties;
+    assert.ok(
+      routes[NETWORK_ROUTE].ThrottlingRateLimit < api.ThrottlingRateLimit && routes[NETWORK_ROUTE].ThrottlingBurstLimit < api.ThrottlingBurstLimit,
+      "by default the network's route is the stricter",
+    );
+  });
+
+  test('reserved concurrency: each function its own, a stage parameter each, deliver as many as its event source runs, none with reservedConcurrency=none', () => {
+    const reserved = (t: Template, fn: string) => t.Resources[logicalId(fn)]!.Properties.ReservedConcurrentExecutions;
+    for (const [fn, f] of Object.entries(FUNCTIONS)) {
+      assert.equal(Number(evaluate(template, reserved(template, fn))), f.reserved, fn);
+      // reservedConcurrency=none: CloudFormation leaves the property out, whatever the function's own parameter.
+      assert.equal(evaluate(withParams, reserved(withParams, fn)), undefined, `${fn} with reservedConcurrency=none`);
+      const given = reserved(withParams, fn)['Fn::If'][1];
+      const param = (VARIANT_PARAMS as Record<string, string>)[`${fn}ReservedConcurrency`];
+      assert.equal(Number(given), Number(param ?? VARIANT_PARAMS.deliverMaxConcurrency), `${fn}ReservedConcurrency`);
+    }
+    // AWS refuses a deploy that leaves the account under 100 unreserved: infra/limits.yml says the defaults need 160.
+    assert.equal(Object.values(FUNCTIONS).reduce((sum, f) => sum + f.reserved, 0), 60);
+    // deliver's follows its event source's maximum concurrency (less would throttle the queue's poller).
+    const mapping = (t: Template) => Object.values(t.Resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')!.Properties;
+    assert.equal(Number(evaluate(template, reserved(template, 'deliver'))), mapping(template).ScalingConfig.MaximumConcurrency);
+    assert.equal(Number(reserved(withParams, 'deliver')['Fn::If'][1]), mapping(withParams).ScalingConfig.MaximumConcurrency);
   });
 
   test('outputs: the queue URLs and the dead-letter queue ARN', () => {
@@ -298,7 +612,7 @@ describe('npm run package', () => {
     assert.deepEqual(outputs.StateTableName?.Value, { Ref: 'StateTable' });
   });
 
-  test('each function: nodejs22.x on arm64, its handler, timeout, and a bundle zip', () => {
+  test('each function: nodejs22.x on arm64, its handler, timeout, its stage for the metrics, and a bundle zip', () => {
     for (const [fn, f] of Object.entries(FUNCTIONS)) {
       const p = resources[logicalId(fn)]?.Properties;
       assert.ok(p, `${fn} exists`);
@@ -307,6 +621,8 @@ describe('npm run package', () => {
       assert.equal(p.MemorySize, 256, fn);
       assert.equal(p.Handler, `functions/${f.file}.handler`, fn);
       if (f.timeout) assert.equal(p.Timeout, f.timeout, fn);
+      // The Stage dimension of its metrics (lib/metrics.ts).
+      assert.equal(p.Environment.Variables.STAGE, 'dev', fn);
       const zip = join(OUT, `${fn}.zip`);
       assert.ok(existsSync(zip), `${zip} exists`);
       // File names sit uncompressed in a zip's directory: the ESM bundle is there under the handler's path.

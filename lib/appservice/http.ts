@@ -12,6 +12,7 @@ import type { Config } from '../config.js';
 import { ErrCode, HomeserverError, MatrixError, badJson, forbidden, internalError, invalidParam, notJson, tooLarge, unauthorized } from '../matrix/errors.js';
 import { logger } from '../log.js';
 import type { Logger } from '../log.js';
+import { recordColdStart, recordMetricsBy } from '../metrics.js';
 import { verify } from '../signature.js';
 import { checkHsToken } from './auth.js';
 
@@ -94,14 +95,21 @@ export function errorReply(e: unknown, log: Logger): Reply {
   return { status: 500, body: internalError('internal error in the application service; see its logs').body };
 }
 
+/** Every answer counts toward its function's 5xx rate (the alarms in infra/alarms.yml). */
+function answered(context: Context, status: number | undefined): void {
+  recordMetricsBy('FunctionName', context.functionName, { Requests: 1, ServerErrors: (status ?? 500) >= 500 ? 1 : 0 });
+}
+
 const requestLog = (): Mw => ({
   before: (req) => {
+    recordColdStart(req.context.functionName);
     const http = req.event.requestContext?.http;
     req.context.log = logger({ requestId: req.context.awsRequestId, method: http?.method, path: req.event.rawPath });
     req.internal.started = Date.now();
   },
   after: (req) => {
     req.context.log.info('answered', { status: req.response?.statusCode, ms: Date.now() - (req.internal.started ?? Date.now()) });
+    answered(req.context, req.response?.statusCode);
   },
 });
 
@@ -111,6 +119,7 @@ const matrixErrors = (): Mw => ({
     const reply = errorReply(req.error, log);
     req.response = json(reply.status, reply.body);
     log.info('answered', { status: reply.status, errcode: (reply.body as { errcode?: string }).errcode });
+    answered(req.context, reply.status);
   },
 });
 
@@ -140,6 +149,7 @@ const networkSignature = (): Mw => ({
     if (secrets.length === 0) throw forbidden('inbound messages are disabled: NETWORK_SECRET is not configured');
     // The signature covers the exact bytes sent, so it is checked before anything parses them.
     const check = verify(req.event.headers?.['x-signature'], rawBody(req.event).toString('utf8'), secrets);
+    if (!check.ok) recordMetricsBy('Outcome', 'unauthorized', { InboundMessage: 1 });
     if (!check.ok) throw check.status === 401 ? unauthorized(check.reason) : forbidden(check.reason);
   },
 });

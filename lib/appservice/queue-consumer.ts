@@ -9,6 +9,7 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { getConfig } from '../config.js';
 import { logger } from '../log.js';
+import { recordColdStart } from '../metrics.js';
 
 /** Time kept back from the invocation's end: deliveries stop then, and what is left goes back to the queue. */
 const MARGIN_MS = 5_000;
@@ -19,6 +20,7 @@ export function queueConsumer<D>(
 ) {
   return middy<SQSEvent, SQSBatchResponse, Error, Context>().handler(async (event, context) => {
     const started = Date.now();
+    recordColdStart(context.functionName);
     const log = logger({ requestId: context.awsRequestId, function: context.functionName });
     try {
       await getConfig();

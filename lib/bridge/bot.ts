@@ -6,8 +6,7 @@
  */
 import { ErrCode, isHomeserverError } from '../matrix/errors.js';
 import type { RoomId } from '../matrix/ids.js';
-import { emitMetrics } from '../log.js';
-import { SERVICE } from '../defaults.js';
+import { recordMetrics } from '../metrics.js';
 import type { Bridge } from './runtime.js';
 
 /**
@@ -38,7 +37,7 @@ export async function botPresence(b: Bridge, roomId: RoomId, deadline: number): 
 export function botWriteFailed(b: Bridge, what: string, roomId: RoomId, err: unknown, more: Record<string, unknown> = {}): void {
   if (isHomeserverError(err) && err.hs.status === 403) {
     b.log.warn(`${what}: the bot is not in the room. Invite ${b.ns.botUserId} back (it joins by itself when invited)`, { roomId, ...more, err });
-    emitMetrics(SERVICE, { BotNotInRoom: 1 });
+    recordMetrics({ BotNotInRoom: 1 });
     return;
   }
   b.log.warn(what, { roomId, ...more, err });

@@ -12,8 +12,8 @@ import type { ReceivedEvent } from '../queue/port.js';
 import { receivedEvents } from '../queue/sqs.js';
 import type { SqsRecord } from '../queue/sqs.js';
 import { backoffMs } from '../backoff.js';
-import { DELIVERY, SERVICE } from '../defaults.js';
-import { emitMetrics } from '../log.js';
+import { DELIVERY } from '../defaults.js';
+import { recordMetrics } from '../metrics.js';
 import { PermanentDeliveryError, RetryLaterError } from './network.js';
 import type { OutboundMessage } from './network.js';
 import type { Bridge } from './runtime.js';
@@ -50,12 +50,15 @@ export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[],
   for (const e of events) rooms.set(e.roomId, [...(rooms.get(e.roomId) ?? []), e]);
   const failed: string[] = [];
   const counts: DeliverCounts = { delivered: 0, refused: 0, deadLettered: 0, retried: 0 };
+  const latencies: number[] = [];
   await Promise.all(
     [...rooms.values()].map(async (room) => {
       for (let i = 0; i < room.length; i++) {
         const outcome: Outcome = Date.now() >= deadline ? { retryInMs: 0 } : await deliverOne(b, room[i]!, deadline);
         if (typeof outcome === 'string') {
           counts[outcome === 'dead-lettered' ? 'deadLettered' : outcome]++;
+          // From push putting it on the queue to the network's 2xx.
+          if (outcome === 'delivered' && room[i]!.queuedAt) latencies.push(Math.max(0, b.now() - room[i]!.queuedAt));
           continue;
         }
         // This one and the rest of its room wait together: nothing of the room overtakes it.
@@ -74,7 +77,7 @@ export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[],
       }
     }),
   );
-  emitMetrics(SERVICE, { Delivered: counts.delivered, DeliveryRetried: counts.retried, DeliveryRefused: counts.refused, DeadLettered: counts.deadLettered });
+  recordMetrics({ Delivered: counts.delivered, DeliveryRetried: counts.retried, DeliveryRefused: counts.refused, DeadLettered: counts.deadLettered, DeliveryLatency: latencies.slice(0, 100) });
   return { failed, counts };
 }
 

@@ -11,6 +11,7 @@ import { postAndRecord } from './post.js';
 import { readyRoom } from './provision-room.js';
 import { drainScrollback } from './scrollback.js';
 import { adoptAlias, isRoomLost } from './heal.js';
+import { countOutcome } from './outcome.js';
 
 export type { InboundMessage } from '../store/index.js';
 
@@ -60,7 +61,11 @@ export function parseInbound(json: unknown): InboundMessage {
 /** No record of the alias, or a creation lock whose holder died: nobody is making the room. */
 const isUnclaimed = (record: AliasRecord | undefined) => !record || (record.state === 'creating' && (record.lockUntil ?? 0) < Date.now());
 
-export async function handleInbound(b: Bridge, m: InboundMessage, deadline: number): Promise<InboundOutcome> {
+/** A network message into its Matrix room: sent, or kept until the room exists (scrollback). */
+export const handleInbound = (b: Bridge, m: InboundMessage, deadline: number): Promise<InboundOutcome> =>
+  countOutcome('InboundMessage', () => handleInboundOnce(b, m, deadline), (r) => r.kind);
+
+async function handleInboundOnce(b: Bridge, m: InboundMessage, deadline: number): Promise<InboundOutcome> {
   let alias: RoomAlias;
   try {
     alias = b.ns.aliasFor(m.room);

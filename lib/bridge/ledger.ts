@@ -9,6 +9,7 @@ import { unavailable } from '../matrix/errors.js';
 import type { Logger } from '../log.js';
 import type { Store, TransactionProgress } from '../store/index.js';
 import { sleep } from '../time.js';
+import { recordMetrics } from '../metrics.js';
 
 export interface TransactionBudget {
   /** Stop starting new work after this (epoch ms). */
@@ -72,6 +73,7 @@ export async function claim(
   if (claimed.reused) {
     // Not a duplicate: Synapse on SQLite counts transaction ids from 1 again after a restart.
     log.warn('transaction id reused with other events (the homeserver restarted or was reset): processing it as a new transaction', { txnId });
+    recordMetrics({ TransactionIdReused: 1 });
   }
   return { txnId, owner, cursor: claimed.cursor, claimedAt: claimed.claimedAt };
 }

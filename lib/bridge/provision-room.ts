@@ -18,6 +18,7 @@ import { drainScrollback, keptMeanwhile } from './scrollback.js';
 import { bridgeInitialState, ensureBridgeState } from './bridge-state.js';
 import { forgetNotOurs, isOurOwnLookup } from './heal.js';
 import { botPresence } from './bot.js';
+import { countOutcome } from './outcome.js';
 
 const POLL_MS = 150;
 
@@ -25,7 +26,11 @@ const POLL_MS = 150;
 export const readyRoom = (record: AliasRecord | undefined, remoteRoom: string): BridgedRoom | undefined =>
   record?.state === 'ready' && record.roomId ? { alias: record.alias, roomId: record.roomId, remoteRoom } : undefined;
 
-export async function provisionRoom(b: Bridge, alias: string, deadline: number): Promise<BridgedRoom> {
+/** The room alias query: make the room the alias names exist on the HS when the network has it. */
+export const provisionRoom = (b: Bridge, alias: string, deadline: number): Promise<BridgedRoom> =>
+  countOutcome('RoomQuery', () => provisionRoomOnce(b, alias, deadline), () => 'ready');
+
+async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Promise<BridgedRoom> {
   if (!isRoomAlias(alias)) throw invalidParam(`${JSON.stringify(alias)} is not a room alias`);
   const remoteRoom = b.ns.remoteRoomOf(alias);
   if (!remoteRoom) throw notFound(`${alias} is not in this bridge's namespace`);

@@ -4,11 +4,15 @@ import { isUserId } from '../matrix/ids.js';
 import type { RoomId, UserId } from '../matrix/ids.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteUser } from './network.js';
+import { countOutcome } from './outcome.js';
 
 export type ProvisionResult = 'existing' | 'created';
 
 /** The user query: make a virtual user exist on the HS when the network knows it. */
-export async function provisionUser(b: Bridge, userId: string, deadline: number): Promise<ProvisionResult> {
+export const provisionUser = (b: Bridge, userId: string, deadline: number): Promise<ProvisionResult> =>
+  countOutcome('UserQuery', () => provisionUserOnce(b, userId, deadline), (r) => r);
+
+async function provisionUserOnce(b: Bridge, userId: string, deadline: number): Promise<ProvisionResult> {
   if (!isUserId(userId)) throw invalidParam(`${JSON.stringify(userId)} is not a Matrix user ID`);
   const remote = b.ns.remoteUserOf(userId);
   if (!remote) throw notFound(`${userId} is not in this bridge's namespace`);

@@ -20,6 +20,7 @@ import { claim, recordProgress } from './ledger.js';
 import type { TransactionBudget } from './ledger.js';
 import { isTransient } from './deliver.js';
 import type { Bridge } from './runtime.js';
+import { recordMetrics } from '../metrics.js';
 
 export type { TransactionBudget } from './ledger.js';
 export type { RoomEvent } from './events/types.js';
@@ -65,10 +66,16 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
     const handler = actingHandler(b, e, rooms);
     if (handler) acting.set(i, handler);
   });
-  if (acting.size === 0) return { kind: 'processed', queued: 0, skipped, failed: [] };
+  if (acting.size === 0) {
+    recordMetrics({ TransactionProcessed: 1, EventsQueued: 0 });
+    return { kind: 'processed', queued: 0, skipped, failed: [] };
+  }
 
   const lease = await claim(b.store, txnId, events, budget, log);
-  if (!lease) return { kind: 'duplicate' };
+  if (!lease) {
+    recordMetrics({ TransactionDuplicate: 1 });
+    return { kind: 'duplicate' };
+  }
 
   const failed: FailedEvent[] = [];
   const toQueue: QueuedEvent[] = [];
@@ -99,11 +106,13 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
         log.warn('an event was refused for good', { eventId: event.event_id, roomId: event.room_id, reason });
       }
     }
-    refuseTooLarge((await b.outbox.enqueue(toQueue)).tooLarge);
+    const { tooLarge } = await b.outbox.enqueue(toQueue);
+    recordMetrics({ EventsQueued: toQueue.length - tooLarge.length });
+    refuseTooLarge(tooLarge);
   } catch (e) {
     // What was decided before the failure is queued, so the retry can start after it.
     const queuedSoFar = await b.outbox.enqueue(toQueue).then(
-      (out) => (refuseTooLarge(out.tooLarge), true),
+      (out) => (recordMetrics({ EventsQueued: toQueue.length - out.tooLarge.length }), refuseTooLarge(out.tooLarge), true),
       () => false,
     );
     await recordProgress(b.store, lease, { cursor: queuedSoFar ? cursor : lease.cursor, done: false, failed }).catch((err) =>
@@ -120,5 +129,6 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
     throw err;
   });
   if (!marked) log.warn('lease was taken over before the transaction was marked done');
+  recordMetrics({ TransactionProcessed: 1 });
   return { kind: 'processed', queued: toQueue.length, skipped, failed };
 }

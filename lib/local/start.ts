@@ -42,6 +42,7 @@ import { startLocalQueues } from './queue.js';
 import type { LocalQueues } from './queue.js';
 import { sqsEventSource } from './sqs-event-source.js';
 import type { SqsEventSource } from './sqs-event-source.js';
+import { pingWhenHomeserverAnswers } from './ping.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const STAGE = 'local';
@@ -290,11 +291,13 @@ async function main(): Promise<void> {
   const { settings, tokens } = await prepare(held);
 
   let stopping = false;
+  const pinging = new AbortController();
   let queues: LocalQueues | undefined;
   let delivering: SqsEventSource | undefined;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    pinging.abort();
     // Deliveries under way finish first; then what is left on the queues is saved for the next start.
     await delivering?.stop();
     await front?.close();
@@ -356,10 +359,19 @@ async function main(): Promise<void> {
         `  DynamoDB Local (data kept in ${shown(dynamoDir)}; npm start -- --fresh starts clean): ${endpoint}`,
         `  table ${TABLE_NAME}: ${table === 'created' ? 'new (empty)' : 'kept from an earlier run'}`,
         `  delivery queue (local SQS, ${queues.restored} undelivered message(s) from the last run): ${queues.endpoint}`,
+        `  once the homeserver answers, it is asked to ping the AS (npm run ping asks again)`,
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'),
     );
+    void pingWhenHomeserverAnswers({
+      homeserverUrl: settings.homeserverUrl,
+      asToken: tokens.asToken,
+      asId: settings.asId,
+      asUrl: settings.asUrl,
+      signal: pinging.signal,
+      print: (line) => console.log(line),
+    }).catch((e: Error) => console.error(`ping: ${e.message}`));
   } catch (e) {
     if (!stopping) {
       console.error(`npm start failed: ${(e as Error).message}\n${offlineOutput()}`);

@@ -8,6 +8,7 @@ import type { RoomAlias, RoomId, UserId } from './ids.js';
 import { sleep } from '../time.js';
 import { backoffMs } from '../backoff.js';
 import type { Backoff } from '../backoff.js';
+import { recordMetricsBy } from '../metrics.js';
 
 export interface CsClientOptions {
   homeserverUrl: string;
@@ -40,6 +41,12 @@ export interface CreateRoomRequest {
 }
 
 export type CsClient = ReturnType<typeof createCsClient>;
+
+/** The homeserver's answer to a ping as it came: status 0 when there was none (unreachable, timed out). */
+export interface PingAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
 
 const enc = encodeURIComponent;
 
@@ -80,6 +87,7 @@ export function createCsClient(opts: CsClientOptions) {
         }
         if (res.ok) return json as T;
         const errcode = typeof json.errcode === 'string' ? json.errcode : ErrCode.Unknown;
+        recordMetricsBy('Errcode', typeof json.errcode === 'string' ? json.errcode : `HTTP_${res.status}`, { HomeserverError: 1 });
         const message = typeof json.error === 'string' ? json.error : 'no error text';
         last = new HomeserverError({ status: res.status, errcode }, `${method} ${path}: ${message} (HTTP ${res.status} ${errcode})`);
         if (res.status !== 429 && res.status < 500) throw last;
@@ -88,6 +96,7 @@ export function createCsClient(opts: CsClientOptions) {
       } catch (e) {
         if (e instanceof MatrixError) throw e;
         const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+        recordMetricsBy('Errcode', timedOut ? 'TIMEOUT' : 'UNREACHABLE', { HomeserverError: 1 });
         last = new HomeserverError({ status: 0, errcode: ErrCode.Unknown }, `${method} ${path}: ${timedOut ? 'timed out' : 'unreachable'}`);
         wait = backoffMs(attempt, retries);
       }
@@ -100,6 +109,34 @@ export function createCsClient(opts: CsClientOptions) {
 
   return {
     request,
+
+    /**
+     * Asks the homeserver to call our `POST /_matrix/app/v1/ping` (spec v1.7). One attempt, never
+     * retried and never thrown: whatever the homeserver answers (or that it does not) is the diagnosis.
+     */
+    pingAppservice: async (appserviceId: string, transactionId: string, call: { deadline: number }): Promise<PingAnswer> => {
+      const path = `/_matrix/client/v1/appservice/${enc(appserviceId)}/ping`;
+      try {
+        const res = await doFetch(base + path, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${opts.asToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ transaction_id: transactionId }),
+          signal: AbortSignal.timeout(Math.max(1, call.deadline - Date.now())),
+        });
+        const text = await res.text();
+        let body: Record<string, unknown>;
+        try {
+          const parsed: unknown = text ? JSON.parse(text) : {};
+          body = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : { error: text.slice(0, 200) };
+        } catch {
+          body = { error: `not JSON: ${text.slice(0, 200)}` };
+        }
+        return { status: res.status, body };
+      } catch (e) {
+        const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+        return { status: 0, body: { error: timedOut ? 'no answer in time' : `unreachable (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message})` } };
+      }
+    },
 
     /** Registers a virtual user without creating a device or access token for it. */
     register: (localpart: string, call: CallOptions) =>

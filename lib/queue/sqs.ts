@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import type { RoomId } from '../matrix/ids.js';
+import { awsCredentials } from '../aws-credentials.js';
 import { QueueUnavailableError } from './port.js';
 import type { DeadLetter, DeadLetters, DeliveryQueue, Outbox, QueuedEvent, ReceivedEvent } from './port.js';
 
@@ -27,15 +28,16 @@ export interface QueueOptions {
   client?: SQSClient;
 }
 
-/** One client per cold start; against a local endpoint any credentials do. */
+/** One client per cold start; against a local endpoint any credentials do, on Lambda the role's from the environment (lib/aws-credentials.ts). */
 export function sqsClient(endpoint?: string): SQSClient {
   const local = Boolean(endpoint);
+  const credentials = awsCredentials(endpoint);
   return new SQSClient({
     endpoint,
     region: process.env.AWS_REGION ?? (local ? 'us-east-1' : undefined),
     retryMode: 'standard',
     maxAttempts: 4,
-    ...(local && !process.env.AWS_ACCESS_KEY_ID ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+    ...(credentials ? { credentials } : {}),
   });
 }
 

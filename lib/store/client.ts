@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { awsCredentials } from '../aws-credentials.js';
 import { sleep } from '../time.js';
 import { backoffMs } from '../backoff.js';
 
@@ -13,11 +14,13 @@ export interface Table {
 }
 
 /**
- * One client per cold start. Against DynamoDB Local (an endpoint is set) any credentials do;
+ * One client per cold start. Against DynamoDB Local (an endpoint is set) any credentials do; on
+ * Lambda the role's, from the environment (lib/aws-credentials.ts says why explicitly);
  * the SDK's standard retry mode retries throttling and 5xx on its own.
  */
 export function createTable(opts: { tableName: string; endpoint?: string; client?: DynamoDBClient }): Table {
   const local = Boolean(opts.endpoint);
+  const credentials = awsCredentials(opts.endpoint);
   const client =
     opts.client ??
     new DynamoDBClient({
@@ -25,9 +28,7 @@ export function createTable(opts: { tableName: string; endpoint?: string; client
       region: process.env.AWS_REGION ?? (local ? 'us-east-1' : undefined),
       retryMode: 'standard',
       maxAttempts: 4,
-      ...(local && !process.env.AWS_ACCESS_KEY_ID
-        ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-        : {}),
+      ...(credentials ? { credentials } : {}),
     });
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   return { doc, tableName: opts.tableName };

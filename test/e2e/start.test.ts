@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { start as startLocal, stopAndCheck } from '../support/local-server.js';
+import { eventually, start as startLocal, stopAndCheck } from '../support/local-server.js';
 import { startFakeHs } from '../support/fake-hs.js';
 import type { FakeHs } from '../support/fake-hs.js';
 
@@ -29,7 +29,7 @@ const SERVER = 'localhost';
 let hs: FakeHs | undefined;
 const start = (homeserverUrl: string) => startLocal(homeserverUrl, { HOMESERVER_NAME: SERVER, REGISTRATION_FILE });
 
-function registration(): { url: string; as_token: string; hs_token: string; sender_localpart: string; namespaces: any } {
+function registration(): { id: string; url: string; as_token: string; hs_token: string; sender_localpart: string; namespaces: any } {
   return parse(readFileSync(REGISTRATION_FILE, 'utf8'));
 }
 
@@ -180,8 +180,14 @@ describe('npm start', { concurrency: false }, () => {
   test('second run: same tokens; a user query registers the user on the homeserver, on both paths', { timeout: 60_000 }, async () => {
     assert.ok(tokens, 'the first run wrote tokens');
     hs = await startFakeHs({ asToken: tokens.as_token, serverName: SERVER, userPrefix: 'irc_', senderLocalpart: 'ircbot' });
+    // The homeserver loads the registration file npm start writes (with its port in the url).
+    Object.defineProperty(hs, 'registration', { get: () => ({ id: registration().id, url: registration().url, hsToken: registration().hs_token }) });
     const run = await start(hs.url);
     const reg = registration();
+    // Once the homeserver answers, npm start asks it to ping the AS, and says how that went.
+    await eventually('npm start prints the ping result', () => /^ping: /m.test(run.output()));
+    assert.match(run.output(), /^ping: the homeserver reached the AS: its call took \d+ ms/m);
+    assert.ok(hs.calls.some((c) => c.path === '/_matrix/client/v1/appservice/matrix-appservice-lambda/ping' && c.status === 200));
     assert.equal(reg.as_token, tokens.as_token);
     assert.equal(reg.hs_token, tokens.hs_token);
 

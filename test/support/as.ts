@@ -48,9 +48,9 @@ export interface AsUnderTest {
   later(ms: number): Promise<void>;
 }
 
-export type FunctionName = 'user-query' | 'room-query' | 'push' | 'ping' | 'unrecognized' | 'network-inbound' | 'deliver';
+export type FunctionName = 'user-query' | 'room-query' | 'push' | 'ping' | 'unrecognized' | 'network-inbound' | 'deliver' | 'ping-homeserver';
 /** The functions behind API Gateway (deliver is on the queue's event source). */
-export type HttpFunctionName = Exclude<FunctionName, 'deliver'>;
+export type HttpFunctionName = Exclude<FunctionName, 'deliver' | 'ping-homeserver'>;
 
 /** `hsOptions` turn on the fake homeserver's Synapse-like behaviours (size limit, membership events…). */
 export interface AsOptions {

@@ -209,6 +209,13 @@ export interface FakeHs {
    * ask the AS under test; unset, the fake answers 404 at once (the default, as before).
    */
   askAsAboutAlias?: (alias: string) => Promise<unknown>;
+  /**
+   * The AS registration as the homeserver loaded it, for the appservice ping (spec v1.7,
+   * `POST /_matrix/client/v1/appservice/{appserviceId}/ping`), which calls the AS's
+   * `POST /_matrix/app/v1/ping` with the hs_token as Synapse does. Unset, or `url: null`, a ping
+   * answers 400 M_URL_NOT_SET.
+   */
+  registration?: { id: string; url: string | null; hsToken: string; /** how long the AS may take; default 10 s */ pingTimeoutMs?: number };
   /** every request, in arrival order (including rejected ones) */
   calls: RecordedCall[];
   /** registered users (the bot is always there) */
@@ -799,6 +806,28 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       timers.add(t);
     });
 
+  /** Synapse's AppservicePingRestServlet: the AS's answer, or why there was none, with the time it took. */
+  const pingAppservice = async (appserviceId: string, body: any): Promise<Answer> => {
+    const reg = fake.registration;
+    if (reg && appserviceId !== reg.id) return err(403, 'M_FORBIDDEN', 'Mismatching application service ID in path');
+    if (!reg?.url) return err(400, 'M_URL_NOT_SET', 'Application service URL is not set');
+    const started = Date.now();
+    try {
+      const res = await fetch(`${reg.url.replace(/\/+$/, '')}/_matrix/app/v1/ping`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${reg.hsToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ transaction_id: isPlainObject(body) ? (body.transaction_id ?? null) : null }),
+        signal: AbortSignal.timeout(reg.pingTimeoutMs ?? 10_000),
+      });
+      const text = await res.text();
+      if (!res.ok) return err(502, 'M_BAD_STATUS', `Ping returned status ${res.status}`, { status: res.status, body: text });
+    } catch (e) {
+      if ((e as Error).name === 'TimeoutError') return err(504, 'M_CONNECTION_TIMEOUT', 'Connection to application service timed out');
+      return err(502, 'M_CONNECTION_FAILED', 'Connection to application service failed');
+    }
+    return { status: 200, body: { duration_ms: Date.now() - started } };
+  };
+
   const ruleMatches = (rule: FailRule, call: RecordedCall): boolean => {
     const m = rule.match;
     if (m.method !== undefined && m.method.toUpperCase() !== call.method) return false;
@@ -839,6 +868,12 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       } catch (e) {
         specErrors.push(`${method} ${path}: ${(e as Error).message}`);
       }
+    }
+
+    // The one endpoint anyone may call (Synapse answers it without a token): what npm start waits for.
+    if (method === 'GET' && path === '/_matrix/client/versions') {
+      respond(res, call, 200, { versions: ['v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8'], unstable_features: {} });
+      return selfCheck(call, rawPath);
     }
 
     // Authentication: the as_token, as a Bearer header or ?access_token=.
@@ -884,6 +919,13 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     const aliasAsked = method === 'GET' && segs.length === 6 && segs.slice(0, 5).join('/') === `${CS}/directory/room` ? segs[5] : method === 'POST' && segs.length === 5 && segs.slice(0, 4).join('/') === `${CS}/join` && segs[4]?.startsWith('#') ? segs[4] : undefined;
     if (aliasAsked && !aliases.has(aliasAsked) && fake.askAsAboutAlias && aliasAsked.startsWith(`#${userPrefix}`) && aliasAsked.endsWith(`:${serverName}`)) {
       await fake.askAsAboutAlias(aliasAsked).catch(() => undefined);
+    }
+
+    const pinged = method === 'POST' && segs.length === 6 && segs.slice(0, 4).join('/') === '_matrix/client/v1/appservice' && segs[5] === 'ping' ? segs[4] : undefined;
+    if (pinged !== undefined) {
+      const answer = await pingAppservice(pinged, body);
+      respond(res, call, answer.status, answer.body);
+      return selfCheck(call, rawPath);
     }
 
     const answer = ((): Answer => {

@@ -53,6 +53,10 @@ test("serverless.yml's deliver event source defaults to lib/defaults.ts DELIVERY
   assert.ok(sqs, 'the deliver function has an sqs event');
   assert.equal(fallback(String(sqs.batchSize)), String(DELIVERY.BATCH_SIZE));
   assert.equal(fallback(String(sqs.maximumConcurrency)), String(DELIVERY.MAX_CONCURRENCY));
+  // Its reserved concurrency (when reserved at all) follows the event source's maximum concurrency.
+  const reserved = sls.functions.deliver.reservedConcurrency['Fn::If'][1] as string;
+  assert.match(reserved, /^\$\{param:deliverReservedConcurrency, param:deliverMaxConcurrency, /);
+  assert.equal(fallback(reserved), String(DELIVERY.MAX_CONCURRENCY));
 });
 
 test('infra/queue.yml names the queues as queueNamesFor does', () => {

@@ -10,8 +10,9 @@
  * (an outcome, an errcode, a function) is published under both sets, `[Stage]` and
  * `[Stage, <dimension>]`: an alarm on the total needs no metric math over every outcome.
  *
- * Cost: CloudWatch bills a custom metric only for the hours it is published in, so an idle
- * stage costs nothing but the scheduled ping's two metrics (PingFailed, PingRoundTrip).
+ * Cost: CloudWatch bills a custom metric ($0.30 a month) only for the hours it is published in,
+ * so counts that would be zero are left out unless an alarm needs the zero (PingFailed,
+ * ServerErrors); an idle stage publishes only what the scheduled ping makes (README: Cost).
  */
 import { SERVICE } from './defaults.js';
 import { writeLine } from './log.js';
@@ -81,7 +82,7 @@ const stage = () => process.env.STAGE || 'local';
 type Value = number | number[];
 
 function emit(given: Partial<Record<MetricName, Value>>, dimension?: { name: string; value: string }): void {
-  const values = Object.fromEntries(Object.entries(given).filter(([, v]) => !Array.isArray(v) || v.length > 0));
+  const values = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined && (!Array.isArray(v) || v.length > 0)));
   const names = Object.keys(values) as MetricName[];
   if (!names.length) return;
   const dimensions = dimension ? [['Stage'], ['Stage', dimension.name]] : [['Stage']];
@@ -98,7 +99,7 @@ function emit(given: Partial<Record<MetricName, Value>>, dimension?: { name: str
   );
 }
 
-/** Records metrics that have only the Stage dimension, several in one line. Zeros are recorded too: an alarm sees them. */
+/** Records metrics that have only the Stage dimension, several in one line. Zeros are recorded (an alarm sees them); undefined values are not. */
 export function recordMetrics(values: Partial<Record<Plain, Value>>): void {
   emit(values);
 }

@@ -77,7 +77,15 @@ export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[],
       }
     }),
   );
-  recordMetrics({ Delivered: counts.delivered, DeliveryRetried: counts.retried, DeliveryRefused: counts.refused, DeadLettered: counts.deadLettered, DeliveryLatency: latencies.slice(0, 100) });
+  // Zeros left out: CloudWatch bills a metric for each hour it is published in, and no alarm needs these to be 0.
+  const nonZero = (n: number) => (n > 0 ? n : undefined);
+  recordMetrics({
+    Delivered: nonZero(counts.delivered),
+    DeliveryRetried: nonZero(counts.retried),
+    DeliveryRefused: nonZero(counts.refused),
+    DeadLettered: nonZero(counts.deadLettered),
+    DeliveryLatency: latencies.slice(0, 100),
+  });
   return { failed, counts };
 }
 

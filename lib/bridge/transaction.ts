@@ -67,7 +67,7 @@ export async function handleTransaction(b: Bridge, txnId: string, body: unknown,
     if (handler) acting.set(i, handler);
   });
   if (acting.size === 0) {
-    recordMetrics({ TransactionProcessed: 1, EventsQueued: 0 });
+    recordMetrics({ TransactionProcessed: 1 });
     return { kind: 'processed', queued: 0, skipped, failed: [] };
   }
 

@@ -423,6 +423,16 @@ test('g. ping: Synapse pings the AS through /_matrix/client/v1/appservice/{id}/p
   const res = await cs('POST', `/_matrix/client/v1/appservice/${encodeURIComponent(reg.id)}/ping`, { token: reg.as_token, body: {} });
   assert.equal(res.status, 200, `${JSON.stringify(res.body)}\n${asTail()}`);
   assert.equal(typeof res.body.duration_ms, 'number');
+  // npm start asked Synapse to ping it as soon as Synapse answered, and said how that went.
+  assert.match(state.asOut, /^ping: the homeserver reached the AS: its call took \d+ ms/m, asTail());
+  // npm run ping, with the registration file npm start wrote.
+  const cli = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/ping.ts', '--url', HS], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, REGISTRATION_FILE } });
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.match(cli.stdout, /the homeserver reached the AS/);
+  // And with an as_token Synapse does not know: its own errcode, with what to check.
+  const wrong = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/ping.ts', '--url', HS], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, REGISTRATION_FILE, AS_TOKEN: 'not-a-token-synapse-knows' } });
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, /M_UNKNOWN_TOKEN/);
 });
 
 // ---------------------------------------------------------------- issue 20: healing as Synapse answers

@@ -1,24 +1,32 @@
 /**
- * 1. Cold start. Each of our functions is bundled with esbuild the way serverless.yml tells
- * serverless-esbuild to (the options are read from serverless.yml itself), and so is a minimal AS
- * written with each peer. Then each bundle is imported in a fresh `node` process, again and again,
- * interleaved with a bare `node -e 0`; the figure is the median import run less the median bare run.
+ * 1. Cold start. Our functions are measured as deployed: `osls package` (what `npm run package`
+ * makes, in a service folder of its own so that it never touches the project's .serverless:
+ * test/support/artifact.ts), each zip unzipped, and each function's bundle is the .mjs in it. A
+ * minimal AS written with each peer is bundled with the same esbuild options (read from
+ * serverless.yml). Then each bundle is imported in a fresh Node 22 process (Lambda's nodejs22.x),
+ * again and again, interleaved with a bare `node -e 0`; the figure is the median import run less
+ * the median bare run, printed as "bare node + X ms" beside each bundle's size.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { build } from 'esbuild';
 import type { BuildOptions } from 'esbuild';
 import { parse } from 'yaml';
+import { LAMBDA_NODE_FLAGS, makeRuntime, node22, packageService, scratch } from '../test/support/artifact.js';
 import { BENCH_DIR, ROOT_DIR, median, now } from './lib.js';
 import type { PeerKind } from './lib.js';
 
 export interface Bundle {
-  /** e.g. 'user-query', or a peer kind */
+  /** e.g. 'user-query' (the handler's file), or a peer kind */
   name: string;
   kind: 'ours' | PeerKind;
+  /** ours: the function in serverless.yml, e.g. 'userQuery' */
+  fn?: string;
   file: string;
   bytes: number;
+  /** the folder the process runs in: ours, the unzipped task root */
+  cwd?: string;
 }
 
 export interface ColdStartResult {
@@ -32,26 +40,46 @@ export interface ColdStartResult {
 
 const OUT = join(BENCH_DIR, '.build');
 
-/** The esbuild options serverless.yml gives serverless-esbuild, as esbuild's own BuildOptions. */
+/** serverless-esbuild's own options, which it takes out before it hands the rest to esbuild. */
+const PLUGIN_ONLY = new Set([
+  'concurrency',
+  'zipConcurrency',
+  'exclude',
+  'nativeZip',
+  'packager',
+  'packagePath',
+  'watch',
+  'keepOutputDirectory',
+  'packagerOptions',
+  'installExtraArgs',
+  'outputFileExtension',
+  'outputBuildFolder',
+  'outputWorkFolder',
+  'nodeExternals',
+  'skipBuild',
+  'skipRebuild',
+  'skipBuildExcludeFns',
+  'stripEntryResolveExtensions',
+  'disposeContext',
+]);
+
+/** The esbuild options serverless.yml gives serverless-esbuild, as esbuild's own BuildOptions (what the plugin passes on). */
 export function serverlessEsbuildOptions(): { options: BuildOptions; raw: Record<string, unknown>; handlers: Record<string, string> } {
   const sls = parse(readFileSync(join(ROOT_DIR, 'serverless.yml'), 'utf8')) as {
     custom?: { esbuild?: Record<string, any> };
     functions?: Record<string, { handler?: string }>;
   };
   const e = sls.custom?.esbuild ?? {};
+  const passed = Object.fromEntries(Object.entries(e).filter(([k]) => !PLUGIN_ONLY.has(k))) as BuildOptions;
+  const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x !== '*') : []);
   const options: BuildOptions = {
-    bundle: e.bundle ?? true,
-    minify: e.minify ?? false,
-    format: e.format ?? 'esm',
-    platform: e.platform ?? 'node',
-    target: e.target ?? 'node22',
-    sourcemap: e.sourcemap === 'external' ? 'external' : Boolean(e.sourcemap),
-    banner: e.banner,
+    ...passed,
     // serverless.yml's `exclude` list stays external (`@aws-sdk/client-ssm`, which the Lambda
-    // runtime provides; it is imported lazily, so the bundle loads without it); the rest of the
-    // AWS SDK is bundled.
-    external: Array.isArray(e.exclude) ? e.exclude.filter((x: unknown) => typeof x === 'string' && x !== '*') : [],
+    // runtime provides; it is imported lazily, so the bundle loads without it).
+    external: [...strings(e.external), ...strings(e.exclude)],
     outExtension: { '.js': e.outputFileExtension ?? '.mjs' },
+    // Relative paths (the alias) are the service folder's, as for serverless-esbuild.
+    absWorkingDir: ROOT_DIR,
     logLevel: 'error',
   };
   const handlers: Record<string, string> = {};
@@ -69,55 +97,92 @@ export function serverlessEsbuildOptions(): { options: BuildOptions; raw: Record
  */
 const PEER_BANNER = "import { fileURLToPath as __fileURLToPath } from 'node:url'; import { dirname as __pathDirname } from 'node:path'; const __filename = __fileURLToPath(import.meta.url); const __dirname = __pathDirname(__filename);";
 
-async function bundle(entry: string, name: string, kind: Bundle['kind'], options: BuildOptions): Promise<Bundle> {
-  const outdir = join(OUT, kind === 'ours' ? 'ours' : 'peers');
-  const banner = kind === 'ours' ? options.banner : { js: `${options.banner?.js ?? ''} ${PEER_BANNER}`.trim() };
-  await build({ ...options, banner, entryPoints: { [name]: entry }, outdir });
-  const file = join(outdir, `${name}${options.outExtension?.['.js'] ?? '.js'}`);
-  return { name, kind, file, bytes: statSync(file).size };
+async function bundlePeer(peer: PeerKind, options: BuildOptions): Promise<Bundle> {
+  const outdir = join(OUT, 'peers');
+  const banner = { js: `${options.banner?.js ?? ''} ${PEER_BANNER}`.trim() };
+  await build({ ...options, banner, entryPoints: { [peer]: join(BENCH_DIR, 'peers', peer === 'bridge' ? 'bridge-as.mjs' : 'botsdk-as.mjs') }, outdir });
+  const file = join(outdir, `${peer}${options.outExtension?.['.js'] ?? '.js'}`);
+  return { name: peer, kind: peer, file, bytes: statSync(file).size };
 }
 
-export async function buildBundles(peers: PeerKind[]): Promise<{ bundles: Bundle[]; raw: Record<string, unknown> }> {
+/**
+ * Our functions as packaged: `osls package` into `dir`, each zip unzipped into a task root. Beside
+ * them a `node_modules` holding what the Lambda runtime provides (the SDK v3), found by the
+ * ordinary lookup from the task roots, as Lambda's own loader finds /var/runtime/node_modules:
+ * none of today's bundles needs it to load (the SSM client is imported lazily), but one that did
+ * would be timed with it, not fail.
+ */
+async function packagedBundles(dir: string): Promise<Bundle[]> {
+  const packaged = await packageService(join(dir, 'build'), { stage: 'bench' });
+  const runtime = makeRuntime(join(dir, 'runtime'));
+  symlinkSync(runtime.nodeModules, join(dir, 'build', 'node_modules'), 'dir');
+  return Object.values(packaged.functions).map((f) => ({
+    name: basename(f.bundle, '.mjs'),
+    kind: 'ours' as const,
+    fn: f.name,
+    file: f.bundle,
+    bytes: f.bytes,
+    cwd: f.taskRoot,
+  }));
+}
+
+export async function buildBundles(peers: PeerKind[], dir: string): Promise<{ bundles: Bundle[]; raw: Record<string, unknown> }> {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  const { options, raw, handlers } = serverlessEsbuildOptions();
-  const bundles: Bundle[] = [];
-  for (const [name, entry] of Object.entries(handlers)) bundles.push(await bundle(entry, name, 'ours', options));
-  for (const p of peers) bundles.push(await bundle(join(BENCH_DIR, 'peers', p === 'bridge' ? 'bridge-as.mjs' : 'botsdk-as.mjs'), p, p, options));
+  const { options, raw } = serverlessEsbuildOptions();
+  const bundles = await packagedBundles(dir);
+  for (const p of peers) bundles.push(await bundlePeer(p, options));
   return { bundles, raw };
 }
 
-function timeNode(args: string[]): number {
+function timeNode(node: string, args: string[], cwd?: string): number {
   const t = now();
-  const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
+  const r = spawnSync(node, [...LAMBDA_NODE_FLAGS, ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
   const ms = now() - t;
   if (r.status !== 0) throw new Error(`node ${args.join(' ')} failed (${r.status}): ${r.stderr.toString().slice(0, 2000)}`);
   return ms;
 }
 
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+
 export async function coldStart(peers: PeerKind[], runs: number, log: (s: string) => void): Promise<ColdStartResult> {
-  const { bundles, raw } = await buildBundles(peers);
-  log(`  built ${bundles.length} bundles into bench/.build/`);
-  // Each bundle is the process's main module: importing it is all the process does.
-  // Check once that each one loads and lets the process end on its own.
-  for (const b of bundles) timeNode([b.file]);
-  const bare: number[] = [];
-  const samples = new Map<string, number[]>(bundles.map((b) => [b.file, []]));
-  // Round-robin so a noisy moment spreads over every subject rather than hitting one.
-  for (let i = 0; i < runs; i++) {
-    bare.push(timeNode(['-e', '0']));
-    for (const b of bundles) samples.get(b.file)?.push(timeNode([b.file]));
+  const node = node22();
+  const version = spawnSync(node, ['-v'], { encoding: 'utf8' }).stdout.trim();
+  const work = scratch('bench-cold-start-');
+  try {
+    log('  packaging (osls package) ...');
+    const { bundles, raw } = await buildBundles(peers, work.dir);
+    log(`  ${bundles.filter((b) => b.kind === 'ours').length} packaged bundles, ${peers.length} peer bundles into bench/.build/; timing on Node ${version}`);
+    // Each bundle is the process's main module: importing it is all the process does.
+    // Check once that each one loads and lets the process end on its own.
+    for (const b of bundles) timeNode(node, [b.file], b.cwd);
+    const bare: number[] = [];
+    const samples = new Map<string, number[]>(bundles.map((b) => [b.file, []]));
+    // Round-robin so a noisy moment spreads over every subject rather than hitting one.
+    for (let i = 0; i < runs; i++) {
+      bare.push(timeNode(node, ['-e', '0']));
+      for (const b of bundles) samples.get(b.file)?.push(timeNode(node, [b.file], b.cwd));
+    }
+    const bareMs = median(bare);
+    const result: ColdStartResult = {
+      esbuild: raw,
+      runs,
+      node: version,
+      bareMs,
+      bundles: bundles.map((b) => {
+        const s = samples.get(b.file) ?? [];
+        const m = median(s);
+        const file = b.kind === 'ours' ? `${b.fn}.zip:${b.file.slice((b.cwd ?? '').length + 1)}` : b.file.slice(ROOT_DIR.length);
+        return { ...b, file, cwd: undefined, medianMs: m, importMs: m - bareMs, samplesMs: s.map((x) => Number(x.toFixed(2))) };
+      }),
+    };
+    log(`  bare node (node -e 0): ${bareMs.toFixed(1)} ms, median of ${runs}`);
+    const width = Math.max(...result.bundles.map((b) => b.file.length));
+    for (const b of result.bundles) {
+      log(`  ${b.file.padEnd(width)}  ${kb(b.bytes).padStart(9)}  import: bare node + ${b.importMs.toFixed(1)} ms`);
+    }
+    return result;
+  } finally {
+    work.remove();
   }
-  const bareMs = median(bare);
-  return {
-    esbuild: raw,
-    runs,
-    node: process.version,
-    bareMs,
-    bundles: bundles.map((b) => {
-      const s = samples.get(b.file) ?? [];
-      const m = median(s);
-      return { ...b, file: b.file.slice(ROOT_DIR.length), medianMs: m, importMs: m - bareMs, samplesMs: s.map((x) => Number(x.toFixed(2))) };
-    }),
-  };
 }

@@ -17,6 +17,7 @@ import {
 import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import type { RoomId } from '../matrix/ids.js';
 import { awsCredentials } from '../aws-credentials.js';
+import { awsRequestHandler } from '../aws-http.js';
 import { QueueUnavailableError } from './port.js';
 import type { DeadLetter, DeadLetters, DeliveryQueue, Outbox, QueuedEvent, ReceivedEvent } from './port.js';
 
@@ -37,6 +38,7 @@ export function sqsClient(endpoint?: string): SQSClient {
     region: process.env.AWS_REGION ?? (local ? 'us-east-1' : undefined),
     retryMode: 'standard',
     maxAttempts: 4,
+    requestHandler: awsRequestHandler(),
     ...(credentials ? { credentials } : {}),
   });
 }

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsCredentials } from '../aws-credentials.js';
+import { awsRequestHandler } from '../aws-http.js';
 import { sleep } from '../time.js';
 import { backoffMs } from '../backoff.js';
 
@@ -28,6 +29,7 @@ export function createTable(opts: { tableName: string; endpoint?: string; client
       region: process.env.AWS_REGION ?? (local ? 'us-east-1' : undefined),
       retryMode: 'standard',
       maxAttempts: 4,
+      requestHandler: awsRequestHandler(),
       ...(credentials ? { credentials } : {}),
     });
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });

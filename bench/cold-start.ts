@@ -36,6 +36,8 @@ export interface ColdStartResult {
   /** Median of `node -e 0`, ms. */
   bareMs: number;
   bundles: Array<Bundle & { medianMs: number; importMs: number; samplesMs: number[] }>;
+  /** push bundled with the SDK's defaults (bundleReference), same run. */
+  reference?: { bytes: number; importMs: number };
 }
 
 const OUT = join(BENCH_DIR, '.build');
@@ -145,6 +147,21 @@ function timeNode(node: string, args: string[], cwd?: string): number {
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 
+/**
+ * A reference in the same run: the push function bundled with serverless.yml's options less what
+ * issue 22 added (each package's ES module build first, the aliases that leave out the default
+ * credential chain, the Node HTTP handler and event streams), i.e. the same code as the SDK ships
+ * it by default. Its import beside ours is the ratio that holds whatever the machine's speed.
+ */
+async function bundleReference(): Promise<Bundle> {
+  const { options, handlers } = serverlessEsbuildOptions();
+  const { mainFields: _mainFields, alias: _alias, ...before } = options;
+  const outdir = join(OUT, 'reference');
+  await build({ ...before, entryPoints: { 'push-sdk-defaults': handlers.push! }, outdir });
+  const file = join(outdir, `push-sdk-defaults${options.outExtension?.['.js'] ?? '.js'}`);
+  return { name: 'push, SDK defaults', kind: 'ours', file, bytes: statSync(file).size };
+}
+
 export async function coldStart(peers: PeerKind[], runs: number, log: (s: string) => void): Promise<ColdStartResult> {
   const node = node22();
   const version = spawnSync(node, ['-v'], { encoding: 'utf8' }).stdout.trim();
@@ -152,16 +169,19 @@ export async function coldStart(peers: PeerKind[], runs: number, log: (s: string
   try {
     log('  packaging (osls package) ...');
     const { bundles, raw } = await buildBundles(peers, work.dir);
+    const reference = await bundleReference();
     log(`  ${bundles.filter((b) => b.kind === 'ours').length} packaged bundles, ${peers.length} peer bundles into bench/.build/; timing on Node ${version}`);
     // Each bundle is the process's main module: importing it is all the process does.
     // Check once that each one loads and lets the process end on its own.
     for (const b of bundles) timeNode(node, [b.file], b.cwd);
     const bare: number[] = [];
     const samples = new Map<string, number[]>(bundles.map((b) => [b.file, []]));
+    const referenceSamples: number[] = [];
     // Round-robin so a noisy moment spreads over every subject rather than hitting one.
     for (let i = 0; i < runs; i++) {
       bare.push(timeNode(node, ['-e', '0']));
       for (const b of bundles) samples.get(b.file)?.push(timeNode(node, [b.file], b.cwd));
+      referenceSamples.push(timeNode(node, [reference.file]));
     }
     const bareMs = median(bare);
     const result: ColdStartResult = {
@@ -181,6 +201,13 @@ export async function coldStart(peers: PeerKind[], runs: number, log: (s: string
     for (const b of result.bundles) {
       log(`  ${b.file.padEnd(width)}  ${kb(b.bytes).padStart(9)}  import: bare node + ${b.importMs.toFixed(1)} ms`);
     }
+    const referenceMs = median(referenceSamples) - bareMs;
+    const push = result.bundles.find((b) => b.fn === 'push');
+    result.reference = { bytes: reference.bytes, importMs: referenceMs };
+    log(
+      `  reference, push bundled with the SDK's defaults (CommonJS builds, default credential chain, Node HTTP handler): ${kb(reference.bytes)}, import: bare node + ${referenceMs.toFixed(1)} ms` +
+        (push ? `; push as packaged takes ${((push.importMs / referenceMs) * 100).toFixed(0)} % of that` : ''),
+    );
     return result;
   } finally {
     work.remove();

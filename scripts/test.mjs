@@ -26,10 +26,10 @@ try {
   }
   throw e;
 }
-// Test files run two at a time (TEST_CONCURRENCY overrides): most of a file's time is spent waiting
+// Test files run three at a time (TEST_CONCURRENCY overrides): most of a file's time is spent waiting
 // on DynamoDB Local, the queue, serverless-offline or a child process, and Node's default on two
 // cores is one at a time.
-const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+const concurrency = process.env.TEST_CONCURRENCY ?? '3';
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
   stdio: 'inherit',
   env: { ...process.env, TEST_DYNAMODB_ENDPOINT: dynamo.endpoint },

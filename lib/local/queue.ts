@@ -13,6 +13,7 @@
  * them back, each room's in order, before anything else is queued. A killed process (SIGKILL, a
  * crash) loses what was on the queues.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:http';
@@ -78,12 +79,20 @@ const DEDUPLICATION_MS = 5 * 60_000;
  * A front for the local SQS server that keeps SQS FIFO's 5-minute deduplication window: a message
  * sent again with a MessageDeduplicationId seen in the last 5 minutes (JSON protocol, as
  * @aws-sdk/client-sqs speaks) is answered as sent, with the first one's ids, and not queued.
+ * As SQS does: the window is the queue's (its DeduplicationScope, `queue` by default, as
+ * infra/queue.yml leaves it), and the answer's MD5OfMessageBody is that of the body sent now (the
+ * SDK checks it against what it sent; SQS recomputes it, and only the ids are the first message's).
  * Everything else passes through as it is.
  */
 async function deduplicating(target: string, port: number): Promise<Server> {
   const seen = new Map<string, { at: number; answer: Record<string, unknown> }>();
   const keyOf = (queueUrl: unknown, entry: Record<string, unknown>) =>
-    typeof entry.MessageDeduplicationId === 'string' ? `${String(queueUrl).split('/').pop()}|${String(entry.MessageGroupId)}|${entry.MessageDeduplicationId}` : undefined;
+    typeof entry.MessageDeduplicationId === 'string' ? `${String(queueUrl).split('/').pop()}|${entry.MessageDeduplicationId}` : undefined;
+  /** The first message's ids, with the MD5 of this body (the attributes' MD5 is not computed here; the SDK does not check it). */
+  const repeated = (hit: { answer: Record<string, unknown> }, entry: Record<string, unknown>) => {
+    const { MD5OfMessageAttributes: _attributes, ...ids } = hit.answer;
+    return { ...ids, MD5OfMessageBody: createHash('md5').update(String(entry.MessageBody ?? ''), 'utf8').digest('hex') };
+  };
   const recent = (key: string | undefined) => {
     const hit = key === undefined ? undefined : seen.get(key);
     return hit && Date.now() - hit.at < DEDUPLICATION_MS ? hit : undefined;
@@ -111,7 +120,7 @@ async function deduplicating(target: string, port: number): Promise<Server> {
           const repeats = entries.map((e) => recent(keyOf(input.QueueUrl, e)));
           const fresh = entries.filter((_, i) => !repeats[i]);
           if (!fresh.length) {
-            const out = batch ? { Successful: entries.map((e, i) => ({ ...repeats[i]!.answer, Id: e.Id })), Failed: [] } : repeats[0]!.answer;
+            const out = batch ? { Successful: entries.map((e, i) => ({ ...repeated(repeats[i]!, e), Id: e.Id })), Failed: [] } : repeated(repeats[0]!, input);
             answer = { status: 200, headers: { 'content-type': 'application/x-amz-json-1.0' }, text: JSON.stringify(out) };
           } else {
             const sent = await pass(req, Buffer.from(JSON.stringify(batch ? { ...input, Entries: fresh } : input)));
@@ -125,7 +134,7 @@ async function deduplicating(target: string, port: number): Promise<Server> {
                   const key = entry && keyOf(input.QueueUrl, entry);
                   if (key) seen.set(key, { at: now, answer: { ...ok } });
                 }
-                out.Successful = [...(out.Successful ?? []), ...entries.flatMap((e, i) => (repeats[i] ? [{ ...repeats[i]!.answer, Id: e.Id }] : []))];
+                out.Successful = [...(out.Successful ?? []), ...entries.flatMap((e, i) => (repeats[i] ? [{ ...repeated(repeats[i]!, e), Id: e.Id }] : []))];
                 answer = { ...sent, text: JSON.stringify(out) };
               } else {
                 const key = keyOf(input.QueueUrl, input);

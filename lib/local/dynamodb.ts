@@ -95,7 +95,9 @@ export async function startDynamoLocal(opts: DynamoLocalOptions = {}): Promise<L
   child.once('exit', () => (exited = true));
   const endpoint = `http://127.0.0.1:${port}`;
   try {
-    await waitForDynamo(endpoint, () => exited, opts.timeoutMs ?? 30_000);
+    // A JVM that is still starting is waited for: on a busy machine that can take over half a
+    // minute. One that exits is reported at once (waitForDynamo watches for it).
+    await waitForDynamo(endpoint, () => exited, opts.timeoutMs ?? 120_000);
   } catch (e) {
     child.kill('SIGKILL');
     const said = stderr.trim().split('\n').slice(-5).join('\n');

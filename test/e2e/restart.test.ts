@@ -103,7 +103,7 @@ const fromAlice = (eventId: string, roomId: string, body: string, ts: number) =>
   content: { msgtype: 'm.text', body },
 });
 
-test('npm start keeps its rooms across a restart; --fresh and npm run reset wipe them', { timeout: 180_000 }, async () => {
+test('npm start keeps its rooms across a restart; --fresh and npm run reset wipe them', { timeout: 420_000 }, async () => {
   network.rooms.set('#matrix', { name: '#matrix', topic: 'Matrix on IRC' });
   network.users.set('Bob', { displayName: 'Bob' });
 

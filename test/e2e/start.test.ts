@@ -93,7 +93,7 @@ after(async () => {
 describe('npm start', { concurrency: false }, () => {
   let tokens: { as_token: string; hs_token: string } | undefined;
 
-  test('first run: writes the registration with new tokens; ping, auth, 404 and 405 as the HS expects', { timeout: 60_000 }, async () => {
+  test('first run: writes the registration with new tokens; ping, auth, 404 and 405 as the HS expects', { timeout: 240_000 }, async () => {
     // No homeserver is needed for these; an address nothing listens on.
     const run = await start('http://127.0.0.1:9');
     const reg = registration();
@@ -177,7 +177,7 @@ describe('npm start', { concurrency: false }, () => {
     await stopAndCheck(run);
   });
 
-  test('second run: same tokens; a user query registers the user on the homeserver, on both paths', { timeout: 60_000 }, async () => {
+  test('second run: same tokens; a user query registers the user on the homeserver, on both paths', { timeout: 240_000 }, async () => {
     assert.ok(tokens, 'the first run wrote tokens');
     hs = await startFakeHs({ asToken: tokens.as_token, serverName: SERVER, userPrefix: 'irc_', senderLocalpart: 'ircbot' });
     // The homeserver loads the registration file npm start writes (with its port in the url).

@@ -29,7 +29,7 @@ const NAMES = [
   { title: "the seed's names, with / in IDs", prefix: 'irc.freenode.net/', alias: '#irc.freenode.net/#matrix:localhost', bob: '@irc.freenode.net/_bob:localhost' },
 ];
 
-for (const names of NAMES) test(`the walk-through with ${names.title}: scrollback before the room, replay on join, both directions after`, { timeout: 90_000 }, async () => {
+for (const names of NAMES) test(`the walk-through with ${names.title}: scrollback before the room, replay on join, both directions after`, { timeout: 300_000 }, async () => {
   network.rooms.set('#matrix', { name: '#matrix', topic: 'Matrix on IRC' });
   network.users.set('Bob', { displayName: 'Bob' });
   network.accepted.length = 0;

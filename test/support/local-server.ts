@@ -68,7 +68,9 @@ export async function start(homeserverUrl: string, env: Record<string, string>, 
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not ready after 45 s:\n${out}`)), 45_000);
+    // Only ends a start that hangs: three test files at a time on a loaded 2-core machine can
+    // take npm start (a JVM, esbuild, serverless-offline) well over a minute.
+    const timer = setTimeout(() => reject(new Error(`not ready after 150 s:\n${out}`)), 150_000);
     const check = () => {
       if (/is ready on/.test(out)) {
         clearTimeout(timer);

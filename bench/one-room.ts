@@ -169,14 +169,15 @@ export async function oneRoomOurs(ours: Ours, k: OneRoomKnobs, log: (s: string) 
   const isFailingRoom = (id: string) => id.endsWith(`-r${FAILING}:${DOMAIN}`);
   b.network = {
     ...original,
-    deliver: async (m) => {
-      if (failing && isFailingRoom(m.id)) {
+    deliver: async (d) => {
+      const id = d.body.id;
+      if (failing && isFailingRoom(id)) {
         refused++;
         throw new RetryLaterError('down');
       }
-      deliveredAt.set(m.id, now());
-      if (isFailingRoom(m.id)) failingDelivered.push(m.id);
-      await original.deliver(m);
+      deliveredAt.set(id, now());
+      if (isFailingRoom(id)) failingDelivered.push(id);
+      return original.deliver(d);
     },
   };
   // The deliver function's retries, seen on their way to the queue: how long the failing room waits.

@@ -392,6 +392,7 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, queu
     ...bridge.network,
     deliver: async () => {
       delivered++;
+      return {};
     },
   };
   // The bridge's SQS calls, counted: its outbox and delivery queue are the project's own sqsQueue()

@@ -9,7 +9,7 @@
 
 import { registerSecrets } from './log.js';
 import { perColdStart } from './once.js';
-import { DEFAULTS, DELIVERY } from './defaults.js';
+import { DEFAULTS, DELIVERY, MESSAGES } from './defaults.js';
 
 /**
  * `secret` is the one we SIGN with (our requests to the network): NETWORK_SECRET, also while
@@ -45,6 +45,15 @@ export interface Config {
   queue: QueueConfig;
   /** Delivery through the queue: when to give up on a message, whether the bot says so. */
   delivery: DeliveryConfig;
+  /** Rich messages: how long mappings are kept, how long media links work. */
+  messages: MessagesConfig;
+}
+
+export interface MessagesConfig {
+  /** MESSAGE_MAPPING_DAYS: a bridged message can be replied to, edited, reacted to or deleted this long. */
+  mappingDays: number;
+  /** MEDIA_LINK_HOURS: the pre-signed link to a Matrix medium in an outbound message works this long. */
+  mediaLinkHours: number;
 }
 
 export interface QueueConfig {
@@ -218,6 +227,10 @@ export function parseConfig(env: Env): UnresolvedConfig {
       // Below SQS's 14-day retention, so a message is dead-lettered before the queue drops it.
       deadLetterAfterHours: wholeNumber(env, 'DEAD_LETTER_AFTER_HOURS', DELIVERY.DEAD_LETTER_AFTER_HOURS, 1, 13 * 24),
       deadLetterNotices: flag(env, 'DEAD_LETTER_NOTICES', DELIVERY.DEAD_LETTER_NOTICES),
+    },
+    messages: {
+      mappingDays: wholeNumber(env, 'MESSAGE_MAPPING_DAYS', MESSAGES.MAPPING_DAYS, 1, 365),
+      mediaLinkHours: wholeNumber(env, 'MEDIA_LINK_HOURS', MESSAGES.MEDIA_LINK_HOURS, 1, 365 * 24),
     },
   };
 }

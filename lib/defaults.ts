@@ -42,6 +42,19 @@ export const DELIVERY = {
   MAX_CONCURRENCY: 5,
 } as const;
 
+/** Rich messages: the message mapping and media. */
+export const MESSAGES = {
+  /** How long a bridged message's mapping is kept (MESSAGE_MAPPING_DAYS): edits, replies, reactions and deletions can refer to it this long. */
+  MAPPING_DAYS: 30,
+  /**
+   * Media through the AS, both ways, at most this many bytes: Lambda's 6 MB payload limit holds
+   * the bytes base64-encoded (4 MiB → 5.6 MB) with room for the headers.
+   */
+  MEDIA_MAX_BYTES: 4 * 1024 * 1024,
+  /** How long the link to a Matrix medium in an outbound message works (MEDIA_LINK_HOURS). */
+  MEDIA_LINK_HOURS: 7 * 24,
+} as const;
+
 /** The delivery queue and its dead-letter queue, FIFO, per stage (infra/queue.yml names them the same way). */
 export const queueNamesFor = (stage: string) => ({
   queue: `${SERVICE}-${stage}-deliver.fifo`,

@@ -15,9 +15,10 @@ export const MAX_SIGNATURES = 8;
 /** A v1 is the hex of a 32-byte HMAC-SHA256; anything else cannot match and is never decoded. */
 const V1 = /^[0-9a-fA-F]{64}$/;
 
-const hmac = (secret: string, t: number, body: string) => createHmac('sha256', secret).update(`${t}.${body}`).digest();
+/** The signed bytes are `"<t>."` then the body exactly as sent: text as UTF-8, a binary body (a media upload) as it is. */
+const hmac = (secret: string, t: number, body: string | Uint8Array) => createHmac('sha256', secret).update(`${t}.`).update(body).digest();
 
-export function sign(secret: string, body: string, now = Date.now()): string {
+export function sign(secret: string, body: string | Uint8Array, now = Date.now()): string {
   const t = Math.floor(now / 1000);
   return `t=${t},v1=${hmac(secret, t, body).toString('hex')}`;
 }
@@ -32,7 +33,7 @@ const UNPARSEABLE: SignatureCheck = { ok: false, status: 401, reason: 'X-Signatu
  * any well-formed `v1` is the HMAC under any of the secrets. Every comparison runs, in constant
  * time on equal-length buffers, whether or not an earlier one matched.
  */
-export function verify(header: string | undefined, body: string, secrets: string | readonly string[], now = Date.now()): SignatureCheck {
+export function verify(header: string | undefined, body: string | Uint8Array, secrets: string | readonly string[], now = Date.now()): SignatureCheck {
   if (!header) return { ok: false, status: 401, reason: 'X-Signature header is missing' };
   let t: number | undefined;
   const candidates: string[] = [];
@@ -63,4 +64,21 @@ export function verify(header: string | undefined, body: string, secrets: string
     }
   }
   return matched ? { ok: true } : { ok: false, status: 403, reason: 'X-Signature does not match' };
+}
+
+/**
+ * Pre-signed links (the media links in outbound messages): `sig` is the hex HMAC-SHA256 of
+ * `"<resource>.<expires>"` under the network secret, `expires` in unix seconds. The network
+ * fetches the link as it is; anyone holding it can, until it expires, and only that resource.
+ */
+export const signLink = (secret: string, resource: string, expires: number): string => createHmac('sha256', secret).update(`${resource}.${expires}`).digest('hex');
+
+export function verifyLink(resource: string, expires: string | undefined, sig: string | undefined, secrets: readonly string[], now = Date.now()): SignatureCheck {
+  if (!expires || !sig || !/^\d{1,12}$/.test(expires) || !V1.test(sig)) return { ok: false, status: 403, reason: 'the link is not signed (expires and sig are required)' };
+  const given = Buffer.from(sig, 'hex');
+  let matched = false;
+  for (const secret of secrets) if (timingSafeEqual(Buffer.from(signLink(secret, resource, Number(expires)), 'hex'), given)) matched = true;
+  if (!matched) return { ok: false, status: 403, reason: 'the link signature does not match' };
+  if (Number(expires) * 1000 < now) return { ok: false, status: 403, reason: 'the link has expired' };
+  return { ok: true };
 }

@@ -249,7 +249,7 @@ test('a transaction of echoes, unbridged rooms and ignored kinds: no DynamoDB wr
   try {
     const echo = said(room, 'from the network', '@irc_bob:example.org');
     const bot = said(room, 'a notice', '@ircbot:example.org');
-    const typing = { ...said(room, ''), type: 'm.reaction', content: { 'm.relates_to': { rel_type: 'm.annotation', event_id: '$x', key: '👍' } } };
+    const typing = { ...said(room, ''), type: 'm.call.invite', content: { call_id: 'c1', version: '1', lifetime: 60000 } };
     assert.equal(await as.pushSend(uniq('t'), { events: [echo, bot, typing] }), 200);
   } finally {
     tableOf(b.store)!.doc.middlewareStack.remove('countWrites');

@@ -13,6 +13,7 @@ import {
   checkEvent,
   checkEventContent,
   checkRegistration,
+  checkSchemaFile,
   matchOperation,
 } from './support/spec.js';
 
@@ -773,5 +774,478 @@ describe('spec checks', () => {
     assert.notDeepEqual(checkRegistration({ ...reg, namespaces: { users: [{ regex: '@irc_.*' }] } }), []);
     const { hs_token: _omit, ...noHsToken } = reg;
     assert.notDeepEqual(checkRegistration(noHsToken), []);
+  });
+});
+
+// ------------------------------------------------------------------ rich messages (issue 23)
+
+interface RawOpts {
+  on?: FakeHs;
+  token?: string | null;
+  userId?: string;
+  query?: Record<string, string>;
+  body?: Buffer;
+  /** undefined: none sent */
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+/** A request with a binary body and answer (media), keeping the answer's bytes and headers. */
+async function raw(method: string, path: string, o: RawOpts = {}): Promise<{ status: number; headers: Headers; bytes: Buffer; json: any }> {
+  const url = new URL((o.on ?? hs).url + path);
+  const token = o.token === undefined ? AS_TOKEN : o.token;
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (o.contentType !== undefined) headers['content-type'] = o.contentType;
+  if (o.userId !== undefined) url.searchParams.set('user_id', o.userId);
+  for (const [k, v] of Object.entries(o.query ?? {})) url.searchParams.set(k, v);
+  const init: RequestInit = { method, headers };
+  if (o.body !== undefined) init.body = new Uint8Array(o.body);
+  if (o.signal) init.signal = o.signal;
+  const res = await fetch(url, init);
+  const bytes = Buffer.from(await res.arrayBuffer());
+  let json: any;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    // binary
+  }
+  return { status: res.status, headers: res.headers, bytes, json };
+}
+
+const UPLOAD = '/_matrix/media/v3/upload';
+const downloadV1 = (mxc: string, name?: string): string => `/_matrix/client/v1/media/download/${mxc.slice('mxc://'.length)}${name === undefined ? '' : `/${enc(name)}`}`;
+const downloadV3 = (mxc: string, name?: string): string => `/_matrix/media/v3/download/${mxc.slice('mxc://'.length)}${name === undefined ? '' : `/${enc(name)}`}`;
+const mediaIdOf = (mxc: string): string => mxc.slice(mxc.lastIndexOf('/') + 1);
+// Not UTF-8, not JSON: bytes must come back as they went.
+const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff, 0xfe, 0x7b, 0x22]);
+
+describe('fake HS: media repository', () => {
+  it('keeps an upload as raw bytes with its type and name, and serves it back from both download endpoints', async () => {
+    const bob = await register('irc_bob');
+    const up = await raw('POST', UPLOAD, { body: PNG, contentType: 'image/png', userId: bob, query: { filename: 'cat.png' } });
+    assert.equal(up.status, 200, JSON.stringify(up.json));
+    assert.match(up.json.content_uri, /^mxc:\/\/example\.org\/[A-Za-z]{24}$/);
+    assert.deepEqual(Object.keys(up.json), ['content_uri']);
+    const stored = hs.media.get(mediaIdOf(up.json.content_uri));
+    assert.deepEqual(stored, { bytes: PNG, contentType: 'image/png', filename: 'cat.png', uploader: bob });
+    assert.ok(Buffer.isBuffer(hs.calls.at(-1)?.body), 'the call records the bytes');
+
+    const v1 = await raw('GET', downloadV1(up.json.content_uri));
+    assert.equal(v1.status, 200);
+    assert.deepEqual(v1.bytes, PNG);
+    assert.equal(v1.headers.get('content-type'), 'image/png');
+    assert.equal(v1.headers.get('content-length'), String(PNG.length));
+    assert.equal(v1.headers.get('content-disposition'), 'inline; filename=cat.png');
+    assert.ok(Buffer.isBuffer(hs.calls.at(-1)?.response));
+
+    const renamed = await raw('GET', downloadV1(up.json.content_uri, 'other name.png'));
+    assert.deepEqual(renamed.bytes, PNG);
+    assert.equal(renamed.headers.get('content-disposition'), "inline; filename*=utf-8''other%20name.png", 'the name in the path wins');
+
+    const legacy = await raw('GET', downloadV3(up.json.content_uri), { token: null });
+    assert.equal(legacy.status, 200, 'the legacy endpoint needs no token');
+    assert.deepEqual(legacy.bytes, PNG);
+    assert.equal(legacy.headers.get('content-disposition'), 'inline; filename=cat.png');
+    const legacyNamed = await raw('GET', downloadV3(up.json.content_uri, 'x.png'), { token: null });
+    assert.equal(legacyNamed.headers.get('content-disposition'), 'inline; filename=x.png');
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('sends types and names as Synapse does: a charset for text, attachment for the rest, RFC 5987 for non-token names', async () => {
+    const bare = await raw('POST', UPLOAD, { body: Buffer.from('data') });
+    assert.equal(bare.status, 200);
+    assert.equal(hs.media.get(mediaIdOf(bare.json.content_uri))?.contentType, 'application/octet-stream', 'the spec default');
+    assert.equal(hs.media.get(mediaIdOf(bare.json.content_uri))?.filename, undefined);
+    assert.equal(hs.media.get(mediaIdOf(bare.json.content_uri))?.uploader, BOT);
+    const b = await raw('GET', downloadV1(bare.json.content_uri));
+    assert.equal(b.headers.get('content-type'), 'application/octet-stream');
+    assert.equal(b.headers.get('content-disposition'), 'attachment', 'no filename when the upload had none');
+
+    const txt = await raw('POST', UPLOAD, { body: Buffer.from('hello'), contentType: 'text/plain', query: { filename: 'hi.txt' } });
+    const t = await raw('GET', downloadV1(txt.json.content_uri));
+    assert.equal(t.headers.get('content-type'), 'text/plain; charset=UTF-8');
+    assert.equal(t.headers.get('content-disposition'), 'inline; filename=hi.txt');
+
+    const pdf = await raw('POST', UPLOAD, { body: Buffer.from('%PDF'), contentType: 'application/pdf', query: { filename: 'café menu.pdf' } });
+    assert.equal(hs.media.get(mediaIdOf(pdf.json.content_uri))?.filename, 'café menu.pdf');
+    const p = await raw('GET', downloadV1(pdf.json.content_uri));
+    assert.equal(p.headers.get('content-disposition'), "attachment; filename*=utf-8''caf%C3%A9%20menu.pdf");
+
+    const empty = await raw('POST', UPLOAD, { body: Buffer.alloc(0), contentType: 'text/plain' });
+    assert.equal(empty.status, 200, 'an empty file is a file');
+    assert.equal((await raw('GET', downloadV1(empty.json.content_uri))).bytes.length, 0);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('answers 404 M_NOT_FOUND for media it does not have, and wants the token on the authenticated endpoint', async () => {
+    const mxc = hs.addMedia(PNG, 'image/png');
+    for (const path of [downloadV1(`mxc://${SERVER}/nope`), downloadV3(`mxc://${SERVER}/nope`), downloadV1(`mxc://other.org/${mediaIdOf(mxc)}`)]) {
+      const r = await raw('GET', path);
+      assert.equal(r.status, 404, path);
+      assert.equal(r.json.errcode, 'M_NOT_FOUND');
+    }
+    const anonymous = await raw('GET', downloadV1(mxc), { token: null });
+    assert.equal(anonymous.status, 401);
+    assert.equal(anonymous.json.errcode, 'M_MISSING_TOKEN');
+    const wrong = await raw('GET', downloadV1(mxc), { token: 'nope' });
+    assert.equal(wrong.json.errcode, 'M_UNKNOWN_TOKEN');
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('uploads need the token, and a ?user_id= registered in the namespace; nothing is stored otherwise', async () => {
+    const anonymous = await raw('POST', UPLOAD, { body: PNG, contentType: 'image/png', token: null });
+    assert.equal(anonymous.status, 401);
+    const outside = await raw('POST', UPLOAD, { body: PNG, contentType: 'image/png', userId: `@alice:${SERVER}` });
+    assert.equal(outside.status, 403);
+    assert.equal(outside.json.errcode, 'M_FORBIDDEN');
+    const unregistered = await raw('POST', UPLOAD, { body: PNG, contentType: 'image/png', userId: `@irc_nobody:${SERVER}` });
+    assert.equal(unregistered.status, 403);
+    assert.equal(hs.media.size, 0);
+  });
+
+  it('addMedia seeds what a Matrix user uploaded; reset() forgets media', async () => {
+    const mxc = hs.addMedia('a file', 'text/plain', 'a.txt');
+    assert.match(mxc, /^mxc:\/\/example\.org\/[A-Za-z]{24}$/);
+    assert.deepEqual(hs.media.get(mediaIdOf(mxc)), { bytes: Buffer.from('a file'), contentType: 'text/plain', filename: 'a.txt', uploader: `@alice:${SERVER}` });
+    const other = hs.addMedia(new Uint8Array([1, 2, 3]), 'image/gif', undefined, `@carol:${SERVER}`);
+    assert.equal(hs.media.get(mediaIdOf(other))?.uploader, `@carol:${SERVER}`);
+    assert.equal(hs.media.get(mediaIdOf(other))?.filename, undefined);
+    assert.deepEqual((await raw('GET', downloadV1(other))).bytes, Buffer.from([1, 2, 3]));
+    hs.reset();
+    assert.equal(hs.media.size, 0);
+    assert.equal((await raw('GET', downloadV1(mxc))).status, 404);
+  });
+
+  it('failure rules apply to media routes too, the unauthenticated one included', async () => {
+    const mxc = hs.addMedia(PNG, 'image/png');
+    hs.fail({ kind: 'status', status: 500, match: { pathIncludes: '/media/v3/upload' } });
+    const failed = await raw('POST', UPLOAD, { body: PNG, contentType: 'image/png' });
+    assert.equal(failed.status, 500);
+    assert.equal(hs.media.size, 1, 'nothing stored');
+    assert.equal((await raw('POST', UPLOAD, { body: PNG, contentType: 'image/png' })).status, 200);
+
+    hs.fail({ kind: 'status', status: 502, match: { pathIncludes: '/client/v1/media/download/' } });
+    assert.equal((await raw('GET', downloadV1(mxc))).status, 502);
+    assert.equal((await raw('GET', downloadV1(mxc))).status, 200);
+
+    hs.fail({ kind: 'hang', match: { pathIncludes: '/media/v3/download/' } });
+    await assert.rejects(raw('GET', downloadV3(mxc), { token: null, signal: AbortSignal.timeout(150) }), (e: Error) => e.name === 'TimeoutError' || e.name === 'AbortError');
+    assert.equal(hs.calls.at(-1)?.failedBy, 'hang');
+    assert.deepEqual((await raw('GET', downloadV3(mxc), { token: null })).bytes, PNG);
+  });
+
+  describe('with maxUploadBytes', () => {
+    const small = hsWith({ maxUploadBytes: 10 });
+    it('takes an upload of exactly the limit and refuses one byte more with 413 M_TOO_LARGE, storing nothing', async () => {
+      const on = small();
+      const ok = await raw('POST', UPLOAD, { on, body: Buffer.alloc(10, 1), contentType: 'image/png' });
+      assert.equal(ok.status, 200);
+      const big = await raw('POST', UPLOAD, { on, body: Buffer.alloc(11, 1), contentType: 'image/png' });
+      assert.equal(big.status, 413);
+      assert.deepEqual(big.json, { errcode: 'M_TOO_LARGE', error: 'Upload request body is too large' });
+      assert.equal(on.media.size, 1);
+      assert.deepEqual(on.specErrors, []);
+    });
+  });
+
+  describe('with authenticatedMedia: false (Synapse 1.94)', () => {
+    const old = hsWith({ authenticatedMedia: false });
+    it('answers the authenticated download 404 M_UNRECOGNIZED; the legacy one serves the file', async () => {
+      const on = old();
+      const mxc = on.addMedia(PNG, 'image/png', 'cat.png');
+      const v1 = await raw('GET', downloadV1(mxc), { on });
+      assert.equal(v1.status, 404);
+      assert.deepEqual(v1.json, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+      assert.equal((await raw('GET', downloadV1(mxc, 'x.png'), { on })).json.errcode, 'M_UNRECOGNIZED');
+      const v3 = await raw('GET', downloadV3(mxc), { on });
+      assert.equal(v3.status, 200);
+      assert.deepEqual(v3.bytes, PNG);
+      assert.deepEqual(on.specErrors, [], 'the spec has the endpoint: calling it is no mistake');
+    });
+  });
+
+  it('takes option changes through hs.options from the next request on', async () => {
+    const mxc = hs.addMedia(PNG, 'image/png');
+    try {
+      hs.options.authenticatedMedia = false;
+      assert.equal((await raw('GET', downloadV1(mxc))).json.errcode, 'M_UNRECOGNIZED');
+      hs.options.freezeLegacyMedia = true;
+      assert.equal((await raw('GET', downloadV3(mxc), { token: null })).status, 404);
+      hs.options.maxUploadBytes = 1;
+      assert.equal((await raw('POST', UPLOAD, { body: PNG, contentType: 'image/png' })).status, 413);
+    } finally {
+      delete hs.options.authenticatedMedia;
+      delete hs.options.freezeLegacyMedia;
+      delete hs.options.maxUploadBytes;
+    }
+    assert.equal((await raw('GET', downloadV1(mxc))).status, 200);
+    assert.equal((await raw('GET', downloadV3(mxc), { token: null })).status, 200);
+    assert.equal((await raw('POST', UPLOAD, { body: PNG, contentType: 'image/png' })).status, 200);
+  });
+
+  describe('with freezeLegacyMedia', () => {
+    const frozen = hsWith({ freezeLegacyMedia: true });
+    it('answers the legacy download 404 M_NOT_FOUND; the authenticated one serves the file', async () => {
+      const on = frozen();
+      const mxc = on.addMedia(PNG, 'image/png');
+      const v3 = await raw('GET', downloadV3(mxc), { on, token: null });
+      assert.equal(v3.status, 404);
+      assert.equal(v3.json.errcode, 'M_NOT_FOUND');
+      const v1 = await raw('GET', downloadV1(mxc), { on });
+      assert.equal(v1.status, 200);
+      assert.deepEqual(v1.bytes, PNG);
+    });
+  });
+});
+
+const redactPath = (roomId: string, eventId: string, txnId: string): string => `${CS}/rooms/${enc(roomId)}/redact/${enc(eventId)}/${txnId}`;
+
+describe('fake HS: redactions', () => {
+  it('a member redacts their own event: the target is pruned, the redaction is stored and pushed with redacts at the top and in content', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob] });
+    const sent = await call('PUT', sendPath(room.roomId, 't1'), text('oops'), { userId: bob });
+    const r = await call('PUT', redactPath(room.roomId, sent.json.event_id, 'd1'), { reason: 'typo' }, { userId: bob, query: { ts: '1700000000000' } });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.match(r.json.event_id, /^\$/);
+    const [target, redaction] = room.events;
+    assert.deepEqual(
+      { ...redaction, eventId: undefined },
+      { eventId: undefined, type: 'm.room.redaction', sender: bob, content: { reason: 'typo', redacts: sent.json.event_id }, originServerTs: 1700000000000, ts: 1700000000000, redacts: sent.json.event_id, txnId: 'd1' },
+    );
+    assert.equal(redaction?.eventId, r.json.event_id);
+    assert.equal(target?.redactedBy, r.json.event_id);
+    assert.deepEqual(target?.content, {});
+    assert.deepEqual(target?.unredactedContent, text('oops'));
+
+    const pushed = hs.clientEvent(room.roomId, redaction!);
+    assert.equal(pushed.redacts, sent.json.event_id);
+    assert.deepEqual(pushed.content, { reason: 'typo', redacts: sent.json.event_id });
+    assert.deepEqual(checkEvent('m.room.redaction', pushed), []);
+    const pruned = hs.clientEvent(room.roomId, target!);
+    assert.deepEqual(pruned.content, {});
+    assert.equal(pruned.unsigned.redacted_because?.event_id, r.json.event_id);
+    assert.deepEqual(checkAsRequest('PUT', '/_matrix/app/v1/transactions/1', { events: [pruned, pushed] }), []);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('answers a repeated transaction ID with the same redaction; another ID redacts again', async () => {
+    const room = hs.seedRoom({ creator: BOT });
+    const sent = await call('PUT', sendPath(room.roomId, 't1'), text('x'));
+    const a = await call('PUT', redactPath(room.roomId, sent.json.event_id, 'd1'), {});
+    const b = await call('PUT', redactPath(room.roomId, sent.json.event_id, 'd1'), {});
+    assert.equal(b.status, 200);
+    assert.equal(b.json.event_id, a.json.event_id);
+    assert.equal(room.events.filter((e) => e.type === 'm.room.redaction').length, 1);
+    const c = await call('PUT', redactPath(room.roomId, sent.json.event_id, 'd2'), {});
+    assert.equal(c.status, 200);
+    assert.notEqual(c.json.event_id, a.json.event_id, 'Synapse lets an event be redacted twice');
+    assert.equal(room.events[0]?.redactedBy, a.json.event_id, 'the first redaction is the one that counts');
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('permissions: own events for anyone; anyone’s for the creator and moderators; members only', async () => {
+    const bob = await register('irc_bob');
+    const carol = await register('irc_carol');
+    const dave = await register('irc_dave');
+    const room = hs.seedRoom({ creator: BOT, members: [bob, carol, `@alice:${SERVER}`], moderators: [carol] });
+    assert.deepEqual([...room.moderators], [carol]);
+    const byBob = (await call('PUT', sendPath(room.roomId, 'b1'), text('bob 1'), { userId: bob })).json.event_id as string;
+    const byBob2 = (await call('PUT', sendPath(room.roomId, 'b2'), text('bob 2'), { userId: bob })).json.event_id as string;
+    const byCarol = (await call('PUT', sendPath(room.roomId, 'c1'), text('carol'), { userId: carol })).json.event_id as string;
+    const byAlice = hs.userSend(`@alice:${SERVER}`, room.roomId, 'm.room.message', text('alice')).eventId;
+
+    const other = await call('PUT', redactPath(room.roomId, byCarol, 'x1'), {}, { userId: bob });
+    assert.equal(other.status, 403);
+    assert.deepEqual(other.json, { errcode: 'M_FORBIDDEN', error: "You don't have permission to redact events" });
+    const outsider = await call('PUT', redactPath(room.roomId, byBob, 'x2'), {}, { userId: dave });
+    assert.equal(outsider.status, 403);
+    assert.equal(outsider.json.errcode, 'M_FORBIDDEN');
+    assert.match(outsider.json.error, /not in room/);
+    assert.equal(room.events.some((e) => e.type === 'm.room.redaction'), false, 'refusals store nothing');
+
+    assert.equal((await call('PUT', redactPath(room.roomId, byBob, 'x3'), {}, { userId: carol })).status, 200, 'a moderator');
+    assert.equal((await call('PUT', redactPath(room.roomId, byBob2, 'x4'), {})).status, 200, 'the creator (the bot)');
+    assert.equal((await call('PUT', redactPath(room.roomId, byAlice, 'x5'), {})).status, 200, "the creator, a local user's event");
+    assert.equal((await call('PUT', redactPath(room.roomId, byCarol, 'x6'), {}, { userId: carol })).status, 200, 'her own');
+    assert.ok([byBob, byBob2, byCarol, byAlice].every((id) => room.events.find((e) => e.eventId === id)?.redactedBy !== undefined));
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('an unknown event is 404 for who may redact only their own; the creator or a moderator redacts it anyway, as Synapse', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob] });
+    const r = await call('PUT', redactPath(room.roomId, '$nope', 'd1'), {}, { userId: bob });
+    assert.equal(r.status, 404);
+    assert.deepEqual(r.json, { errcode: 'M_NOT_FOUND', error: 'Could not find event $nope' });
+    const byCreator = await call('PUT', redactPath(room.roomId, '$nope', 'd2'), {});
+    assert.equal(byCreator.status, 200);
+    assert.equal(room.events.at(-1)?.redacts, '$nope');
+  });
+
+  it('refuses an event of another room with 400, and unknown rooms with 403', async () => {
+    const a = hs.seedRoom({ creator: BOT });
+    const b = hs.seedRoom({ creator: BOT });
+    const inB = (await call('PUT', sendPath(b.roomId, 't1'), text('b'))).json.event_id as string;
+    const cross = await call('PUT', redactPath(a.roomId, inB, 'd1'), {});
+    assert.equal(cross.status, 400);
+    assert.equal(cross.json.error, 'Cannot redact event from a different room');
+    const noRoom = await call('PUT', redactPath(`!nope:${SERVER}`, inB, 'd2'), {});
+    assert.equal(noRoom.status, 403);
+    assert.equal(b.events[0]?.redactedBy, undefined);
+  });
+
+  it('a redacted room name is gone; state keeps what the redaction algorithm keeps', async () => {
+    const room = hs.seedRoom({ creator: BOT });
+    const name = (await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.room.name/`, { name: 'Chan' })).json.event_id as string;
+    assert.equal(room.name, 'Chan');
+    await call('PUT', redactPath(room.roomId, name, 'd1'), {});
+    assert.equal(room.name, undefined);
+    const got = await call('GET', `${CS}/rooms/${enc(room.roomId)}/state/m.room.name/`);
+    assert.deepEqual([got.status, got.json], [200, {}]);
+    const rules = (await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.room.join_rules/`, { join_rule: 'public' })).json.event_id as string;
+    await call('PUT', redactPath(room.roomId, rules, 'd2'), {});
+    assert.deepEqual(room.events.find((e) => e.eventId === rules)?.content, { join_rule: 'public' });
+  });
+
+  it('userRedact: a local user redacts from their client, with the same rules', async () => {
+    const alice = `@alice:${SERVER}`;
+    const room = hs.seedRoom({ creator: alice, members: [BOT] });
+    const botMsg = (await call('PUT', sendPath(room.roomId, 't1'), text('from the bridge'))).json.event_id as string;
+    const own = hs.userSend(alice, room.roomId, 'm.room.message', text('mine'));
+    const redaction = hs.userRedact(alice, room.roomId, own.eventId, 'spam');
+    assert.deepEqual(redaction.content, { reason: 'spam', redacts: own.eventId });
+    assert.equal(own.redactedBy, redaction.eventId);
+    hs.userRedact(alice, room.roomId, botMsg); // the creator
+    assert.equal(room.events[0]?.redactedBy !== undefined, true);
+    assert.throws(() => hs.userRedact(`@mallory:${SERVER}`, room.roomId, botMsg), /403 M_FORBIDDEN/);
+    assert.throws(() => hs.userSend(`@mallory:${SERVER}`, room.roomId, 'm.room.message', text('x')), /403 M_FORBIDDEN/);
+  });
+});
+
+const relates = (rel: Record<string, unknown>) => ({ 'm.relates_to': rel });
+const reaction = (eventId: string, key: string) => relates({ rel_type: 'm.annotation', event_id: eventId, key });
+
+describe('fake HS: relations (reactions, edits, replies) and rich content', () => {
+  it('refuses the same reaction twice with 400 M_DUPLICATE_ANNOTATION; another key, sender, or after a redaction is fine', async () => {
+    const bob = await register('irc_bob');
+    const carol = await register('irc_carol');
+    const room = hs.seedRoom({ creator: BOT, members: [bob, carol] });
+    const target = (await call('PUT', sendPath(room.roomId, 't1'), text('hi'))).json.event_id as string;
+    const first = await call('PUT', sendPath(room.roomId, 'r1', 'm.reaction'), reaction(target, '👍'), { userId: bob });
+    assert.equal(first.status, 200);
+    const retry = await call('PUT', sendPath(room.roomId, 'r1', 'm.reaction'), reaction(target, '👍'), { userId: bob });
+    assert.deepEqual([retry.status, retry.json.event_id], [200, first.json.event_id], 'a retried transaction is no duplicate');
+    const twice = await call('PUT', sendPath(room.roomId, 'r2', 'm.reaction'), reaction(target, '👍'), { userId: bob });
+    assert.equal(twice.status, 400);
+    assert.deepEqual(twice.json, { errcode: 'M_DUPLICATE_ANNOTATION', error: "Can't send same reaction twice" });
+    assert.equal((await call('PUT', sendPath(room.roomId, 'r3', 'm.reaction'), reaction(target, '🎉'), { userId: bob })).status, 200);
+    assert.equal((await call('PUT', sendPath(room.roomId, 'r4', 'm.reaction'), reaction(target, '👍'), { userId: carol })).status, 200);
+    assert.equal((await call('PUT', redactPath(room.roomId, first.json.event_id, 'd1'), {}, { userId: bob })).status, 200);
+    assert.equal((await call('PUT', sendPath(room.roomId, 'r5', 'm.reaction'), reaction(target, '👍'), { userId: bob })).status, 200, 'the redacted one no longer counts');
+    assert.equal(room.events.filter((e) => e.type === 'm.reaction').length, 4);
+    assert.throws(() => hs.userSend(bob, room.roomId, 'm.reaction', reaction(target, '👍')), /400 M_DUPLICATE_ANNOTATION/);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('refuses an annotation without a key or with a key over 500 characters, and a relation to another room', async () => {
+    const room = hs.seedRoom({ creator: BOT });
+    const other = hs.seedRoom({ creator: BOT });
+    const target = (await call('PUT', sendPath(room.roomId, 't1'), text('hi'))).json.event_id as string;
+    const noKey = await call('PUT', sendPath(room.roomId, 'r1', 'm.reaction'), relates({ rel_type: 'm.annotation', event_id: target }));
+    assert.deepEqual([noKey.status, noKey.json.error], [400, 'Missing aggregation key']);
+    assert.equal((await call('PUT', sendPath(room.roomId, 'r2', 'm.reaction'), reaction(target, '😀'.repeat(500)))).status, 200, '500 code points');
+    const long = await call('PUT', sendPath(room.roomId, 'r3', 'm.reaction'), reaction(target, 'x'.repeat(501)));
+    assert.deepEqual([long.status, long.json.error], [400, 'Aggregation key is too long']);
+    const cross = await call('PUT', sendPath(other.roomId, 'r4', 'm.reaction'), reaction(target, '👍'));
+    assert.deepEqual([cross.status, cross.json.error], [400, 'Relations must be in the same room']);
+    const unknown = await call('PUT', sendPath(room.roomId, 'r5', 'm.reaction'), reaction('$unknown', '👍'));
+    assert.equal(unknown.status, 200, 'an unknown target is taken unless refuseUnknownRelationTargets');
+  });
+
+  describe('with refuseUnknownRelationTargets', () => {
+    const strict = hsWith({ refuseUnknownRelationTargets: true });
+    it('refuses a relation to an event it does not have, unless something already relates to it', async () => {
+      const on = strict();
+      const room = on.seedRoom({ creator: BOT, members: [`@alice:${SERVER}`] });
+      const r = await call('PUT', sendPath(room.roomId, 'r1', 'm.reaction'), reaction('$unknown', '👍'), { on });
+      assert.deepEqual([r.status, r.json.errcode, r.json.error], [400, 'M_UNKNOWN', "Can't send relation to unknown event"]);
+      const reply = await call('PUT', sendPath(room.roomId, 'm1'), { ...text('re'), ...relates({ 'm.in_reply_to': { event_id: '$unknown' } }) }, { on });
+      assert.equal(reply.status, 200, 'a reply is no relation to Synapse');
+      const known = on.userSend(`@alice:${SERVER}`, room.roomId, 'm.room.message', text('hi'));
+      assert.equal((await call('PUT', sendPath(room.roomId, 'r2', 'm.reaction'), reaction(known.eventId, '👍'), { on })).status, 200);
+      assert.deepEqual(on.specErrors, []);
+    });
+  });
+
+  it('takes well-formed rich messages without spec errors: media, sticker, reply, edit, mentions, HTML', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob] });
+    const mxc = hs.addMedia(PNG, 'image/png', 'cat.png');
+    const image = { msgtype: 'm.image', body: 'cat.png', url: mxc, info: { mimetype: 'image/png', size: PNG.length, w: 1, h: 1 } };
+    const img = await call('PUT', sendPath(room.roomId, 'm1'), image, { userId: bob });
+    assert.equal(img.status, 200);
+    const file = { msgtype: 'm.file', body: 'a.pdf', url: mxc, filename: 'a.pdf', info: { mimetype: 'application/pdf', size: 4 } };
+    assert.equal((await call('PUT', sendPath(room.roomId, 'm2'), file, { userId: bob })).status, 200);
+    const sticker = { body: 'a cat', url: mxc, info: { mimetype: 'image/png', w: 1, h: 1, size: PNG.length } };
+    assert.equal((await call('PUT', sendPath(room.roomId, 's1', 'm.sticker'), sticker, { userId: bob })).status, 200);
+    const reply = {
+      msgtype: 'm.text',
+      body: 'nice',
+      format: 'org.matrix.custom.html',
+      formatted_body: '<b>nice</b>',
+      'm.mentions': { user_ids: [`@alice:${SERVER}`] },
+      ...relates({ 'm.in_reply_to': { event_id: img.json.event_id } }),
+    };
+    const r = await call('PUT', sendPath(room.roomId, 'm3'), reply, { userId: bob });
+    const edit = { msgtype: 'm.text', body: '* nicer', 'm.new_content': { msgtype: 'm.text', body: 'nicer' }, ...relates({ rel_type: 'm.replace', event_id: r.json.event_id }) };
+    assert.equal((await call('PUT', sendPath(room.roomId, 'm4'), edit, { userId: bob })).status, 200);
+    assert.equal((await call('PUT', sendPath(room.roomId, 'r1', 'm.reaction'), reaction(img.json.event_id, '😺'))).status, 200);
+    assert.deepEqual(hs.specErrors, []);
+    for (const ev of room.events) assert.deepEqual(checkEvent(ev.type, hs.clientEvent(room.roomId, ev)), [], ev.type);
+  });
+
+  it('records wrong rich content in specErrors (accepted, as Synapse would)', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob] });
+    const target = (await call('PUT', sendPath(room.roomId, 't1'), text('hi'))).json.event_id as string;
+    const errorsOf = async (txnId: string, type: string, content: unknown, userId?: string): Promise<string> => {
+      hs.specErrors.length = 0;
+      const o: CallOpts = {};
+      if (userId !== undefined) o.userId = userId;
+      const r = await call('PUT', sendPath(room.roomId, txnId, type), content, o);
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return hs.specErrors.join('\n');
+    };
+    assert.match(await errorsOf('e1', 'm.reaction', relates({ rel_type: 'm.reference', event_id: target, key: '👍' })), /m\.reaction content\/m\.relates_to\/rel_type must be equal to one of the allowed values/);
+    assert.match(await errorsOf('e2', 'm.reaction', relates({ rel_type: 'm.annotation', event_id: 42, key: '👍' })), /m\.reaction content\/m\.relates_to\/event_id must be string/);
+    assert.match(await errorsOf('e3', 'm.sticker', { body: 'cat', url: 'mxc://example.org/abc' }), /m\.sticker content must have required property 'info'/);
+    assert.match(await errorsOf('e4', 'm.room.message', { msgtype: 'm.image', body: 'x.png', info: { w: 'wide' } }), /m\.room\.message content\/info\/w must be integer/);
+    assert.match(await errorsOf('e5', 'm.room.message', { ...text('re'), ...relates({ 'm.in_reply_to': target }) }), /m\.in_reply_to must be/);
+    assert.match(await errorsOf('e6', 'm.room.message', { ...text('* x'), ...relates({ rel_type: 'm.replace', event_id: target }) }), /needs m\.new_content/);
+    assert.match(await errorsOf('e7', 'm.room.message', { ...text('* x'), 'm.new_content': { msgtype: 'm.text' }, ...relates({ rel_type: 'm.replace', event_id: target }) }), /m\.new_content: m\.room\.message content must have required property 'body'/);
+    assert.match(
+      await errorsOf('e8', 'm.room.message', { ...text('* x'), 'm.new_content': text('x'), ...relates({ rel_type: 'm.replace', event_id: target }) }, bob),
+      /a replacement must have the sender of the original/,
+    );
+    assert.match(await errorsOf('e9', 'm.room.message', { ...text('x'), ...relates({ rel_type: 'm.replace' }) }), /m\.relates_to must have required property 'event_id'/);
+    assert.match(await errorsOf('e10', 'm.room.message', { ...text('x'), 'm.mentions': { user_ids: 'bob' } }), /m\.mentions\/user_ids must be array/);
+    assert.match(await errorsOf('e11', 'm.room.message', { ...text('x'), 'm.mentions': { user_ids: ['bob'] } }), /bob is not a user ID/);
+  });
+});
+
+describe('spec checks: rich messages', () => {
+  it('knows the media, redaction endpoints and the relation definitions', () => {
+    assert.equal(matchOperation('cs', 'POST', '/_matrix/media/v3/upload').operationId, 'uploadContent');
+    assert.equal(matchOperation('cs', 'GET', '/_matrix/client/v1/media/download/example.org/abc').operationId, 'getContentAuthed');
+    assert.equal(matchOperation('cs', 'GET', '/_matrix/media/v3/download/example.org/abc/x.png').operationId, 'getContentOverrideName');
+    assert.equal(matchOperation('cs', 'PUT', `${CS}/rooms/!r:hs/redact/$e/1`).operationId, 'redactEvent');
+    assert.deepEqual(checkCsResponse('POST', '/_matrix/media/v3/upload', 200, { content_uri: 'mxc://example.org/abc' }), []);
+    assert.notDeepEqual(checkCsResponse('POST', '/_matrix/media/v3/upload', 200, { content_uri: 'https://example.org/abc' }), []);
+    assert.deepEqual(checkSchemaFile('data/api/client-server/definitions/m.relates_to.yaml', { rel_type: 'm.replace', event_id: '$e' }), []);
+    assert.notDeepEqual(checkSchemaFile('data/api/client-server/definitions/m.relates_to.yaml', { rel_type: 'm.replace' }), []);
+    assert.throws(() => checkSchemaFile('data/nope.yaml', {}), /no spec fixture/);
+    assert.deepEqual(checkEventContent('m.reaction', reaction('$e', '👍')), []);
   });
 });

@@ -8,6 +8,7 @@ import type { RoomAlias } from '../lib/matrix/ids.js';
 const network = await startFakeNetwork();
 after(() => network.close());
 const as = await startAs({ NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '800' });
+after(() => assert.deepEqual(as.networkApiErrors, [], 'every answer to the network as docs/network-api.yaml says'));
 network.rooms.set('matrix', { name: '#matrix', topic: 'all about matrix' });
 network.users.set('Bob', { displayName: 'Bob B.' });
 
@@ -60,7 +61,8 @@ test('a bad body is 400 with an error naming the field, and nothing is stored', 
     [{ ...msg(), sender: 'Bob' }, 'sender'],
     [{ ...msg(), sender: {} }, 'sender.id'],
     [{ ...msg(), sender: { id: 'Bob', displayName: 3 } }, 'sender.displayName'],
-    [{ ...msg(), msgtype: 'm.image' }, 'msgtype'],
+    [{ ...msg(), msgtype: 'm.location' }, 'msgtype'],
+    [{ ...msg(), msgtype: 'm.image' }, 'media'],
     [{ ...msg(), body: '' }, 'body'],
     [{ ...msg(), body: 'x'.repeat(70_000) }, 'body'],
     [{ ...msg(), ts: '2024-01-01' }, 'ts'],

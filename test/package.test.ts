@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DELIVERY, queueNamesFor, tableNameFor } from '../lib/defaults.js';
 import { METRICS, METRICS_NAMESPACE } from '../lib/metrics.js';
+import { BY_EVENT_INDEX } from '../lib/store/messages.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = join(ROOT, '.serverless');
@@ -37,13 +38,21 @@ let templateText = '';
 let withParams: Template = { Resources: {} };
 const ALARM_TOPIC = 'arn:aws:sns:us-east-1:123456789012:matrix-ops';
 
-/** Each function: its handler's file, timeout, routes, and reserved concurrency by default (serverless.yml, infra/limits.yml). */
-const FUNCTIONS: Record<string, { file: string; timeout?: number; routes: string[]; reserved: number }> = {
+/** Each function: its handler's file, timeout, memory (256 MB unless given), routes, and reserved concurrency by default (serverless.yml, infra/limits.yml). */
+const FUNCTIONS: Record<string, { file: string; timeout?: number; memory?: number; routes: string[]; reserved: number }> = {
   userQuery: { file: 'user-query', timeout: 25, routes: ['GET /_matrix/app/v1/users/{userId+}', 'GET /users/{userId+}'], reserved: 10 },
   roomQuery: { file: 'room-query', timeout: 25, routes: ['GET /_matrix/app/v1/rooms/{roomAlias+}', 'GET /rooms/{roomAlias+}'], reserved: 10 },
   push: { file: 'push', timeout: 28, routes: ['PUT /_matrix/app/v1/transactions/{txnId+}', 'PUT /transactions/{txnId+}'], reserved: 20 },
   ping: { file: 'ping', routes: ['POST /_matrix/app/v1/ping'], reserved: 2 },
-  networkInbound: { file: 'network-inbound', timeout: 25, routes: ['POST /network/messages'], reserved: 10 },
+  networkInbound: {
+    file: 'network-inbound',
+    timeout: 25,
+    routes: ['POST /network/messages', 'POST /network/edits', 'POST /network/deletions', 'POST /network/reactions'],
+    reserved: 10,
+  },
+  networkMediaUpload: { file: 'network-media-upload', timeout: 25, routes: ['POST /network/media'], reserved: 5 },
+  // The media links: up to 4 MiB through memory, base64-encoded.
+  networkMediaDownload: { file: 'network-media-download', timeout: 28, memory: 512, routes: ['GET /network/media/{server}/{mediaId}'], reserved: 5 },
   unrecognized: { file: 'unrecognized', routes: ['$default'], reserved: 2 },
   // As many as its event source may run at once.
   deliver: { file: 'deliver', timeout: 60, routes: [], reserved: DELIVERY.MAX_CONCURRENCY },
@@ -53,6 +62,10 @@ const FUNCTIONS: Record<string, { file: string; timeout?: number; routes: string
 const HTTP_FUNCTIONS = Object.keys(FUNCTIONS).filter((fn) => FUNCTIONS[fn]!.routes.length);
 /** Each function but pingHomeserver (the ping alarm covers it) has an errors and a throttles alarm. */
 const LAMBDA_ALARMED = Object.keys(FUNCTIONS).filter((fn) => fn !== 'pingHomeserver');
+/** The network's routes (everything under /network/): each throttled at networkRateLimit, not the stage default. */
+const NETWORK_ROUTES = Object.values(FUNCTIONS).flatMap((f) => f.routes.filter((r) => /^[A-Z]+ \/network\//.test(r)));
+/** The functions without the state table: they read their configuration and call the homeserver only. */
+const TABLELESS = ['networkMediaDownload'];
 const deployedName = (fn: string) => `matrix-appservice-lambda-dev-${fn}`;
 
 /**
@@ -375,6 +388,8 @@ describe('npm run package', () => {
     ];
     const alarms = ofType('AWS::CloudWatch::Alarm');
     assert.deepEqual(alarms.map(([id]) => id).sort(), [...expected].sort());
+    // 4 of the stack, a 5xx one for each of the 8 HTTP functions, errors and throttles for 9 functions.
+    assert.equal(alarms.length, 30);
     const names = alarms.map(([, a]) => a.Properties.AlarmName as string);
     assert.equal(new Set(names).size, names.length, `alarm names are unique: ${names.join(', ')}`);
     for (const [id, a] of alarms) {
@@ -541,6 +556,11 @@ describe('npm run package', () => {
       }
     }
     for (const name of Object.keys(METRICS)) assert.ok(shown.has(name), `the dashboard shows ${name}`);
+    // A widget of Lambda's per-function metrics has a line for every function.
+    for (const w of body.widgets) {
+      const rows = (w.properties.metrics as unknown[][]).filter((r) => r[0] === 'AWS/Lambda' && r[2] === 'FunctionName');
+      if (rows.length) assert.deepEqual(rows.map((r) => r[3]).sort(), [...functionNames].sort(), `${w.properties.title}: a line per function`);
+    }
     for (const aws of [
       'AWS/SQS ApproximateNumberOfMessagesVisible',
       'AWS/SQS ApproximateAgeOfOldestMessage',
@@ -555,7 +575,7 @@ describe('npm run package', () => {
     }
   });
 
-  test("the API's rate limits: every route, and stricter on the network's; stage parameters", () => {
+  test("the API's rate limits: every route, and stricter on each of the network's; stage parameters", () => {
     const stages = ofType('AWS::ApiGatewayV2::Stage');
     assert.equal(stages.length, 1);
     const [stageId, stage] = stages[0]!;
@@ -563,11 +583,24 @@ describe('npm run package', () => {
     assert.deepEqual(stage.Properties.ApiId, { Ref: 'HttpApi' });
     assert.equal(stage.Properties.StageName, '$default');
     assert.equal(stage.Properties.AutoDeploy, true);
-    const NETWORK_ROUTE = 'POST /network/messages';
-    const routeId = ofType('AWS::ApiGatewayV2::Route').find(([, r]) => r.Properties.RouteKey === NETWORK_ROUTE)?.[0];
-    assert.ok(routeId, 'the network route');
-    // Created after the route it names (CloudFormation cannot find it otherwise).
-    assert.ok(asArray(stage.DependsOn ?? []).includes(routeId), `${stageId} DependsOn ${JSON.stringify(stage.DependsOn)}`);
+    // Every POST /network/* route, and the media links' GET.
+    assert.deepEqual(
+      [...NETWORK_ROUTES].sort(),
+      [
+        'GET /network/media/{server}/{mediaId}',
+        'POST /network/deletions',
+        'POST /network/edits',
+        'POST /network/media',
+        'POST /network/messages',
+        'POST /network/reactions',
+      ],
+    );
+    for (const key of NETWORK_ROUTES) {
+      const routeId = ofType('AWS::ApiGatewayV2::Route').find(([, r]) => r.Properties.RouteKey === key)?.[0];
+      assert.ok(routeId, `the network route ${key}`);
+      // Created after the routes it names (CloudFormation cannot find them otherwise).
+      assert.ok(asArray(stage.DependsOn ?? []).includes(routeId), `${stageId} DependsOn ${routeId}: ${JSON.stringify(stage.DependsOn)}`);
+    }
     for (const [t, expected] of [
       [template, { api: [50, 100], network: [10, 20] }],
       [withParams, { api: [VARIANT_PARAMS.apiRateLimit, VARIANT_PARAMS.apiBurstLimit].map(Number), network: [VARIANT_PARAMS.networkRateLimit, VARIANT_PARAMS.networkBurstLimit].map(Number) }],
@@ -576,14 +609,16 @@ describe('npm run package', () => {
       const limits = (s: any) => [Number(s?.ThrottlingRateLimit), Number(s?.ThrottlingBurstLimit)];
       assert.equal(p.DefaultRouteSettings.DetailedMetricsEnabled, false);
       assert.deepEqual(limits(p.DefaultRouteSettings), expected.api);
-      assert.deepEqual(Object.keys(p.RouteSettings), [NETWORK_ROUTE]);
-      assert.deepEqual(limits(p.RouteSettings[NETWORK_ROUTE]), expected.network);
+      assert.deepEqual(Object.keys(p.RouteSettings).sort(), [...NETWORK_ROUTES].sort());
+      for (const key of NETWORK_ROUTES) assert.deepEqual(limits(p.RouteSettings[key]), expected.network, key);
     }
     const { DefaultRouteSettings: api, RouteSettings: routes } = stage.Properties;
-    assert.ok(
-      routes[NETWORK_ROUTE].ThrottlingRateLimit < api.ThrottlingRateLimit && routes[NETWORK_ROUTE].ThrottlingBurstLimit < api.ThrottlingBurstLimit,
-      "by default the network's route is the stricter",
-    );
+    for (const key of NETWORK_ROUTES) {
+      assert.ok(
+        routes[key].ThrottlingRateLimit < api.ThrottlingRateLimit && routes[key].ThrottlingBurstLimit < api.ThrottlingBurstLimit,
+        `by default the network's route ${key} is the stricter`,
+      );
+    }
   });
 
   test('reserved concurrency: each function its own, a stage parameter each, deliver as many as its event source runs, none with reservedConcurrency=none', () => {
@@ -596,8 +631,14 @@ describe('npm run package', () => {
       const param = (VARIANT_PARAMS as Record<string, string>)[`${fn}ReservedConcurrency`];
       assert.equal(Number(given), Number(param ?? VARIANT_PARAMS.deliverMaxConcurrency), `${fn}ReservedConcurrency`);
     }
-    // AWS refuses a deploy that leaves the account under 100 unreserved: infra/limits.yml says the defaults need 160.
-    assert.equal(Object.values(FUNCTIONS).reduce((sum, f) => sum + f.reserved, 0), 60);
+    // AWS refuses a deploy that leaves the account under 100 unreserved: infra/limits.yml and the README say the defaults need 170.
+    const total = Object.values(FUNCTIONS).reduce((sum, f) => sum + f.reserved, 0);
+    assert.equal(total, 70);
+    // Every place that states the total says this one (a line break may fall anywhere: \s+, and a comment's #).
+    const states = (text: string) =>
+      new RegExp(`\\b${total} in all\\b`).test(text) && new RegExp(`concurrency[\\s#]+limit[\\s#]+must[\\s#]+be[\\s#]+${total + 100}[\\s#]+or more`).test(text);
+    assert.ok(states(readFileSync(join(ROOT, 'infra', 'limits.yml'), 'utf8')), `infra/limits.yml states ${total} in all, ${total + 100} needed`);
+    assert.ok(states(readFileSync(join(ROOT, 'README.md'), 'utf8')), `the README states ${total} in all, ${total + 100} needed`);
     // deliver's follows its event source's maximum concurrency (less would throttle the queue's poller).
     const mapping = (t: Template) => Object.values(t.Resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')!.Properties;
     assert.equal(Number(evaluate(template, reserved(template, 'deliver'))), mapping(template).ScalingConfig.MaximumConcurrency);
@@ -618,7 +659,7 @@ describe('npm run package', () => {
       assert.ok(p, `${fn} exists`);
       assert.equal(p.Runtime, 'nodejs22.x', fn);
       assert.deepEqual(p.Architectures, ['arm64'], fn);
-      assert.equal(p.MemorySize, 256, fn);
+      assert.equal(p.MemorySize, f.memory ?? 256, fn);
       assert.equal(p.Handler, `functions/${f.file}.handler`, fn);
       if (f.timeout) assert.equal(p.Timeout, f.timeout, fn);
       // The Stage dimension of its metrics (lib/metrics.ts).
@@ -633,7 +674,7 @@ describe('npm run package', () => {
     for (const [, g] of ofType('AWS::Logs::LogGroup')) assert.equal(g.Properties.RetentionInDays, 14);
   });
 
-  test('the table: pk HASH, sk RANGE, on demand, TTL on expiresAt', () => {
+  test('the table: pk HASH, sk RANGE, on demand, TTL on expiresAt, the byEvent index', () => {
     const [, table] = ofType('AWS::DynamoDB::Table')[0] ?? [];
     assert.ok(table, 'a table');
     const p = table.Properties;
@@ -644,9 +685,14 @@ describe('npm run package', () => {
     ]);
     assert.equal(p.BillingMode, 'PAY_PER_REQUEST');
     assert.deepEqual(p.TimeToLiveSpecification, { AttributeName: 'expiresAt', Enabled: true });
+    // Matrix event → message mapping (lib/store/messages.ts queries it by this name).
+    const index = (p.GlobalSecondaryIndexes as any[] | undefined)?.find((i) => i.IndexName === BY_EVENT_INDEX);
+    assert.ok(index, `the ${BY_EVENT_INDEX} index`);
+    assert.deepEqual(index.KeySchema, [{ AttributeName: 'eventId', KeyType: 'HASH' }]);
+    assert.ok((p.AttributeDefinitions as any[]).some((a) => a.AttributeName === 'eventId' && a.AttributeType === 'S'), 'eventId is a string');
   });
 
-  test('IAM: no wildcard resource; exactly the DynamoDB calls the code makes, on the table', () => {
+  test('IAM: no wildcard resource; exactly the DynamoDB calls the code makes, on the table and its byEvent index; none for networkMediaDownload', () => {
     const all = allStatements();
     assert.ok(all.length, 'IAM statements');
     for (const s of all) {
@@ -669,12 +715,23 @@ describe('npm run package', () => {
       );
     }
 
+    const tableArn = { 'Fn::GetAtt': ['StateTable', 'Arn'] };
+    const indexArn = { 'Fn::Sub': `\${StateTable.Arn}/index/${BY_EVENT_INDEX}` };
     for (const fn of Object.keys(FUNCTIONS)) {
       const mine = statementsOf(fn);
       const dynamo = mine.filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
-      assert.equal(dynamo.length, 1, fn);
-      assert.deepEqual([...asArray(dynamo[0]!.Action)].sort(), [...DYNAMODB_ACTIONS].sort(), fn);
-      assert.deepEqual(dynamo[0]!.Resource, [{ 'Fn::GetAtt': ['StateTable', 'Arn'] }], fn);
+      if (TABLELESS.includes(fn)) {
+        assert.deepEqual(dynamo, [], `${fn} has no DynamoDB action`);
+      } else {
+        // The table's calls on the table; on the index, a Query only (the only call an index takes that the code makes).
+        assert.equal(dynamo.length, 2, fn);
+        const onTable = dynamo.find((s) => JSON.stringify(s.Resource) === JSON.stringify([tableArn]));
+        assert.ok(onTable, `${fn}: a statement on the table: ${JSON.stringify(dynamo)}`);
+        assert.deepEqual([...asArray(onTable.Action)].sort(), [...DYNAMODB_ACTIONS].sort(), fn);
+        const onIndex = dynamo.find((s) => s !== onTable);
+        assert.deepEqual(onIndex!.Resource, [indexArn], `${fn}: may Query the ${BY_EVENT_INDEX} index`);
+        assert.deepEqual(onIndex!.Action, ['dynamodb:Query'], fn);
+      }
 
       const ssm = mine.filter((s) => asArray(s.Action).some((a) => a.startsWith('ssm:')));
       assert.equal(ssm.length, 1, fn);
@@ -730,6 +787,19 @@ describe('npm run package', () => {
     for (const [id] of ofType('AWS::IAM::Policy')) assert.fail(`a stand-alone policy ${id}`);
   });
 
+  test('IAM: networkMediaDownload runs under a role of its own, without the table; the table roles are the others', () => {
+    const [download] = TABLELESS;
+    const role = roleOf(download!);
+    for (const fn of Object.keys(FUNCTIONS).filter((f) => !TABLELESS.includes(f))) assert.notEqual(roleOf(fn), role, fn);
+    // Nothing in its role names the table or a queue: secrets and logs only.
+    const text = JSON.stringify(statementsOf(download!));
+    for (const what of ['dynamodb:', 'StateTable', 'sqs:', 'Queue']) assert.ok(!text.includes(what), `${download}'s role: ${what}`);
+    assert.deepEqual(
+      [...new Set(statementsOf(download!).flatMap((s) => asArray(s.Action)))].sort(),
+      ['logs:CreateLogStream', 'logs:PutLogEvents', 'ssm:GetParameters'],
+    );
+  });
+
   test('secrets: SSM parameter names in the environment, never token values', () => {
     for (const fn of Object.keys(FUNCTIONS)) {
       const vars = resources[logicalId(fn)]!.Properties.Environment.Variables as Record<string, string>;
@@ -752,6 +822,8 @@ describe('npm run package', () => {
       assert.equal(vars.MAX_PARKED_EVENTS_PER_ROOM, undefined, 'no parked rooms any more');
       assert.equal(vars.DEAD_LETTER_AFTER_HOURS, String(DELIVERY.DEAD_LETTER_AFTER_HOURS), fn);
       assert.equal(vars.DEAD_LETTER_NOTICES, String(DELIVERY.DEAD_LETTER_NOTICES), fn);
+      // The media links' base: the API's own URL unless --param asUrl gives another.
+      assert.deepEqual(vars.AS_URL, { 'Fn::GetAtt': ['HttpApi', 'ApiEndpoint'] }, fn);
     }
     for (const sentinel of [SENTINEL_AS, SENTINEL_HS, SENTINEL_NETWORK_NEXT]) assert.ok(!templateText.includes(sentinel), 'a secret value is in the template');
   });

@@ -194,9 +194,14 @@ test('a transaction of 1,000 events is delivered whole', async () => {
 test('DynamoDB calls per transaction are the same for 1 and 500 events', async () => {
   const b = await as.bridge();
   const calls: string[] = [];
+  // The deliver function (run after each push here) writes one message mapping per message it
+  // delivers: per message, not per transaction, so counted apart.
+  let mappings = 0;
   tableOf(b.store)!.doc.middlewareStack.add(
     (next, ctx) => async (args) => {
-      calls.push(ctx.commandName as string);
+      const pk = (args.input as { Item?: { pk?: unknown } }).Item?.pk;
+      if (ctx.commandName === 'PutItemCommand' && typeof pk === 'string' && pk.startsWith('NETMSG#')) mappings++;
+      else calls.push(ctx.commandName as string);
       return next(args);
     },
     { step: 'initialize', name: 'countCalls' },
@@ -204,10 +209,13 @@ test('DynamoDB calls per transaction are the same for 1 and 500 events', async (
   b.roomCache.clear();
   await push(newTxn(), { events: [message('one')] });
   const forOne = [...calls];
+  assert.equal(mappings, 1, 'one mapping for the one message');
   calls.length = 0;
+  mappings = 0;
   b.roomCache.clear();
   await push(newTxn(), { events: Array.from({ length: 500 }, (_, i) => message(`n${i}`)) });
   tableOf(b.store)!.doc.middlewareStack.remove('countCalls');
+  assert.equal(mappings, 500, 'one mapping per message, no more');
   assert.ok(forOne.length > 0);
   assert.deepEqual(calls, forOne, JSON.stringify(forOne));
   assert.deepEqual(

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { startAs, HS_TOKEN, AS_TOKEN } from './support/as.js';
 import { eventsDigest } from '../lib/bridge/ledger.js';
@@ -47,6 +48,28 @@ test('unknown routes are 404 M_UNRECOGNIZED; a known path with the wrong method 
     assert.equal(res.status, 405, `${method} ${path}`);
     assert.equal(res.body.errcode, 'M_UNRECOGNIZED');
   }
+});
+
+test("every route of serverless.yml is a known path: another method on it is 405, not 404", async () => {
+  const config = parse(readFileSync(new URL('../serverless.yml', import.meta.url), 'utf8')) as { functions: Record<string, { events?: Array<{ httpApi?: string }> }> };
+  const routes = Object.values(config.functions)
+    .flatMap((f) => f.events ?? [])
+    .map((e) => e.httpApi)
+    .filter((r): r is string => typeof r === 'string' && r !== '*');
+  // The network's routes among them (test/package.test.ts holds serverless.yml to this list).
+  for (const r of ['POST /network/messages', 'POST /network/edits', 'POST /network/deletions', 'POST /network/reactions', 'POST /network/media', 'GET /network/media/{server}/{mediaId}']) {
+    assert.ok(routes.includes(r), r);
+  }
+  const wrong: string[] = [];
+  for (const route of routes) {
+    const [method, template] = route.split(' ') as [string, string];
+    // A path the route matches: a greedy variable takes an ID with a slash, the others one segment.
+    const path = template.replace(/\{[^}]+\+\}/g, '@irc_a/b:example.org').replace(/\{[^}]+\}/g, 'x1');
+    const other = method === 'GET' ? 'POST' : 'GET';
+    const res = await as.call('unrecognized', { method: other, path });
+    if (res.status !== 405 || res.body.errcode !== 'M_UNRECOGNIZED') wrong.push(`${other} ${path} (of ${route}): ${res.status}`);
+  }
+  assert.deepEqual(wrong, [], 'lib/appservice/routes.ts KNOWN names every route');
 });
 
 test('the open network logs each delivery as a JSON line', async () => {

@@ -111,11 +111,28 @@ test('scrollback past its expiry is not replayed, even before TTL deletes it', a
   assert.deepEqual(await store.listScrollback('#irc_x:hs'), []);
 });
 
-test('posted network message: NETMSG#<id>/EVENT, kept 7 days', async () => {
-  await store.recordPostedMessage('irc-9', { eventId: '$e', roomId: '!r:hs' });
+test('message mapping: NETMSG#<id>/EVENT, one item, kept 30 days by default, read both ways', async () => {
+  const before = (await table.items()).length;
+  await store.recordBridgedMessage({ networkId: 'irc-9', eventId: '$e9', roomId: '!r:hs' });
+  assert.equal((await table.items()).length, before + 1, 'one write, one item: the other direction is the index');
   const raw = await item('NETMSG#irc-9', 'EVENT');
-  assert.deepEqual([raw?.eventId, raw?.roomId], ['$e', '!r:hs']);
-  assert.ok(inDays(raw?.expiresAt, 7));
-  assert.deepEqual(await store.getPostedMessage('irc-9'), { eventId: '$e', roomId: '!r:hs' });
-  assert.equal(await store.getPostedMessage('irc-10'), undefined);
+  assert.deepEqual([raw?.eventId, raw?.roomId], ['$e9', '!r:hs']);
+  assert.ok(inDays(raw?.expiresAt, 30));
+  assert.deepEqual(await store.getBridgedMessage('irc-9'), { networkId: 'irc-9', eventId: '$e9', roomId: '!r:hs' });
+  assert.equal(await store.getBridgedMessage('irc-10'), undefined);
+  // The index (byEvent) is eventually consistent: DynamoDB Local shows it at once.
+  assert.equal(await store.networkIdOf('$e9'), 'irc-9');
+  assert.equal(await store.networkIdOf('$nothing'), undefined);
+});
+
+test('message mapping: the time it is kept comes from the store options (MESSAGE_MAPPING_DAYS)', async () => {
+  const short = dynamoStore(table, { messageTtlS: 2 * 86_400 });
+  await short.recordBridgedMessage({ networkId: 'irc-short', eventId: '$short', roomId: '!r:hs' });
+  assert.ok(inDays((await item('NETMSG#irc-short', 'EVENT'))?.expiresAt, 2));
+});
+
+test('message mapping: an expired record is not used, even before TTL deletes it', async () => {
+  await store.recordBridgedMessage({ networkId: 'irc-old', eventId: '$old', roomId: '!r:hs' });
+  await table.doc.send(new PutCommand({ TableName: table.tableName, Item: { ...(await item('NETMSG#irc-old', 'EVENT')), expiresAt: Math.floor(Date.now() / 1000) - 1 } }));
+  assert.equal(await store.getBridgedMessage('irc-old'), undefined);
 });

@@ -21,6 +21,13 @@ export interface Reply {
   body: unknown;
 }
 
+/** A reply of bytes (a medium), with its own headers; API Gateway gets it base64-encoded. */
+export interface BytesReply {
+  status: number;
+  bytes: Buffer;
+  headers: Record<string, string>;
+}
+
 /** What every handler is handed besides the event. */
 export interface AsContext extends Context {
   config: Config;
@@ -42,6 +49,8 @@ type Mw<C extends AsContext = AsContext> = MiddlewareObj<AsEvent, APIGatewayProx
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
 
 export const ok = (body: unknown = {}, status = 200): Reply => ({ status, body });
+
+export const bytesReply = (bytes: Buffer, headers: Record<string, string>, status = 200): BytesReply => ({ status, bytes, headers });
 
 export interface EndpointOptions {
   /** Who may call: the homeserver (hs_token), the 3P network (X-Signature over the raw body), or anyone (404s). */
@@ -148,7 +157,7 @@ const networkSignature = (): Mw => ({
     const secrets = req.context.config.network.acceptedSecrets;
     if (secrets.length === 0) throw forbidden('inbound messages are disabled: NETWORK_SECRET is not configured');
     // The signature covers the exact bytes sent, so it is checked before anything parses them.
-    const check = verify(req.event.headers?.['x-signature'], rawBody(req.event).toString('utf8'), secrets);
+    const check = verify(req.event.headers?.['x-signature'], rawBody(req.event), secrets);
     if (!check.ok) recordMetricsBy('Outcome', 'unauthorized', { InboundMessage: 1 });
     if (!check.ok) throw check.status === 401 ? unauthorized(check.reason) : forbidden(check.reason);
   },
@@ -176,7 +185,7 @@ const jsonBody = (): Mw => ({
   },
 });
 
-type Handler<C> = (event: AsEvent, ctx: C) => Promise<Reply>;
+type Handler<C> = (event: AsEvent, ctx: C) => Promise<Reply | BytesReply>;
 
 /**
  * Wraps a handler in the shared stack. Given `deps` (a loader, run once per cold start by its
@@ -193,6 +202,7 @@ export function endpoint(fn: Handler<AsContext>, opts: EndpointOptions): middy.M
 export function endpoint(fn: Handler<any>, opts: EndpointOptions & { deps?: () => Promise<unknown> }): middy.MiddyfiedHandler<AsEvent, APIGatewayProxyStructuredResultV2, Error, any> {
   const stack = middy<AsEvent, APIGatewayProxyStructuredResultV2, Error, AsContextWith<unknown>, Internal>(async (event: AsEvent, ctx: AsContextWith<unknown>) => {
     const reply = await fn(event, ctx);
+    if ('bytes' in reply) return { statusCode: reply.status, headers: reply.headers, body: reply.bytes.toString('base64'), isBase64Encoded: true };
     return json(reply.status, reply.body);
   })
     .use(requestLog())
@@ -212,11 +222,22 @@ export function endpoint(fn: Handler<any>, opts: EndpointOptions & { deps?: () =
  * greedily; and it may hold `%` (legal in aliases), so API Gateway's own path parameters, decoded
  * a second time, would be wrong.
  */
-export function pathId(rawPath: string, collection: 'users' | 'rooms' | 'transactions'): string {
+export function pathId(rawPath: string, collection: 'users' | 'rooms' | 'transactions' | 'network'): string {
   const m = new RegExp(`^(?:/_matrix/app/v1)?/${collection}/(.+)$`).exec(rawPath);
   if (!m) throw invalidParam(`the path does not end in a ${collection} ID`);
   try {
     return decodeURIComponent(m[1] as string);
+  } catch {
+    throw invalidParam('the path is not validly percent-encoded');
+  }
+}
+
+/** `/network/media/{server}/{mediaId}`, each part percent-decoded once. */
+export function mediaPath(rawPath: string): { server: string; mediaId: string } {
+  const m = /^\/network\/media\/([^/]+)\/([^/]+)$/.exec(rawPath);
+  if (!m) throw invalidParam('the path is not /network/media/{server}/{mediaId}');
+  try {
+    return { server: decodeURIComponent(m[1]!), mediaId: decodeURIComponent(m[2]!) };
   } catch {
     throw invalidParam('the path is not validly percent-encoded');
   }

@@ -10,7 +10,8 @@ const KNOWN: Array<[RegExp, string]> = [
   [/^\/users\/.+$/, 'GET'],
   [/^\/rooms\/.+$/, 'GET'],
   [/^\/transactions\/.+$/, 'PUT'],
-  [/^\/network\/messages$/, 'POST'],
+  [/^\/network\/(messages|edits|deletions|reactions|media)$/, 'POST'],
+  [/^\/network\/media\/[^/]+\/[^/]+$/, 'GET'],
 ];
 
 export function unrecognized(method: string, path: string): Reply {

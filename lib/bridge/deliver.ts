@@ -14,8 +14,8 @@ import type { SqsRecord } from '../queue/sqs.js';
 import { backoffMs } from '../backoff.js';
 import { DELIVERY } from '../defaults.js';
 import { recordMetrics } from '../metrics.js';
-import { PermanentDeliveryError, RetryLaterError } from './network.js';
-import type { OutboundMessage } from './network.js';
+import { PermanentDeliveryError, RetryLaterError, UnknownTargetError, UnsupportedDeliveryError } from './network.js';
+import type { Delivered, Delivery, DeliveryKind, OutboundMessage } from './network.js';
 import type { Bridge } from './runtime.js';
 import { sendDeadLetterNotice, sendStatus } from './send-status.js';
 
@@ -51,10 +51,12 @@ export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[],
   const failed: string[] = [];
   const counts: DeliverCounts = { delivered: 0, refused: 0, deadLettered: 0, retried: 0 };
   const latencies: number[] = [];
+  // Event → network id of what this batch delivered, for references to it later in the batch.
+  const delivered = new Map<string, string>();
   await Promise.all(
     [...rooms.values()].map(async (room) => {
       for (let i = 0; i < room.length; i++) {
-        const outcome: Outcome = Date.now() >= deadline ? { retryInMs: 0 } : await deliverOne(b, room[i]!, deadline);
+        const outcome: Outcome = Date.now() >= deadline ? { retryInMs: 0 } : await deliverOne(b, room[i]!, deadline, delivered);
         if (typeof outcome === 'string') {
           counts[outcome === 'dead-lettered' ? 'deadLettered' : outcome]++;
           // From push putting it on the queue to the network's 2xx.
@@ -89,22 +91,54 @@ export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[],
   return { failed, counts };
 }
 
-async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number): Promise<Outcome> {
-  const about = { roomId: e.roomId, eventId: e.eventId, sender: e.sender, type: 'm.room.message' };
+/** The Matrix event type a delivery came from: only a message's sender is told about its delivery. */
+const EVENT_TYPE: Record<DeliveryKind, string> = { messages: 'm.room.message', edits: 'm.room.message', deletions: 'm.room.redaction', reactions: 'm.reaction' };
+
+/** A queued body as push wrote it; one queued before rich messages is a bare message. */
+export function parseQueued(text: string): Delivery {
+  const parsed = JSON.parse(text) as Partial<Delivery> & Partial<OutboundMessage>;
+  if (typeof parsed !== 'object' || parsed === null) throw new SyntaxError('not an object');
+  if (typeof parsed.kind === 'string' && typeof parsed.body === 'object' && parsed.body !== null) return parsed as Delivery;
+  return { kind: 'messages', body: parsed as OutboundMessage };
+}
+
+/**
+ * The network's ids of the messages a delivery refers to. `delivered`: what this batch just
+ * delivered (the table's index may not show those yet). A reference whose id is not known
+ * keeps the event ID alone, which the network was given too.
+ */
+async function resolveRefs(b: Bridge, d: Delivery, delivered: Map<string, string>): Promise<Delivery> {
+  const ref = d.kind === 'messages' ? d.body.replyTo : d.body.target;
+  if (!ref) return d;
+  const id = delivered.get(ref.eventId) ?? (await b.store.networkIdOf(ref.eventId));
+  // Recorded under its event ID: the network answered no id of its own for it.
+  if (id === undefined || id === ref.eventId) return d;
+  const resolved = { ...ref, id };
+  return (d.kind === 'messages' ? { ...d, body: { ...d.body, replyTo: resolved } } : { ...d, body: { ...d.body, target: resolved } }) as Delivery;
+}
+
+async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number, delivered: Map<string, string>): Promise<Outcome> {
   const log = b.log.child({ roomId: e.roomId, eventId: e.eventId });
-  let message: OutboundMessage;
+  let delivery: Delivery;
   try {
-    message = JSON.parse(e.body) as OutboundMessage;
+    delivery = parseQueued(e.body);
   } catch {
     // Not ours to mend, never deliverable: kept for an operator rather than dropped.
     log.error('a queued message that is not JSON: moved to the dead-letter queue');
     return (await moveToDeadLetters(b, e, 'unreadable queued message', deadline)) ? 'dead-lettered' : { retryInMs: RETRIES.maxMs };
   }
+  const about = { roomId: e.roomId, eventId: e.eventId, sender: e.sender, type: EVENT_TYPE[delivery.kind] ?? 'm.room.message' };
+  let answer: Delivered;
   try {
-    await b.network.deliver(message);
+    answer = await b.network.deliver(await resolveRefs(b, delivery, delivered));
   } catch (err) {
+    if (err instanceof UnsupportedDeliveryError || err instanceof UnknownTargetError) {
+      // Nothing went wrong that the sender could act on: a network without reactions, an edit of a message it never had.
+      log.info('the network does not take this: dropped', { kind: delivery.kind, reason: reasonOf(err) });
+      return 'refused';
+    }
     if (!isTransient(err)) {
-      log.warn('the network refused a message for good: dropped', { reason: reasonOf(err) });
+      log.warn('the network refused a message for good: dropped', { kind: delivery.kind, reason: reasonOf(err) });
       await sendStatus(b, about, 'FAIL_PERMANENT', deadline, { error: reasonOf(err) });
       await sendDeadLetterNotice(b, about, reasonOf(err), deadline);
       return 'refused';
@@ -120,9 +154,25 @@ async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number): Promis
     if (e.receiveCount === 1) await sendStatus(b, about, 'PENDING', deadline);
     return { retryInMs };
   }
+  if (delivery.kind === 'messages' || delivery.kind === 'reactions') await recordMapping(b, e, answer, delivered);
   // It had been late (PENDING), or dead-lettered and redriven (FAIL_PERMANENT): now it is through.
   if (e.receiveCount > 1 || e.lastError !== undefined) await sendStatus(b, about, 'SUCCESS', deadline);
   return 'delivered';
+}
+
+/**
+ * The message mapping for what the network just took: one write, under the network's id (or
+ * the event ID when it answered none). A failed write costs only the network's id in later
+ * references (they still carry the event ID), never the delivery: it is logged, not retried.
+ */
+async function recordMapping(b: Bridge, e: ReceivedEvent, answer: Delivered, delivered: Map<string, string>): Promise<void> {
+  const networkId = answer.id ?? e.eventId;
+  delivered.set(e.eventId, networkId);
+  try {
+    await b.store.recordBridgedMessage({ networkId, eventId: e.eventId, roomId: e.roomId });
+  } catch (err) {
+    b.log.warn('could not record the network id of a delivered message', { roomId: e.roomId, eventId: e.eventId, networkId, err });
+  }
 }
 
 /** False when the dead-letter queue cannot take it now: the message then stays and is tried again. */

@@ -13,20 +13,107 @@ export interface RemoteRoom {
   topic?: string;
 }
 
-/** A Matrix message on its way to the network (the webhook body of POST /messages). */
-export interface OutboundMessage {
+/**
+ * A message either side knows: the Matrix event ID always (the network was given it as the
+ * message's `id`, or answered it to the AS), and the network's own id when the AS has one.
+ */
+export interface MessageRef {
+  eventId: string;
+  id?: string;
+}
+
+/** A mentioned user: the Matrix ID, and the network's id when it is one of the network's users. */
+export interface Mention {
+  userId: string;
+  id?: string;
+}
+
+/** A Matrix medium, for the network to fetch through the AS (`url`, a pre-signed link). */
+export interface OutboundMedia {
+  mxc: string;
+  /** Absent when the AS has no public URL or no network secret to sign with, or when `tooLarge`. */
+  url?: string;
+  filename?: string;
+  mimetype?: string;
+  size?: number;
+  width?: number;
+  height?: number;
+  /** Milliseconds, for audio and video. */
+  duration?: number;
+  /** Over the AS's media limit (MESSAGES.MEDIA_MAX_BYTES): it cannot pass through the AS. */
+  tooLarge?: true;
+}
+
+/** What every delivery carries: the Matrix event it is, where, from whom, when. */
+interface DeliveryBase {
   /** The Matrix event ID; also sent as Idempotency-Key so the network can drop a resend. */
   id: string;
   room: string;
   sender: { userId: string; displayName?: string };
+  ts: number;
+}
+
+/** What a message says: plain text always, HTML and mentions when the Matrix client sent them. */
+export interface MessageText {
   msgtype: string;
   body: string;
-  ts: number;
+  formattedBody?: string;
+  mentions?: Mention[];
+}
+
+/** A new message (the webhook body of POST /messages). */
+export interface OutboundMessage extends DeliveryBase, MessageText {
+  replyTo?: MessageRef;
+  media?: OutboundMedia;
+}
+
+/** An edit of an earlier message (POST /edits): its new text. */
+export interface OutboundEdit extends DeliveryBase, MessageText {
+  target: MessageRef;
+}
+
+/** A Matrix redaction of a bridged message or reaction (POST /deletions). */
+export interface OutboundDeletion extends DeliveryBase {
+  target: MessageRef;
+  reason?: string;
+}
+
+/** An `m.annotation` reaction (POST /reactions). */
+export interface OutboundReaction extends DeliveryBase {
+  target: MessageRef;
+  key: string;
+}
+
+/** One delivery to the network, by kind; the kind names the webhook path. */
+export type Delivery =
+  | { kind: 'messages'; body: OutboundMessage }
+  | { kind: 'edits'; body: OutboundEdit }
+  | { kind: 'deletions'; body: OutboundDeletion }
+  | { kind: 'reactions'; body: OutboundReaction };
+
+export type DeliveryKind = Delivery['kind'];
+
+/** The network took it; `id` is its own id for what it took, when it answered one. */
+export interface Delivered {
+  id?: string;
 }
 
 /** A delivery the network refused for good (4xx): retrying will not help. */
 export class PermanentDeliveryError extends Error {
   override name = 'PermanentDeliveryError';
+}
+
+/**
+ * The network does not do this kind at all (it answered 501: reactions on a network without
+ * them, say): dropped without retries, and without telling the sender as if it were a refusal.
+ */
+export class UnsupportedDeliveryError extends PermanentDeliveryError {
+  override name = 'UnsupportedDeliveryError';
+}
+
+/** An edit, deletion or reaction whose target the network does not know (it answered 404): dropped quietly. */
+export class UnknownTargetError extends PermanentDeliveryError {
+  override name = 'UnknownTargetError';
 }
 
 /** A delivery that failed for now (5xx, 408, 429, timeout, no connection); `retryAfterMs` when the network said when. */
@@ -44,6 +131,10 @@ export interface NetworkPort {
   /** undefined when the network does not know the user; throws when it cannot tell. */
   lookupUser(remoteUserId: string): Promise<RemoteUser | undefined>;
   lookupRoom(remoteRoomId: string): Promise<RemoteRoom | undefined>;
-  /** Resolves when delivered; PermanentDeliveryError for a refusal; RetryLaterError (or any other error) is transient. */
-  deliver(message: OutboundMessage): Promise<void>;
+  /**
+   * Resolves when delivered, with the network's own id when it answered one;
+   * PermanentDeliveryError (UnsupportedDeliveryError, UnknownTargetError) for a refusal;
+   * RetryLaterError (or any other error) is transient.
+   */
+  deliver(delivery: Delivery): Promise<Delivered>;
 }

@@ -57,7 +57,7 @@ export function createBridge(config: Config): Bridge {
     config,
     log,
     ns: namespaces(config),
-    store: createStore({ tableName: config.tableName, endpoint: config.dynamoEndpoint }),
+    store: createStore({ tableName: config.tableName, endpoint: config.dynamoEndpoint, messageTtlS: config.messages.mappingDays * 86_400 }),
     cs: createCsClient({ homeserverUrl: config.homeserverUrl, asToken: config.asToken }),
     network: config.network.kind === 'webhook' ? webhookNetwork(config.network) : openNetwork(log),
     roomCache: new WarmCache(ROOM_CACHE_MS),

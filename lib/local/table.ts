@@ -11,8 +11,10 @@ import {
   DynamoDBClient,
   ResourceInUseException,
   ResourceNotFoundException,
+  UpdateTableCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
+import type { GlobalSecondaryIndex } from '@aws-sdk/client-dynamodb';
 import type { KeySchemaElement } from '@aws-sdk/client-dynamodb';
 import { parseDocument } from 'yaml';
 
@@ -55,6 +57,7 @@ export async function createLocalTable(endpoint: string, tableName: string): Pro
             BillingMode: def.BillingMode,
             AttributeDefinitions: def.AttributeDefinitions,
             KeySchema: def.KeySchema,
+            GlobalSecondaryIndexes: def.GlobalSecondaryIndexes,
           }),
         );
         await client.send(new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: def.TimeToLiveSpecification }));
@@ -68,6 +71,7 @@ export async function createLocalTable(endpoint: string, tableName: string): Pro
     if (keysOf(existing) !== keysOf(def.KeySchema)) {
       throw new Error(`the kept table ${tableName} has the keys ${keysOf(existing)}, not infra/table.yml's ${keysOf(def.KeySchema)}: start clean (npm start -- --fresh)`);
     }
+    await addMissingIndexes(client, tableName, def);
     const ttl = (await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }))).TimeToLiveDescription;
     if (ttl?.TimeToLiveStatus !== 'ENABLED' && ttl?.TimeToLiveStatus !== 'ENABLING') {
       await client.send(new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: def.TimeToLiveSpecification }));
@@ -75,5 +79,24 @@ export async function createLocalTable(endpoint: string, tableName: string): Pro
     return 'existing';
   } finally {
     client.destroy();
+  }
+}
+
+/**
+ * A table kept from a run of an older version lacks the indexes added since: they are added in
+ * place, as CloudFormation does on a deploy, so `npm start` keeps its data across an upgrade.
+ */
+async function addMissingIndexes(client: DynamoDBClient, tableName: string, def: ReturnType<typeof tableDefinition>): Promise<void> {
+  const table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
+  const have = new Set((table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+  for (const index of (def.GlobalSecondaryIndexes ?? []) as GlobalSecondaryIndex[]) {
+    if (have.has(index.IndexName)) continue;
+    await client.send(
+      new UpdateTableCommand({
+        TableName: tableName,
+        AttributeDefinitions: def.AttributeDefinitions,
+        GlobalSecondaryIndexUpdates: [{ Create: { IndexName: index.IndexName, KeySchema: index.KeySchema, Projection: index.Projection } }],
+      }),
+    );
   }
 }

@@ -61,8 +61,10 @@ export function createCsClient(opts: CsClientOptions) {
   async function request<T = Record<string, unknown>>(
     method: string,
     path: string,
-    call: CallOptions & { body?: unknown; query?: Record<string, string | number | undefined> },
+    call: CallOptions & { body?: unknown; query?: Record<string, string | number | undefined>; contentType?: string },
   ): Promise<T> {
+    // Bytes (a media upload) go as they are, under their own type; anything else as JSON.
+    const bytes = call.body instanceof Uint8Array;
     const url = new URL(base + path);
     if (call.asUser) url.searchParams.set('user_id', call.asUser);
     for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
@@ -74,8 +76,8 @@ export function createCsClient(opts: CsClientOptions) {
       try {
         const res = await doFetch(url, {
           method,
-          headers: { authorization: `Bearer ${opts.asToken}`, 'content-type': 'application/json' },
-          body: call.body === undefined ? undefined : JSON.stringify(call.body),
+          headers: { authorization: `Bearer ${opts.asToken}`, 'content-type': bytes ? (call.contentType ?? 'application/octet-stream') : 'application/json' },
+          body: call.body === undefined ? undefined : bytes ? (call.body as Uint8Array as unknown as BodyInit) : JSON.stringify(call.body),
           signal: AbortSignal.timeout(Math.min(requestTimeoutMs, remaining)),
         });
         const text = await res.text();
@@ -178,6 +180,34 @@ export function createCsClient(opts: CsClientOptions) {
         body: content,
       }),
 
+    /** Redacts an event; `txnId` makes a resend a no-op (spec v1.1+ path). */
+    redact: (roomId: RoomId, eventId: string, txnId: string, reason: string | undefined, call: CallOptions) =>
+      request<{ event_id: string }>('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/redact/${enc(eventId)}/${enc(txnId)}`, {
+        ...call,
+        body: reason ? { reason } : {},
+      }),
+
+    /** Uploads bytes to the media repository (as `asUser`, the virtual user it comes from). */
+    uploadMedia: (bytes: Uint8Array, contentType: string, filename: string | undefined, call: CallOptions) =>
+      request<{ content_uri: string }>('POST', '/_matrix/media/v3/upload', { ...call, body: bytes, contentType, query: { filename } }),
+
+    /**
+     * Downloads a medium: the authenticated endpoint (spec v1.11, with the as_token) first, the
+     * legacy unauthenticated one where the homeserver has no such endpoint (Synapse before 1.111
+     * answers 404 M_UNRECOGNIZED). At most `maxBytes` are read: a bigger medium is answered
+     * `tooLarge` with its size (from Content-Length, or "more than maxBytes").
+     */
+    downloadMedia: async (server: string, mediaId: string, call: { deadline: number; maxBytes: number }): Promise<MediaDownload> => {
+      const paths = [`/_matrix/client/v1/media/download/${enc(server)}/${enc(mediaId)}`, `/_matrix/media/v3/download/${enc(server)}/${enc(mediaId)}`];
+      for (const [i, path] of paths.entries()) {
+        const answer = await downloadOnce(doFetch, base + path, opts.asToken, call);
+        // Only "this homeserver has no such endpoint" moves on to the legacy path.
+        const unknownEndpoint = answer.kind === 'error' && (answer.errcode === ErrCode.Unrecognized || answer.status === 405);
+        if (!unknownEndpoint || i === paths.length - 1) return answer;
+      }
+      throw new Error('unreachable');
+    },
+
     /** A state event's content; 404 when the room has none. */
     getState: (roomId: RoomId, type: string, stateKey: string, call: CallOptions) =>
       request<Record<string, unknown>>('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, call),
@@ -192,4 +222,52 @@ export function createCsClient(opts: CsClientOptions) {
         body: content,
       }),
   };
+}
+
+/** A medium from the homeserver's media repository, or why not. */
+export type MediaDownload =
+  | { kind: 'ok'; bytes: Buffer; contentType: string; contentDisposition?: string }
+  | { kind: 'tooLarge'; size: number; exact: boolean }
+  | { kind: 'error'; status: number; errcode: string; error: string };
+
+async function downloadOnce(doFetch: typeof fetch, url: string, asToken: string, call: { deadline: number; maxBytes: number }): Promise<MediaDownload> {
+  let res: Response;
+  try {
+    res = await doFetch(url, { headers: { authorization: `Bearer ${asToken}` }, signal: AbortSignal.timeout(Math.max(1, call.deadline - Date.now())) });
+  } catch (e) {
+    const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+    return { kind: 'error', status: 0, errcode: ErrCode.Unknown, error: timedOut ? 'the homeserver did not answer in time' : 'the homeserver could not be reached' };
+  }
+  if (!res.ok) {
+    const text = await res.text().catch(() => '');
+    let json: Record<string, unknown> = {};
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not Matrix JSON: the status alone tells
+    }
+    recordMetricsBy('Errcode', typeof json.errcode === 'string' ? json.errcode : `HTTP_${res.status}`, { HomeserverError: 1 });
+    return { kind: 'error', status: res.status, errcode: typeof json.errcode === 'string' ? json.errcode : ErrCode.Unknown, error: typeof json.error === 'string' ? json.error : `HTTP ${res.status}` };
+  }
+  const length = Number(res.headers.get('content-length'));
+  if (Number.isFinite(length) && length > call.maxBytes) {
+    await res.body?.cancel().catch(() => undefined);
+    return { kind: 'tooLarge', size: length, exact: true };
+  }
+  // No (or a wrong) Content-Length: read no more than the limit allows.
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const reader = res.body?.getReader();
+  while (reader) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > call.maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return { kind: 'tooLarge', size, exact: false };
+    }
+    chunks.push(Buffer.from(value));
+  }
+  const contentDisposition = res.headers.get('content-disposition') ?? undefined;
+  return { kind: 'ok', bytes: Buffer.concat(chunks), contentType: res.headers.get('content-type') ?? 'application/octet-stream', ...(contentDisposition ? { contentDisposition } : {}) };
 }

@@ -3,11 +3,12 @@
  * is guarded the same way: DynamoDB's passing trouble (throttling, an outage, no connection,
  * past the SDK's own retries) leaves as StoreUnavailableError, which carries its 503.
  */
+import { MESSAGES } from '../defaults.js';
 import { createTable } from './client.js';
 import type { Table } from './client.js';
 import { isStoreUnavailable } from './errors.js';
 import { StoreUnavailableError } from './port.js';
-import type { Store } from './port.js';
+import type { BridgedMessage, Store } from './port.js';
 import * as aliases from './aliases.js';
 import * as users from './users.js';
 import * as transactions from './transactions.js';
@@ -32,7 +33,12 @@ const tables = new WeakMap<Store, Table>();
 /** The DynamoDB table behind a store made here, for tests and benchmarks that watch its calls. */
 export const tableOf = (store: Store): Table | undefined => tables.get(store);
 
-export function dynamoStore(t: Table): Store {
+export interface StoreOptions {
+  /** How long a message mapping is kept (MESSAGE_MAPPING_DAYS). */
+  messageTtlS: number;
+}
+
+export function dynamoStore(t: Table, opts: StoreOptions = { messageTtlS: MESSAGES.MAPPING_DAYS * 86_400 }): Store {
   const store: Store = {
     getAlias: guard(aliases.getAlias, t),
     lockAlias: guard(aliases.lockAlias, t),
@@ -56,8 +62,9 @@ export function dynamoStore(t: Table): Store {
     keepScrollback: guard(scrollback.keepScrollback, t),
     listScrollback: guard(scrollback.listScrollback, t),
     dropScrollback: guard(scrollback.dropScrollback, t),
-    getPostedMessage: guard(messages.getPostedMessage, t),
-    recordPostedMessage: guard(messages.recordPostedMessage, t),
+    getBridgedMessage: guard(messages.getBridgedMessage, t),
+    recordBridgedMessage: guard((t: Table, m: BridgedMessage) => messages.recordBridgedMessage(t, m, opts.messageTtlS), t),
+    networkIdOf: guard(messages.networkIdOf, t),
     // rooms healed from the homeserver
     adoptRoom: guard(aliases.adoptRoom, t),
   };
@@ -66,4 +73,4 @@ export function dynamoStore(t: Table): Store {
 }
 
 /** The store for a configured table (DynamoDB Local when an endpoint is given). */
-export const createStore = (opts: { tableName: string; endpoint?: string }): Store => dynamoStore(createTable(opts));
+export const createStore = (opts: { tableName: string; endpoint?: string } & StoreOptions): Store => dynamoStore(createTable(opts), opts);

@@ -1,25 +1,54 @@
 /**
- * Network message → Matrix event (`NETMSG#<network message id>`/`EVENT`), kept 7 days: a resend
- * from the network is answered with the event it became, without posting again, even after the
- * homeserver forgot its own send-transaction cache (Synapse keeps it ~30 minutes, in memory).
- * The same record is what edits, replies and redactions from the network will look up.
+ * The message mapping: one record per bridged message, network message id ↔ Matrix event
+ * (`NETMSG#<network message id>`/`EVENT`, with `eventId` and `roomId`), written once per message
+ * and kept MESSAGE_MAPPING_DAYS (30). Inbound, it is written when a network message is posted:
+ * a resend is answered with the event it became, even after the homeserver forgot its own
+ * send-transaction cache (Synapse keeps it ~30 minutes, in memory), and the network's edits,
+ * replies, reactions and deletions name their target by its network id (a strongly consistent
+ * read of the table's own key). Outbound, it is written when the network has taken a message
+ * and answered its own id for it (or, when it answers none, under the event id it was given).
+ *
+ * The other direction, Matrix event → network id (a Matrix user's reply, edit, reaction or
+ * redaction of a bridged message), is the table's sparse index `byEvent` on `eventId`: the
+ * same single write keeps both directions. An index is read eventually consistently, so a
+ * mapping written a moment ago may not show there yet; deliveries always carry the event id
+ * as well (the network was given it), so nothing is lost when it does not.
  */
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { expiresIn } from './client.js';
 import type { Table } from './client.js';
-import type { PostedMessage } from './port.js';
+import type { BridgedMessage } from './port.js';
 
-export const POSTED_TTL_S = 7 * 24 * 3600;
+/** The table's index from Matrix event ID to the mapping (infra/table.yml). */
+export const BY_EVENT_INDEX = 'byEvent';
+const PK_PREFIX = 'NETMSG#';
 
-const key = (networkMessageId: string) => ({ pk: `NETMSG#${networkMessageId}`, sk: 'EVENT' });
+const key = (networkId: string) => ({ pk: `${PK_PREFIX}${networkId}`, sk: 'EVENT' });
 
-export async function getPostedMessage(t: Table, networkMessageId: string): Promise<PostedMessage | undefined> {
-  const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: key(networkMessageId), ConsistentRead: true }));
-  return out.Item ? { eventId: out.Item.eventId, roomId: out.Item.roomId } : undefined;
+export async function getBridgedMessage(t: Table, networkId: string): Promise<BridgedMessage | undefined> {
+  const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: key(networkId), ConsistentRead: true }));
+  // An expired record is no longer ours to use, even before DynamoDB's TTL deletes it.
+  if (!out.Item || Number(out.Item.expiresAt) <= Date.now() / 1000) return undefined;
+  return { networkId, eventId: out.Item.eventId, roomId: out.Item.roomId };
 }
 
-export async function recordPostedMessage(t: Table, networkMessageId: string, posted: PostedMessage): Promise<void> {
+export async function recordBridgedMessage(t: Table, m: BridgedMessage, ttlS: number): Promise<void> {
   await t.doc.send(
-    new PutCommand({ TableName: t.tableName, Item: { ...key(networkMessageId), ...posted, expiresAt: expiresIn(POSTED_TTL_S) } }),
+    new PutCommand({ TableName: t.tableName, Item: { ...key(m.networkId), eventId: m.eventId, roomId: m.roomId, expiresAt: expiresIn(ttlS) } }),
   );
+}
+
+/** The network's id of a Matrix event, when one is recorded (and the index has caught up). */
+export async function networkIdOf(t: Table, eventId: string): Promise<string | undefined> {
+  const out = await t.doc.send(
+    new QueryCommand({
+      TableName: t.tableName,
+      IndexName: BY_EVENT_INDEX,
+      KeyConditionExpression: 'eventId = :e',
+      ExpressionAttributeValues: { ':e': eventId },
+      Limit: 2,
+    }),
+  );
+  const pk = out.Items?.map((i) => String(i.pk)).find((p) => p.startsWith(PK_PREFIX));
+  return pk?.slice(PK_PREFIX.length);
 }

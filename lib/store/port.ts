@@ -48,6 +48,25 @@ export interface InboundMessage {
   msgtype: string;
   body: string;
   ts: number;
+  /** HTML, as the network sent it (sanitised when it is posted). */
+  formattedBody?: string;
+  /** Network users by their id, Matrix users by their user ID. */
+  mentions?: Array<{ id: string } | { userId: string }>;
+  /** The network id of the message this one answers. */
+  replyTo?: string;
+  media?: InboundMedia;
+}
+
+/** A medium the network uploaded (POST /network/media) and a message carries. */
+export interface InboundMedia {
+  contentUri: string;
+  filename?: string;
+  mimetype?: string;
+  size?: number;
+  width?: number;
+  height?: number;
+  /** Milliseconds. */
+  duration?: number;
 }
 
 /** An event the network refused for good, kept on its transaction's record with the reason. */
@@ -146,9 +165,19 @@ export interface Store {
   listScrollback(alias: RoomAlias): Promise<InboundMessage[]>;
   dropScrollback(alias: RoomAlias, messages: InboundMessage[]): Promise<void>;
 
-  /** Inbound dedup that outlives the homeserver's memory: network message id → the event it became. */
-  getPostedMessage(networkMessageId: string): Promise<PostedMessage | undefined>;
-  recordPostedMessage(networkMessageId: string, posted: PostedMessage): Promise<void>;
+  /**
+   * The message mapping, one record per bridged message: network message id → the event it is
+   * (inbound dedup that outlives the homeserver's memory, and the target of the network's
+   * edits, replies, reactions and deletions). Read consistently.
+   */
+  getBridgedMessage(networkId: string): Promise<BridgedMessage | undefined>;
+  /** One write, kept MESSAGE_MAPPING_DAYS; it serves both directions. */
+  recordBridgedMessage(message: BridgedMessage): Promise<void>;
+  /**
+   * Matrix event → the network's id for it, when recorded. Read from an index: a mapping
+   * written within the last second or so may not show yet.
+   */
+  networkIdOf(eventId: string): Promise<string | undefined>;
 
   /**
    * Rooms healed from the homeserver: records room ↔ alias, ready, for a room the homeserver
@@ -159,8 +188,9 @@ export interface Store {
   adoptRoom(room: BridgedRoom, scrollbackPending: boolean): Promise<boolean>;
 }
 
-/** A network message as it stands in Matrix. */
-export interface PostedMessage {
+/** A bridged message (or reaction): its id on the network, and the event it is in Matrix. */
+export interface BridgedMessage {
+  networkId: string;
   eventId: string;
   roomId: RoomId;
 }

@@ -2,9 +2,18 @@
  * A fake Matrix homeserver speaking real HTTP on 127.0.0.1, for integration
  * tests of the Application Service. It implements the Client-Server API calls
  * an AS makes (v3; register, profile, createRoom, directory, join, invite,
- * send, state) with the AS extensions (`as_token`, `?user_id=` identity
- * assertion, `?ts=` timestamp massaging), behaves like Synapse where the spec
- * leaves room, and can be told to fail on demand (see FailRule).
+ * send, state, redact; the media repository's upload and both downloads) with
+ * the AS extensions (`as_token`, `?user_id=` identity assertion, `?ts=`
+ * timestamp massaging), behaves like Synapse where the spec leaves room, and
+ * can be told to fail on demand (see FailRule).
+ *
+ * Rich messages as Synapse handles them: relations (`m.annotation` duplicates
+ * refused with 400 M_DUPLICATE_ANNOTATION, edits and replies checked against
+ * the spec's rules), redactions with Synapse's permission rules (own events;
+ * anyone's for the room's creator and `moderators`), media uploads kept as raw
+ * bytes and served back by the authenticated (spec v1.11) and the legacy
+ * download endpoints (options: authenticatedMedia, freezeLegacyMedia,
+ * maxUploadBytes).
  *
  * Options and methods make it as unkind as Synapse 1.94: an event size
  * limit, membership changes behind the AS's back (kick, ban, leave), a
@@ -18,10 +27,10 @@
  * with the fake's own answers.
  */
 import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { checkCsRequest, checkCsResponse, checkEventContent } from './spec.js';
+import { checkCsRequest, checkCsResponse, checkEventContent, checkSchemaFile } from './spec.js';
 
 export interface FakeHsOptions {
   asToken: string;
@@ -56,6 +65,46 @@ export interface FakeHsOptions {
    * true; false for a server whose ids go on across restarts (Synapse on PostgreSQL).
    */
   txnIdsRestartAtOne?: boolean;
+  /**
+   * The largest upload `POST /_matrix/media/v3/upload` takes, in bytes (Synapse's
+   * `max_upload_size`, "50M"): a larger one is 413 M_TOO_LARGE, storing nothing. Default
+   * 52428800 (50 MiB).
+   */
+  maxUploadBytes?: number;
+  /**
+   * Serve authenticated media (spec v1.11): `GET /_matrix/client/v1/media/download/...` with
+   * the access token. false: behave like Synapse 1.94, which lacks the endpoint:
+   * `404 {"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}`. Default true.
+   */
+  authenticatedMedia?: boolean;
+  /**
+   * The unauthenticated `GET /_matrix/media/v3/download/...` answers 404 M_NOT_FOUND for
+   * media uploaded after the server froze it (spec v1.11): here all the fake's media, as
+   * on a server that implements the freeze (Synapse with `enable_authenticated_media`) and
+   * was set up after it. Default false: the legacy endpoint serves everything, as Synapse
+   * 1.94 does.
+   */
+  freezeLegacyMedia?: boolean;
+  /**
+   * Refuse a relation (`m.relates_to` with `rel_type` and `event_id`) to an event the fake
+   * does not have (in no room's `events` or `initialState`, and no stored event relates to
+   * it) with 400 M_UNKNOWN "Can't send relation to unknown event", as Synapse does. Default
+   * false, because tests push events of Matrix users that the fake never stored (make them
+   * with userSend to have them stored) and the AS relates to them (send status
+   * `m.reference`s, say). A relation to an event of another room is always refused.
+   */
+  refuseUnknownRelationTargets?: boolean;
+}
+
+/** A file in the fake's media repository (uploaded through the API, or addMedia). */
+export interface FakeMedia {
+  bytes: Buffer;
+  /** the upload's `Content-Type` (application/octet-stream when it had none) */
+  contentType: string;
+  /** the upload's `?filename=` */
+  filename?: string;
+  /** the user it was uploaded as (`?user_id=`, or the bot) */
+  uploader: string;
 }
 
 export interface FakeUser {
@@ -76,6 +125,16 @@ export interface FakeEvent {
   txnId?: string;
   /** for state events */
   stateKey?: string;
+  /**
+   * For `m.room.redaction`: the event it redacts. (`content.redacts` holds it too: the fake
+   * keeps the content as a room v11 event has it, and as Synapse serves any redaction to
+   * clients and ASes; see ClientEvent.)
+   */
+  redacts?: string;
+  /** Set once the event is redacted: the redaction's event ID. `content` is then pruned. */
+  redactedBy?: string;
+  /** The content as it was sent, kept when the event is redacted (a real HS drops it). */
+  unredactedContent?: any;
 }
 
 export interface FakeRoom {
@@ -91,9 +150,14 @@ export interface FakeRoom {
   /** banned users: their joins and invites are refused until unban() */
   banned: Set<string>;
   /**
-   * events sent through /send and /state, and the `m.room.member` events of kick, ban, unban
-   * and leave (and of API joins and invites with `recordMembership`); not the ones createRoom
-   * makes
+   * Users who may redact anyone's events (the power level of `redact`, 50 by default); the
+   * creator (power 100, as Synapse's presets give) may too. The fake has no power levels.
+   */
+  moderators: Set<string>;
+  /**
+   * events sent through /send, /state and /redact (and userSend, userRedact), and the
+   * `m.room.member` events of kick, ban, unban and leave (and of API joins and invites with
+   * `recordMembership`); not the ones createRoom makes
    */
   events: FakeEvent[];
   /**
@@ -115,7 +179,14 @@ export interface ClientEvent {
   content: any;
   /** for state events only */
   state_key?: string;
-  unsigned: { age: number };
+  /**
+   * For `m.room.redaction`, the redacted event's ID. Synapse (1.9x, any room version) serves
+   * it both here (where room versions 1-10 have it; the fake's rooms are version 10, Synapse
+   * 1.94's default) and as `content.redacts` (where version 11 has it): the fake does too.
+   */
+  redacts?: string;
+  /** `redacted_because`: the redaction, for an event that was redacted (its content pruned) */
+  unsigned: { age: number; redacted_because?: ClientEvent };
 }
 
 /**
@@ -160,12 +231,16 @@ export interface RecordedCall {
   /** the pathname as it came, still percent-encoded: shows whether an ID's `/` was sent as `%2F` */
   rawPath: string;
   query: Record<string, string>;
-  /** parsed JSON body; the raw text if it was not JSON; undefined if empty */
+  /**
+   * parsed JSON body; the raw text if it was not JSON; undefined if empty; for a media
+   * upload, the bytes (a Buffer)
+   */
   body: any;
   /** effective user: the `user_id` query parameter, or the bot */
   userId: string;
   /** 0 while the call is pending (hanging, delayed) */
   status: number;
+  /** the answer's JSON body; a Buffer for media downloads */
   response: any;
   /** set when a FailRule answered (or held) this call */
   failedBy?: FailRule['kind'];
@@ -195,11 +270,20 @@ export interface SeedRoomOptions {
   joinRule?: 'public' | 'invite';
   members?: string[];
   invited?: string[];
+  /** who may redact anyone's events, besides the creator (see FakeRoom.moderators) */
+  moderators?: string[];
 }
 
 export interface FakeHs {
   /** http://127.0.0.1:PORT */
   url: string;
+  /**
+   * The options it runs with (a copy of startFakeHs's). A test may change them as it goes:
+   * checkSpec, requireInhibitLogin, maxEventBytes, recordMembership, txnIdsRestartAtOne,
+   * maxUploadBytes, authenticatedMedia, freezeLegacyMedia and refuseUnknownRelationTargets
+   * hold from the next request (or restart); the names and the token do not change.
+   */
+  options: FakeHsOptions;
   serverName: string;
   /** `@<senderLocalpart>:<serverName>` */
   botUserId: string;
@@ -225,6 +309,26 @@ export interface FakeHs {
   aliases: Map<string, string>;
   /** spec violations in requests received (and in the fake's own answers) */
   specErrors: string[];
+  /** the media repository: media ID (of `mxc://<serverName>/<media ID>`) -> the file */
+  media: Map<string, FakeMedia>;
+  /**
+   * Store a file as if a Matrix user uploaded it (`uploader`, default `@alice:<serverName>`),
+   * without an HTTP call; gives its `mxc://<serverName>/<media ID>`.
+   */
+  addMedia(bytes: Buffer | Uint8Array | string, contentType: string, filename?: string, uploader?: string): string;
+  /**
+   * A local user (not the AS's) sends a room event from their client, as Synapse takes it:
+   * they must be joined, a relation must be valid (no duplicate annotation, ...), the content
+   * is checked against the spec. The event is appended to the room's `events` and returned
+   * (push it to the AS with clientEvent); throws with the homeserver's error otherwise.
+   */
+  userSend(userId: string, roomId: string, type: string, content: Record<string, unknown>): FakeEvent;
+  /**
+   * A local user redacts an event from their client, with the rules of the redact endpoint
+   * (own events; anyone's for the creator and `moderators`). Gives the `m.room.redaction`
+   * event appended to the room's `events`; throws with the homeserver's error otherwise.
+   */
+  userRedact(userId: string, roomId: string, eventId: string, reason?: string): FakeEvent;
   /** queue a failure; rules are tried in order, the first match wins */
   fail(rule: FailRule): void;
   /** create a room directly (as if some user made it), without an HTTP call */
@@ -232,8 +336,8 @@ export interface FakeHs {
   /** drop every queued failure, keeping state: the HS is healthy again */
   clearFailures(): void;
   /**
-   * clear calls, state, failures and specErrors; drops hanging requests. Not the AS
-   * transaction counter: the AS under test usually keeps its store between tests.
+   * clear calls, state (media too), failures and specErrors; drops hanging requests. Not the
+   * AS transaction counter: the AS under test usually keeps its store between tests.
    */
   reset(): void;
   /**
@@ -263,8 +367,8 @@ export interface FakeHs {
   restart(): void;
   /**
    * The HS loses its database (reset, restored backup): users (but the bot), rooms, aliases,
-   * the send-transaction cache and the AS transaction counter are gone, hanging requests
-   * dropped. Keeps calls, specErrors and failure rules, so tests can see what followed.
+   * media, the send-transaction cache and the AS transaction counter are gone, hanging
+   * requests dropped. Keeps calls, specErrors and failure rules, so tests can see what followed.
    */
   forgetEverything(): void;
   /** The next AS transaction id: '1', '2', '3'... per fake HS (see txnIdsRestartAtOne). */
@@ -276,7 +380,10 @@ export interface FakeHs {
    * and only then takes its id.
    */
   push(events: object[], send: PushSend, opts?: PushOptions): Promise<PushResult>;
-  /** A stored event in the form Synapse pushes it, for push(). */
+  /**
+   * A stored event in the form Synapse pushes it, for push(): a redaction with `redacts` at
+   * the top and in `content`; a redacted event pruned, with `unsigned.redacted_because`.
+   */
   clientEvent(roomId: string, ev: FakeEvent): ClientEvent;
   /** Ends hanging requests and stops timers (a push() still backing off never settles). */
   close(): Promise<void>;
@@ -284,7 +391,9 @@ export interface FakeHs {
 
 interface Answer {
   status: number;
+  /** JSON, or a Buffer sent as is (media) */
   body: unknown;
+  headers?: Record<string, string>;
 }
 
 type Handler = (ctx: Ctx) => Answer;
@@ -296,6 +405,7 @@ interface Ctx {
   body: any;
   userId: string;
   params: Record<string, string>;
+  headers: IncomingHttpHeaders;
 }
 
 const CS = '_matrix/client/v3';
@@ -321,13 +431,67 @@ function randomId(bytes = 12): string {
   return randomBytes(bytes).toString('base64url');
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/** Synapse's media IDs: 24 random ASCII letters. */
+function mediaId(): string {
+  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  return [...randomBytes(24)].map((b) => letters[b % letters.length]).join('');
+}
+
+// Synapse (synapse/media/_base.py): text types get a UTF-8 charset when they have none...
+const TEXT_CONTENT_TYPES = new Set(['text/css', 'text/csv', 'text/html', 'text/calendar', 'text/plain', 'text/javascript', 'application/json', 'application/ld+json', 'application/rtf', 'image/svg+xml', 'text/xml']);
+// ...and these are served `inline`, the rest as `attachment` (the spec's list of v1.12).
+const INLINE_CONTENT_TYPES = new Set([
+  'text/css', 'text/plain', 'text/csv', 'application/json', 'application/ld+json',
+  'image/jpeg', 'image/gif', 'image/png', 'image/apng', 'image/webp', 'image/avif',
+  'video/mp4', 'video/webm', 'video/ogg', 'video/quicktime',
+  'audio/mp4', 'audio/webm', 'audio/aac', 'audio/mpeg', 'audio/ogg', 'audio/wave', 'audio/wav', 'audio/x-wav', 'audio/x-pn-wav', 'audio/flac', 'audio/x-flac',
+]);
+
+/**
+ * The headers Synapse sends with a file: `Content-Type` as uploaded (a charset added to text
+ * types), `Content-Disposition` `inline` or `attachment` with the file name as an RFC 2616
+ * token when it is one (`filename=cat.png`), else RFC 5987 (`filename*=utf-8''caf%C3%A9.png`).
+ */
+export function mediaHeaders(contentType: string, size: number, filename: string | undefined): Record<string, string> {
+  const type = contentType.toLowerCase();
+  let disposition = INLINE_CONTENT_TYPES.has(type) ? 'inline' : 'attachment';
+  if (filename) {
+    const token = [...filename].every((c) => c.charCodeAt(0) > 32 && c.charCodeAt(0) < 127 && !'()<>@,;:\\"/[]?={}'.includes(c));
+    disposition += token ? `; filename=${filename}` : `; filename*=utf-8''${synapseQuote(filename)}`;
+  }
+  return {
+    'Content-Type': TEXT_CONTENT_TYPES.has(type) ? `${contentType}; charset=UTF-8` : contentType,
+    'Content-Length': String(size),
+    'Content-Disposition': disposition,
+    'Cache-Control': 'public,max-age=86400,s-maxage=86400',
+  };
+}
+
+/**
+ * The redaction algorithm of room version 10 (the fake's rooms'): what a redacted event's
+ * content keeps.
+ */
+function prunedContent(type: string, content: unknown): Record<string, unknown> {
+  const keep: Record<string, string[]> = {
+    'm.room.member': ['membership', 'join_authorised_via_users_server'],
+    'm.room.create': ['creator'],
+    'm.room.join_rules': ['join_rule', 'allow'],
+    'm.room.power_levels': ['ban', 'events', 'events_default', 'kick', 'redact', 'state_default', 'users', 'users_default'],
+    'm.room.history_visibility': ['history_visibility'],
+  };
+  const out: Record<string, unknown> = {};
+  if (!isPlainObject(content)) return out;
+  for (const k of keep[type] ?? []) if (k in content) out[k] = content[k];
+  return out;
 }
 
 /**
@@ -380,9 +544,10 @@ export function pduBytes(serverName: string, ev: PduParts): number {
 export const synapseQueryPath = (kind: 'users' | 'rooms', id: string, legacy = false): string =>
   `${legacy ? '' : '/_matrix/app/v1'}/${kind}/${synapseQuote(id)}`;
 
-export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
+export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
+  const opts: FakeHsOptions = { ...given }; // fake.options: the test may change it
   const { asToken, serverName, userPrefix, senderLocalpart } = opts;
-  const checkSpec = opts.checkSpec ?? true;
+  const spec = (): boolean => opts.checkSpec ?? true;
   const botUserId = `@${senderLocalpart}:${serverName}`;
 
   const calls: RecordedCall[] = [];
@@ -390,6 +555,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
   const rooms = new Map<string, FakeRoom>();
   const aliases = new Map<string, string>();
   const specErrors: string[] = [];
+  const media = new Map<string, FakeMedia>();
   let rules: Array<FailRule & { times: number }> = [];
   // user/room/type/txnId -> event_id: Synapse keeps it in process memory, so restart() clears it
   const txns = new Map<string, string>();
@@ -420,6 +586,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       members: new Set([o.creator, ...(o.members ?? [])]),
       invited: new Set(o.invited ?? []),
       banned: new Set(),
+      moderators: new Set(o.moderators ?? []),
       events: [],
       initialState: [],
     };
@@ -489,8 +656,150 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
   };
 
   const checkContent = (ctx: Ctx, type: string): void => {
-    if (!checkSpec) return;
+    if (!spec()) return;
     for (const e of checkEventContent(type, ctx.body)) specErrors.push(`${ctx.method} ${ctx.path}: ${e}`);
+  };
+
+  // ------------------------------------------------------------ relations and redactions
+
+  /** An event the fake has, in any room (`events` or `initialState`), with its room. */
+  const findEvent = (eventId: string): { room: FakeRoom; ev: FakeEvent } | undefined => {
+    for (const room of rooms.values()) {
+      const ev = room.events.find((e) => e.eventId === eventId) ?? room.initialState.find((e) => e.eventId === eventId);
+      if (ev) return { room, ev };
+    }
+    return undefined;
+  };
+
+  /** Synapse's relation_from_event: `m.relates_to` with a string `rel_type` and `event_id` (a reply alone is none). */
+  const relationOf = (content: unknown): { relType: string; eventId: string; key?: string } | undefined => {
+    const rel: unknown = isPlainObject(content) ? content['m.relates_to'] : undefined;
+    if (!isPlainObject(rel) || typeof rel.rel_type !== 'string' || typeof rel.event_id !== 'string') return undefined;
+    return typeof rel.key === 'string' ? { relType: rel.rel_type, eventId: rel.event_id, key: rel.key } : { relType: rel.rel_type, eventId: rel.event_id };
+  };
+
+  /** Whether a stored (unredacted) event relates to this one: Synapse's event_is_target_of_relation. */
+  const isRelationTarget = (eventId: string): boolean =>
+    [...rooms.values()].some((room) => room.events.some((e) => e.redactedBy === undefined && relationOf(e.content)?.eventId === eventId));
+
+  /**
+   * Synapse's EventCreationHandler._validate_event_relation: the parent in the same room (or,
+   * with refuseUnknownRelationTargets, known at all); an annotation with a key of at most 500
+   * characters, not made twice by the same sender (same event type, target and key; a
+   * redacted one no longer counts, as Synapse drops its relation).
+   */
+  const relationRefused = (room: FakeRoom, sender: string, type: string, content: unknown): Answer | undefined => {
+    const rel = relationOf(content);
+    if (!rel) return undefined;
+    const parent = findEvent(rel.eventId);
+    if (parent) {
+      if (parent.room !== room) return err(400, 'M_UNKNOWN', 'Relations must be in the same room');
+    } else if (opts.refuseUnknownRelationTargets && !isRelationTarget(rel.eventId)) {
+      return err(400, 'M_UNKNOWN', "Can't send relation to unknown event");
+    }
+    if (rel.relType === 'm.annotation') {
+      if (rel.key === undefined) return err(400, 'M_UNKNOWN', 'Missing aggregation key');
+      if ([...rel.key].length > 500) return err(400, 'M_UNKNOWN', 'Aggregation key is too long');
+      const twice = room.events.some((e) => {
+        if (e.type !== type || e.sender !== sender || e.redactedBy !== undefined) return false;
+        const r = relationOf(e.content);
+        return r?.relType === 'm.annotation' && r.eventId === rel.eventId && r.key === rel.key;
+      });
+      if (twice) return err(400, 'M_DUPLICATE_ANNOTATION', "Can't send same reaction twice");
+    }
+    return undefined;
+  };
+
+  /**
+   * What the spec says of `m.relates_to` and `m.mentions` beyond the event schemas, into
+   * specErrors: the m.relates_to and m.mentions definitions; a reply's `m.in_reply_to`
+   * naming an event; an annotation's `key`; an edit's validity ("Validity of replacement
+   * events": `m.new_content` a valid content of the type; when the fake has the original,
+   * the same sender, type and room, no state key, and not itself an edit).
+   */
+  const checkRelations = (where: string, room: FakeRoom, sender: string, type: string, content: unknown, stateKey?: string): void => {
+    if (!spec() || !isPlainObject(content)) return;
+    const problems: string[] = [];
+    const rel: unknown = content['m.relates_to'];
+    if (rel !== undefined) {
+      if (!isPlainObject(rel)) problems.push('m.relates_to must be an object');
+      else {
+        if (rel.rel_type !== undefined || rel.event_id !== undefined) {
+          problems.push(...checkSchemaFile('data/api/client-server/definitions/m.relates_to.yaml', rel, 'm.relates_to'));
+        }
+        if (rel['m.in_reply_to'] !== undefined) {
+          const r: unknown = rel['m.in_reply_to'];
+          if (!isPlainObject(r) || typeof r.event_id !== 'string' || !r.event_id.startsWith('$')) {
+            problems.push('m.relates_to.m.in_reply_to must be {"event_id": "$..."}');
+          }
+        }
+        if (rel.rel_type === 'm.annotation' && typeof rel.key !== 'string') problems.push('an m.annotation needs a string key');
+        if (rel.rel_type === 'm.replace') {
+          const next: unknown = content['m.new_content'];
+          if (!isPlainObject(next)) problems.push('an m.replace needs m.new_content (an object)');
+          else problems.push(...checkEventContent(type, next).map((e) => `m.new_content: ${e}`));
+          if (stateKey !== undefined) problems.push('a replacement must not be a state event');
+          const original = typeof rel.event_id === 'string' ? findEvent(rel.event_id) : undefined;
+          if (original) {
+            const o = original.ev;
+            if (original.room !== room) problems.push(`a replacement must be in the room of the original ${o.eventId}`);
+            if (o.sender !== sender) problems.push(`a replacement must have the sender of the original ${o.eventId} (${o.sender}), not ${sender}`);
+            if (o.type !== type) problems.push(`a replacement must have the type of the original ${o.eventId} (${o.type}), not ${type}`);
+            if (o.stateKey !== undefined) problems.push(`the original ${o.eventId} of a replacement must not be a state event`);
+            if (relationOf(o.content)?.relType === 'm.replace') problems.push(`the original ${o.eventId} of a replacement must not be a replacement itself`);
+          }
+        }
+      }
+    }
+    const mentions: unknown = content['m.mentions'];
+    if (mentions !== undefined) {
+      problems.push(...checkSchemaFile('data/api/client-server/definitions/m.mentions.yaml', mentions, 'm.mentions'));
+      const ids: unknown = isPlainObject(mentions) ? mentions.user_ids : undefined;
+      if (Array.isArray(ids)) {
+        for (const id of ids) if (typeof id === 'string' && !/^@[^:]+:.+$/.test(id)) problems.push(`m.mentions.user_ids: ${id} is not a user ID`);
+      }
+    }
+    for (const p of problems) specErrors.push(`${where}: ${p}`);
+  };
+
+  /**
+   * A redaction as Synapse's redact servlet and EventCreationHandler make it (the sender is
+   * a member; the caller checked): an event of another room is 400; who may not redact
+   * others (not the creator nor a moderator) gets 404 for an event the HS does not have and
+   * 403 for someone else's; who may, redacts even an unknown event ID (Synapse checks the
+   * original only for users without the `redact` power). The target's content is pruned.
+   */
+  const redactIn = (room: FakeRoom, sender: string, eventId: string, body: Record<string, unknown>, originServerTs: number): FakeEvent | Answer => {
+    const found = findEvent(eventId);
+    if (found && found.room !== room) return err(400, 'M_UNKNOWN', 'Cannot redact event from a different room');
+    const target = found?.ev;
+    if (target?.type === 'm.room.create') return err(403, 'M_FORBIDDEN', 'Redacting create events is not permitted');
+    if (sender !== room.creator && !room.moderators.has(sender)) {
+      if (!target) return err(404, 'M_NOT_FOUND', `Could not find event ${eventId}`);
+      if (target.sender !== sender) return err(403, 'M_FORBIDDEN', "You don't have permission to redact events");
+    }
+    const content = { ...body, redacts: eventId };
+    const big = tooLarge({ roomId: room.roomId, sender, type: 'm.room.redaction', content, originServerTs });
+    if (big) return big;
+    const ev: FakeEvent = { eventId: newEventId(), type: 'm.room.redaction', sender, content, originServerTs, redacts: eventId };
+    room.events.push(ev);
+    if (target && target.redactedBy === undefined) {
+      const current = target.stateKey === '' && [...room.initialState, ...room.events].reverse().find((e) => e.type === target.type && e.stateKey === '') === target;
+      target.unredactedContent = target.content;
+      target.content = prunedContent(target.type, target.content);
+      target.redactedBy = ev.eventId;
+      if (current && target.type === 'm.room.name') delete room.name;
+      if (current && target.type === 'm.room.topic') delete room.topic;
+    }
+    return ev;
+  };
+
+  const storeMedia = (bytes: Buffer, contentType: string, filename: string | undefined, uploader: string): string => {
+    const id = mediaId();
+    const m: FakeMedia = { bytes, contentType, uploader };
+    if (filename !== undefined) m.filename = filename;
+    media.set(id, m);
+    return `mxc://${serverName}/${id}`;
   };
 
   // ------------------------------------------------------------ handlers
@@ -554,7 +863,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     if (!user) return err(404, 'M_NOT_FOUND', 'Profile was not found');
     const b = ctx.body as Record<string, any>;
     if (!(key in b)) return err(400, 'M_MISSING_PARAM', `Missing key '${key}'`);
-    if (checkSpec && Object.keys(b).length !== 1) {
+    if (spec() && Object.keys(b).length !== 1) {
       specErrors.push(`${ctx.method} ${ctx.path}: body must contain exactly one property, the keyName '${key}'`);
     }
     const value: unknown = b[key];
@@ -564,7 +873,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     } else if (key === 'avatar_url') {
       if (typeof value !== 'string') return err(400, 'M_INVALID_PARAM', 'avatar_url must be a string');
       // Synapse accepts any string, the spec says it MUST be an MXC URI.
-      if (checkSpec && !value.startsWith('mxc://')) specErrors.push(`${ctx.method} ${ctx.path}: avatar_url must be an mxc:// URI, got ${value}`);
+      if (spec() && !value.startsWith('mxc://')) specErrors.push(`${ctx.method} ${ctx.path}: avatar_url must be an mxc:// URI, got ${value}`);
       user.avatarUrl = value;
     }
     return { status: 200, body: {} };
@@ -684,6 +993,9 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     // Refused events are not cached: the same txnId with a smaller body may follow.
     const big = tooLarge({ roomId, sender: ctx.userId, type, content: ctx.body, originServerTs });
     if (big) return big;
+    checkRelations(`${ctx.method} ${ctx.path}`, room, ctx.userId, type, ctx.body);
+    const refused = relationRefused(room, ctx.userId, type, ctx.body);
+    if (refused) return refused;
     const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: ctx.body, originServerTs, txnId };
     if (ts !== undefined) ev.ts = ts;
     room.events.push(ev);
@@ -739,8 +1051,59 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     return { status: 200, body: { event_id: ev.eventId } };
   };
 
-  // Path patterns over decoded segments; ':x?' = optional last segment.
-  const routes: Array<{ method: string; pattern: string[]; handler: Handler; skipAssertion?: boolean }> = [
+  /** PUT .../rooms/{roomId}/redact/{eventId}/{txnId}: once per transaction ID, as send. */
+  const redact: Handler = (ctx) => {
+    const ts = parseTs(ctx);
+    if (typeof ts === 'object') return ts;
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const { roomId, eventId, txnId } = ctx.params as { roomId: string; eventId: string; txnId: string };
+    const room = rooms.get(roomId);
+    if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}`);
+    const key = JSON.stringify(['redact', ctx.userId, roomId, eventId, txnId]);
+    const seen = txns.get(key);
+    if (seen !== undefined) return { status: 200, body: { event_id: seen } };
+    const made = redactIn(room, ctx.userId, eventId, ctx.body as Record<string, unknown>, ts ?? Date.now());
+    if (!('eventId' in made)) return made; // refusals are not cached
+    made.txnId = txnId;
+    if (ts !== undefined) made.ts = ts;
+    txns.set(key, made.eventId);
+    return { status: 200, body: { event_id: made.eventId } };
+  };
+
+  /**
+   * POST /_matrix/media/v3/upload, as Synapse's UploadServlet: a Content-Length is required,
+   * larger than maxUploadBytes is 413; `Content-Type` kept (default application/octet-stream).
+   */
+  const upload: Handler = (ctx) => {
+    const length = ctx.headers['content-length'];
+    if (length === undefined) return err(400, 'M_UNKNOWN', 'Request must specify a Content-Length');
+    const bytes = Buffer.isBuffer(ctx.body) ? ctx.body : Buffer.alloc(0);
+    const maxUploadBytes = opts.maxUploadBytes ?? 50 * 1024 * 1024;
+    if (Number(length) > maxUploadBytes || bytes.length > maxUploadBytes) return err(413, 'M_TOO_LARGE', 'Upload request body is too large');
+    const type = ctx.headers['content-type'];
+    const filename = ctx.query.filename === undefined || ctx.query.filename === '' ? undefined : ctx.query.filename;
+    const mxc = storeMedia(bytes, type === undefined || type === '' ? 'application/octet-stream' : type, filename, ctx.userId);
+    return { status: 200, body: { content_uri: mxc } };
+  };
+
+  /** The file's bytes and headers; 404 M_NOT_FOUND for media the fake does not have (another server's too). */
+  const serveMedia = (ctx: Ctx): Answer => {
+    const { serverName: server, mediaId: id, fileName } = ctx.params;
+    const m = server === serverName && id !== undefined ? media.get(id) : undefined;
+    if (!m) return err(404, 'M_NOT_FOUND', 'Not found');
+    return { status: 200, body: m.bytes, headers: mediaHeaders(m.contentType, m.bytes.length, fileName ?? m.filename) };
+  };
+
+  /** The legacy download (no token needed): after the freeze (freezeLegacyMedia), nothing is served. */
+  const legacyDownload: Handler = (ctx) => (opts.freezeLegacyMedia ? err(404, 'M_NOT_FOUND', 'Not found') : serveMedia(ctx));
+
+  const MEDIA_V3 = ['_matrix', 'media', 'v3'];
+  const MEDIA_V1 = ['_matrix', 'client', 'v1', 'media'];
+
+  // Path patterns over decoded segments; ':x?' = optional last segment. A route whose
+  // `enabled` says false is not there at all (its path unknown: 404 M_UNRECOGNIZED).
+  const routes: Array<{ method: string; pattern: string[]; handler: Handler; skipAssertion?: boolean; enabled?: () => boolean }> = [
     { method: 'POST', pattern: [...CS.split('/'), 'register'], handler: register, skipAssertion: true },
     { method: 'GET', pattern: [...CS.split('/'), 'profile', ':userId'], handler: getProfile },
     { method: 'GET', pattern: [...CS.split('/'), 'profile', ':userId', ':key'], handler: getProfileField },
@@ -754,6 +1117,12 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'send', ':type', ':txnId'], handler: send },
     { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: state },
     { method: 'GET', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: getState },
+    { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'redact', ':eventId', ':txnId'], handler: redact },
+    { method: 'POST', pattern: [...MEDIA_V3, 'upload'], handler: upload },
+    // Synapse's legacy media resource has no auth at all: a `?user_id=` means nothing there.
+    { method: 'GET', pattern: [...MEDIA_V3, 'download', ':serverName', ':mediaId', ':fileName?'], handler: legacyDownload, skipAssertion: true },
+    // Synapse 1.94 has no such endpoint (authenticatedMedia: false): 404 M_UNRECOGNIZED.
+    { method: 'GET', pattern: [...MEDIA_V1, 'download', ':serverName', ':mediaId', ':fileName?'], handler: serveMedia, enabled: () => opts.authenticatedMedia !== false },
   ];
 
   const matchPattern = (pattern: string[], segs: string[]): Record<string, string> | undefined => {
@@ -773,9 +1142,15 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
 
   // ------------------------------------------------------------ HTTP
 
+  /** A JSON answer; a string as text/plain; a Buffer as is (its Content-Type in `headers`). */
   const respond = (res: ServerResponse, call: RecordedCall, status: number, payload: unknown, headers: Record<string, string> = {}): void => {
     call.status = status;
     call.response = payload;
+    if (Buffer.isBuffer(payload)) {
+      res.writeHead(status, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(payload.length), ...headers });
+      res.end(payload);
+      return;
+    }
     const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
     const type = typeof payload === 'string' ? 'text/plain; charset=utf-8' : 'application/json';
     res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(Buffer.byteLength(text)), ...headers });
@@ -783,7 +1158,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
   };
 
   const selfCheck = (call: RecordedCall, rawPath: string): void => {
-    if (!checkSpec) return;
+    if (!spec()) return;
     let problems: string[];
     try {
       problems = checkCsResponse(call.method, rawPath, call.status, call.response);
@@ -852,17 +1227,20 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     const raw = await readBody(req);
     let body: any;
     let badJson = false;
-    if (raw.length > 0) {
+    if (method === 'POST' && path === '/_matrix/media/v3/upload') {
+      body = raw; // a media upload: the bytes, whatever they are
+    } else if (raw.length > 0) {
+      const text = raw.toString('utf8');
       try {
-        body = JSON.parse(raw);
+        body = JSON.parse(text);
       } catch {
         badJson = true;
-        body = raw;
+        body = text;
       }
     }
     call.body = body;
 
-    if (checkSpec && !badJson) {
+    if (spec() && !badJson) {
       try {
         for (const e of checkCsRequest(method, rawPath, body)) specErrors.push(`${method} ${path}: ${e}`);
       } catch (e) {
@@ -876,13 +1254,17 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       return selfCheck(call, rawPath);
     }
 
-    // Authentication: the as_token, as a Bearer header or ?access_token=.
-    const header = req.headers.authorization;
-    const bearer = header !== undefined ? /^Bearer\s+(.+)$/i.exec(header)?.[1] : undefined;
-    const token = bearer ?? query.access_token;
-    if (token === undefined) return respond(res, call, 401, { errcode: 'M_MISSING_TOKEN', error: 'Missing access token.' });
-    if (token !== asToken) {
-      return respond(res, call, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Invalid access token passed.', soft_logout: false });
+    // Authentication: the as_token, as a Bearer header or ?access_token=. Not for the legacy
+    // media download, which Synapse serves to anyone (a token given is not even looked at).
+    const unauthenticated = method === 'GET' && segs.slice(0, 4).join('/') === '_matrix/media/v3/download';
+    if (!unauthenticated) {
+      const header = req.headers.authorization;
+      const bearer = header !== undefined ? /^Bearer\s+(.+)$/i.exec(header)?.[1] : undefined;
+      const token = bearer ?? query.access_token;
+      if (token === undefined) return respond(res, call, 401, { errcode: 'M_MISSING_TOKEN', error: 'Missing access token.' });
+      if (token !== asToken) {
+        return respond(res, call, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Invalid access token passed.', soft_logout: false });
+      }
     }
 
     // Injected failures.
@@ -931,6 +1313,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
     const answer = ((): Answer => {
       let pathKnown = false;
       for (const route of routes) {
+        if (route.enabled && !route.enabled()) continue;
         const params = matchPattern(route.pattern, segs);
         if (!params) continue;
         pathKnown = true;
@@ -940,11 +1323,11 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
           if (!interested(userId)) return err(403, 'M_FORBIDDEN', `Application service cannot masquerade as this user (${userId}).`);
           if (!users.has(userId)) return err(403, 'M_FORBIDDEN', `Application service has not registered this user (${userId})`);
         }
-        return route.handler({ method, path, query, body, userId, params });
+        return route.handler({ method, path, query, body, userId, params, headers: req.headers });
       }
       return pathKnown ? err(405, 'M_UNRECOGNIZED', 'Unrecognized request') : err(404, 'M_UNRECOGNIZED', 'Unrecognized request');
     })();
-    respond(res, call, answer.status, answer.body);
+    respond(res, call, answer.status, answer.body, answer.headers);
     selfCheck(call, rawPath);
   };
 
@@ -1062,18 +1445,61 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       unsigned: { age: 0 },
     };
     if (ev.stateKey !== undefined) out.state_key = ev.stateKey;
+    if (ev.redacts !== undefined) {
+      out.redacts = ev.redacts;
+      out.content.redacts = ev.redacts;
+    }
+    if (ev.redactedBy !== undefined) {
+      const because = rooms.get(roomId)?.events.find((e) => e.eventId === ev.redactedBy);
+      if (because) out.unsigned.redacted_because = clientEvent(roomId, because);
+    }
     return out;
+  };
+
+  /** Throws the homeserver's refusal, for the test-side helpers. */
+  const orThrow = (what: string, made: FakeEvent | Answer): FakeEvent => {
+    if ('eventId' in made) return made;
+    const b = made.body as { errcode?: string; error?: string };
+    throw new Error(`fake HS: ${what}: ${made.status} ${b.errcode}: ${b.error}`);
+  };
+
+  const userSend = (userId: string, roomId: string, type: string, content: Record<string, unknown>): FakeEvent => {
+    const room = rooms.get(roomId);
+    const where = `${userId} sending ${type} to ${roomId}`;
+    if (!room || !room.members.has(userId)) return orThrow(where, err(403, 'M_FORBIDDEN', `User ${userId} not in room ${roomId}`));
+    if (spec()) for (const e of checkEventContent(type, content)) specErrors.push(`userSend ${type}: ${e}`);
+    checkRelations(`userSend ${type}`, room, userId, type, content);
+    const refused = relationRefused(room, userId, type, content);
+    if (refused) return orThrow(where, refused);
+    const ev: FakeEvent = { eventId: newEventId(), type, sender: userId, content, originServerTs: Date.now() };
+    room.events.push(ev);
+    return ev;
+  };
+
+  const userRedact = (userId: string, roomId: string, eventId: string, reason?: string): FakeEvent => {
+    const room = rooms.get(roomId);
+    const where = `${userId} redacting ${eventId} in ${roomId}`;
+    if (!room || !room.members.has(userId)) return orThrow(where, err(403, 'M_FORBIDDEN', `User ${userId} not in room ${roomId}`));
+    return orThrow(where, redactIn(room, userId, eventId, reason === undefined ? {} : { reason }, Date.now()));
   };
 
   const fake: FakeHs = {
     url: `http://127.0.0.1:${port}`,
     serverName,
     botUserId,
+    options: opts,
     calls,
     users,
     rooms,
     aliases,
     specErrors,
+    media,
+    addMedia(bytes, contentType, filename, uploader) {
+      const buf = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : Buffer.from(bytes);
+      return storeMedia(buf, contentType, filename, uploader ?? `@alice:${serverName}`);
+    },
+    userSend,
+    userRedact,
     fail(rule: FailRule): void {
       rules.push({ ...rule, times: rule.times ?? 1 });
     },
@@ -1088,6 +1514,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       initUsers();
       rooms.clear();
       aliases.clear();
+      media.clear();
       txns.clear();
       rules = [];
       dropHanging();
@@ -1116,6 +1543,7 @@ export async function startFakeHs(opts: FakeHsOptions): Promise<FakeHs> {
       initUsers();
       rooms.clear();
       aliases.clear();
+      media.clear();
       txns.clear();
       lastTxnId = 0; // completed transactions lived in the database too
       dropHanging();

@@ -1,12 +1,22 @@
 /**
- * A fake third-party network speaking the webhook contract over real HTTP: it checks every
- * request's X-Signature, knows the users and rooms it is given, records what it receives,
- * and can be told to refuse or fail deliveries.
+ * A fake third-party network speaking the webhook contract (docs/network-api.yaml) over real
+ * HTTP: it checks every request's X-Signature, knows the users and rooms it is given, records
+ * what it receives, and can be told to refuse or fail deliveries, to answer no ids (a 1.x
+ * network), to not support a kind of delivery (501), or to refuse targets it never accepted (404).
+ *
+ * Every request the AS makes and every answer the fake gives is checked against the document
+ * (test/support/network-api.ts); problems land in `specErrors`, which tests should assert stays
+ * empty. The signing is done here with node:crypto, independently of lib/signature.ts.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sign, verify } from '../../lib/signature.js';
+import { checkNetworkAnswer, checkNetworkRequest } from './network-api.js';
+
+/** The four kinds of delivery, by their path (`POST /<kind>`). */
+export type DeliveryKind = 'messages' | 'edits' | 'deletions' | 'reactions';
+export const DELIVERY_KINDS: readonly DeliveryKind[] = ['messages', 'edits', 'deletions', 'reactions'];
 
 export interface Received {
   method: string;
@@ -16,39 +26,144 @@ export interface Received {
   body: any;
   idempotencyKey?: string;
   status: number;
+  /** The kind, for a delivery (`POST /messages`, `/edits`, `/deletions`, `/reactions`). */
+  kind?: DeliveryKind;
+  /** What the fake answered (undefined while hanging). */
+  answer?: unknown;
+  headers: IncomingHttpHeaders;
 }
 
 /** A failing answer: a status (with `retryAfter`, a Retry-After header in seconds), or no answer at all. */
 export type NetworkFailure = { status: number; retryAfter?: number } | { hang: true };
 
+export interface FakeNetworkOptions {
+  /** The shared NETWORK_SECRET. Default 'network-secret-for-tests'. */
+  secret?: string;
+  /** Answer `{"id": "net-<n>"}` to accepted messages and reactions (false: `{}`, as a 1.x network). Default true. */
+  answerIds?: boolean;
+  /** Answer 404 to an edit, deletion or reaction whose target was never accepted (see `knownMessageIds`). Default false. */
+  strictTargets?: boolean;
+  /** Check requests and answers against docs/network-api.yaml into `specErrors`. Default true. */
+  checkSpec?: boolean;
+}
+
 export interface FakeNetwork {
   url: string;
   secret: string;
   received: Received[];
-  /** Messages the network accepted (2xx), in order. */
+  /** Messages the network accepted (2xx), in order: the same array as `acceptedBy.messages`. */
   accepted: any[];
+  /** Every accepted delivery by kind, in order (a redelivery that is accepted again appears again). */
+  acceptedBy: Record<DeliveryKind, any[]>;
   users: Map<string, { displayName: string; avatarUrl?: string }>;
   rooms: Map<string, { name: string; topic?: string }>;
-  /** Decides the answer to a delivery; undefined accepts it. */
-  onDeliver?: (message: any, attempt: number) => NetworkFailure | undefined;
+  /**
+   * Decides the answer to a delivery (any kind); undefined accepts it. `attempt` counts from 1
+   * per kind and `id`. Asked after `unsupported`, before `strictTargets`.
+   */
+  onDeliver?: (body: any, attempt: number, kind: DeliveryKind) => NetworkFailure | undefined;
   /** Answer every lookup with this (e.g. 500, hang) instead of the directory. */
   lookupFailure?: NetworkFailure;
-  /** Sign a body for POST /network/messages, as the real network would. */
+  /** Kinds this network does not support: answered 501. */
+  unsupported: Set<DeliveryKind>;
+  /** See FakeNetworkOptions.answerIds; may be changed at any time. */
+  answerIds: boolean;
+  /** See FakeNetworkOptions.strictTargets; may be changed at any time. */
+  strictTargets: boolean;
+  /**
+   * Ids a target may name (its `id` or its `eventId`) under `strictTargets`: filled with the event
+   * id and the answered network id of every accepted message and reaction; add your own (say,
+   * the ids of messages that came from the network).
+   */
+  knownMessageIds: Set<string>;
+  /** The network id answered for each accepted message or reaction, by Matrix event id (stable across redeliveries). */
+  networkIds: Map<string, string>;
+  /** Problems found checking requests and answers against docs/network-api.yaml. */
+  specErrors: string[];
+  /** Sign a JSON body for a request to the AS (POST /network/messages, …), as the real network would. */
   sign(body: string, now?: number): string;
+  /** Sign a binary body (POST /network/media): the HMAC of the bytes `"<t>."` followed by the body's bytes. */
+  signBytes(bytes: Buffer, now?: number): string;
   close(): Promise<void>;
 }
 
-export async function startFakeNetwork(secret = 'network-secret-for-tests'): Promise<FakeNetwork> {
+const DEFAULT_SECRET = 'network-secret-for-tests';
+const MAX_AGE_S = 300;
+
+/** `X-Signature: t=<s>,v1=<hex HMAC-SHA256 of "<t>." + body bytes>`. */
+export function signBytes(secret: string, bytes: Buffer | string, now = Date.now()): string {
+  const t = Math.floor(now / 1000);
+  const mac = createHmac('sha256', secret).update(`${t}.`).update(bytes).digest('hex');
+  return `t=${t},v1=${mac}`;
+}
+
+type Check = { ok: true } | { ok: false; status: 401 | 403; reason: string };
+
+/** The contract's check of a signature over `bytes`: any well-formed v1 matching, within 5 minutes. */
+function verifyBytes(header: string | undefined, bytes: Buffer, secret: string, now = Date.now()): Check {
+  if (!header) return { ok: false, status: 401, reason: 'X-Signature header is missing' };
+  let t: number | undefined;
+  const v1: Buffer[] = [];
+  for (const part of header.split(',')) {
+    const i = part.indexOf('=');
+    if (i < 0) continue;
+    const key = part.slice(0, i).trim();
+    const value = part.slice(i + 1).trim();
+    if (key === 't') {
+      if (t !== undefined || !/^\d{1,12}$/.test(value)) return { ok: false, status: 401, reason: 'X-Signature has a bad t' };
+      t = Number(value);
+    } else if (key === 'v1' && /^[0-9a-fA-F]{64}$/.test(value)) v1.push(Buffer.from(value, 'hex'));
+  }
+  if (t === undefined || v1.length === 0 || v1.length > 8) return { ok: false, status: 401, reason: 'X-Signature is not of the form t=<seconds>,v1=<hex>' };
+  if (Math.abs(now / 1000 - t) > MAX_AGE_S) return { ok: false, status: 403, reason: 'X-Signature timestamp is more than 5 minutes away from now' };
+  const expected = createHmac('sha256', secret).update(`${t}.`).update(bytes).digest();
+  return v1.some((s) => timingSafeEqual(s, expected)) ? { ok: true } : { ok: false, status: 403, reason: 'X-Signature does not match' };
+}
+
+const KINDS_BY_PATH: Record<string, DeliveryKind> = { '/messages': 'messages', '/edits': 'edits', '/deletions': 'deletions', '/reactions': 'reactions' };
+
+function decodePath(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p;
+  }
+}
+
+export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOptions = {}): Promise<FakeNetwork> {
+  const opts: FakeNetworkOptions = typeof secretOrOptions === 'string' ? { secret: secretOrOptions } : secretOrOptions;
+  const secret = opts.secret ?? DEFAULT_SECRET;
+  const checkSpec = opts.checkSpec ?? true;
   const attempts = new Map<string, number>();
   const hanging = new Set<ServerResponse>();
+  let nextId = 0;
+  let acceptedBy: Record<DeliveryKind, any[]> = { messages: [], edits: [], deletions: [], reactions: [] };
   const net: FakeNetwork = {
     url: '',
     secret,
     received: [],
-    accepted: [],
+    get accepted() {
+      return acceptedBy.messages;
+    },
+    set accepted(v: any[]) {
+      acceptedBy.messages = v;
+    },
+    get acceptedBy() {
+      return acceptedBy;
+    },
+    set acceptedBy(v: Record<DeliveryKind, any[]>) {
+      acceptedBy = v;
+    },
     users: new Map(),
     rooms: new Map(),
-    sign: (body, now) => sign(secret, body, now),
+    unsupported: new Set(),
+    answerIds: opts.answerIds ?? true,
+    strictTargets: opts.strictTargets ?? false,
+    knownMessageIds: new Set(),
+    networkIds: new Map(),
+    specErrors: [],
+    sign: (body, now) => signBytes(secret, Buffer.from(body, 'utf8'), now),
+    signBytes: (bytes, now) => signBytes(secret, bytes, now),
     close: async () => {
       for (const r of hanging) r.destroy();
       server.closeAllConnections();
@@ -56,52 +171,106 @@ export async function startFakeNetwork(secret = 'network-secret-for-tests'): Pro
     },
   };
 
-  const answer = (res: ServerResponse, rec: Received, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    rec.status = status;
-    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
-  };
-  const fail = (res: ServerResponse, rec: Received, f: NetworkFailure) => {
-    if ('hang' in f) {
-      hanging.add(res);
-      return;
+  /** Runs a check into specErrors; an undocumented endpoint (a throw) is a problem too. Returns false when it threw. */
+  const spec = (where: string, check: () => string[]): boolean => {
+    if (!checkSpec) return true;
+    try {
+      for (const e of check()) net.specErrors.push(`${where}: ${e}`);
+      return true;
+    } catch (e) {
+      net.specErrors.push(`${where}: ${(e as Error).message}`);
+      return false;
     }
-    answer(res, rec, f.status, { error: `failing on purpose with ${f.status}` }, f.retryAfter === undefined ? {} : { 'retry-after': String(f.retryAfter) });
   };
 
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
+    const bytes = Buffer.concat(chunks);
+    const raw = bytes.toString('utf8');
     const url = new URL(req.url ?? '/', 'http://x');
+    const method = req.method ?? '';
     const rec: Received = {
-      method: req.method ?? '',
-      path: decodeURIComponent(url.pathname),
+      method,
+      path: decodePath(url.pathname),
       rawPath: url.pathname,
-      body: raw ? JSON.parse(raw) : undefined,
+      body: undefined,
       idempotencyKey: req.headers['idempotency-key'] as string | undefined,
       status: 0,
+      kind: method === 'POST' ? KINDS_BY_PATH[url.pathname] : undefined,
+      headers: req.headers,
     };
     net.received.push(rec);
-    const check = verify(req.headers['x-signature'] as string | undefined, raw, secret);
-    if (!check.ok) return answer(res, rec, check.status, { error: check.reason });
+    const where = `${method} ${rec.path}`;
+
+    let badJson = false;
+    if (raw) {
+      try {
+        rec.body = JSON.parse(raw);
+      } catch {
+        badJson = true;
+        rec.body = raw;
+      }
+    }
+    // The AS's request, then (below) every answer; an undocumented endpoint is reported once.
+    const documented = spec(where, () => (badJson ? ['body is not JSON'] : checkNetworkRequest(method, url.pathname + url.search, rec.body, req.headers)));
+
+    const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      rec.status = status;
+      rec.answer = body;
+      if (documented) spec(`answer ${status} to ${where}`, () => checkNetworkAnswer(method, url.pathname + url.search, status, body, 'application/json'));
+      res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+    };
+    const fail = (f: NetworkFailure) => {
+      if ('hang' in f) {
+        hanging.add(res);
+        return;
+      }
+      answer(f.status, { error: `failing on purpose with ${f.status}` }, f.retryAfter === undefined ? {} : { 'retry-after': String(f.retryAfter) });
+    };
+
+    const check = verifyBytes(req.headers['x-signature'] as string | undefined, bytes, secret);
+    if (!check.ok) return answer(check.status, { error: check.reason });
+    if (badJson) return answer(400, { error: 'the body is not JSON' });
 
     // One path segment, as the contract says: an ID's `/` must come as `%2F`.
-    const [, kind, rawId] = rec.rawPath.match(/^\/(users|rooms)\/([^/]+)$/) ?? [];
-    const id = rawId === undefined ? undefined : decodeURIComponent(rawId);
-    if (req.method === 'GET' && kind && id) {
-      if (net.lookupFailure) return fail(res, rec, net.lookupFailure);
-      const found = kind === 'users' ? net.users.get(id) : net.rooms.get(id);
-      return found ? answer(res, rec, 200, found) : answer(res, rec, 404, { error: 'unknown' });
+    const [, lookup, rawId] = rec.rawPath.match(/^\/(users|rooms)\/([^/]+)$/) ?? [];
+    const id = rawId === undefined ? undefined : decodePath(rawId);
+    if (method === 'GET' && lookup && id) {
+      if (net.lookupFailure) return fail(net.lookupFailure);
+      const found = lookup === 'users' ? net.users.get(id) : net.rooms.get(id);
+      return found ? answer(200, found) : answer(404, { error: 'unknown' });
     }
-    if (req.method === 'POST' && rec.path === '/messages') {
-      const n = (attempts.get(rec.body.id) ?? 0) + 1;
-      attempts.set(rec.body.id, n);
-      const f = net.onDeliver?.(rec.body, n);
-      if (f) return fail(res, rec, f);
-      net.accepted.push(rec.body);
-      return answer(res, rec, 200, {});
+
+    const kind = rec.kind;
+    if (kind) {
+      const body = rec.body;
+      const eventId = typeof body?.id === 'string' ? (body.id as string) : '';
+      const key = `${kind} ${eventId}`;
+      const n = (attempts.get(key) ?? 0) + 1;
+      attempts.set(key, n);
+      if (net.unsupported.has(kind)) return answer(501, { error: `this network does not support ${kind}` });
+      const f = net.onDeliver?.(body, n, kind);
+      if (f) return fail(f);
+      if (kind !== 'messages' && net.strictTargets) {
+        const target = body?.target;
+        const known = [target?.id, target?.eventId].some((t) => typeof t === 'string' && net.knownMessageIds.has(t));
+        if (!known) return answer(404, { error: 'unknown target' });
+      }
+      acceptedBy[kind].push(body);
+      if (kind !== 'messages' && kind !== 'reactions') return answer(200, {});
+      net.knownMessageIds.add(eventId);
+      if (!net.answerIds) return answer(200, {});
+      // A redelivery of the same event gets the same id, as a network that drops duplicates would answer.
+      let netId = net.networkIds.get(eventId);
+      if (netId === undefined) {
+        netId = `net-${++nextId}`;
+        net.networkIds.set(eventId, netId);
+      }
+      net.knownMessageIds.add(netId);
+      return answer(200, { id: netId });
     }
-    answer(res, rec, 404, { error: 'no such route' });
+    answer(404, { error: 'no such route' });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   net.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -65,17 +65,21 @@ export interface Reply {
   status: number;
   body: any;
   headers: Record<string, unknown>;
+  /** The decoded bytes of a base64-encoded answer (a medium). */
+  bytes?: Buffer;
 }
 
 type Handler = (event: any, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | undefined | void>;
 
 export async function invoke(handler: Handler, req: Invoke): Promise<Reply> {
   const res = (await handler(apiGatewayEvent(req), lambdaContext(req.timeoutMs))) as APIGatewayProxyStructuredResultV2;
+  const headers = (res.headers ?? {}) as Record<string, unknown>;
+  if (res.isBase64Encoded) return { status: res.statusCode ?? 200, body: undefined, headers, bytes: Buffer.from(res.body ?? '', 'base64') };
   let body: any;
   try {
     body = res.body ? JSON.parse(res.body) : undefined;
   } catch {
     body = res.body;
   }
-  return { status: res.statusCode ?? 200, body, headers: (res.headers ?? {}) as Record<string, unknown> };
+  return { status: res.statusCode ?? 200, body, headers };
 }

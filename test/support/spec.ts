@@ -9,6 +9,7 @@
  *   sends to the AS, and what the AS answers).
  * - checkRegistration: the AS registration file.
  * - checkEvent / checkEventContent: room events (by event type).
+ * - checkSchemaFile: any schema file of the fixtures (e.g. the m.relates_to definition).
  *
  * Every check returns a list of human-readable error strings; empty means
  * valid. The request/response checks throw when no operation of the spec
@@ -495,4 +496,16 @@ export function checkEventContent(type: string, content: unknown): string[] {
     return loc.node === undefined ? [] : validateAt(`${type} content`, loc, content);
   });
   return [...new Set(errors)];
+}
+
+/**
+ * Validate a value against a whole schema file of the fixtures, named by its path under
+ * test/fixtures/matrix-spec/: for the shared definitions no endpoint or event schema refers
+ * to, e.g. `data/api/client-server/definitions/m.relates_to.yaml` or `.../m.mentions.yaml`.
+ * Throws when the fixtures lack the file.
+ */
+export function checkSchemaFile(relPath: string, value: unknown, where: string = relPath.replace(/^.*\//, '').replace(/\.ya?ml$/, '')): string[] {
+  const uri = uriOf(relPath);
+  if (!load().docs.has(uri)) throw new Error(`no spec fixture ${relPath}`);
+  return validateAt(where, { uri, pointer: '', node: atPointer(uri, '') }, value);
 }

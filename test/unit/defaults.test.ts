@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { DEFAULTS, DELIVERY, SERVICE, queueNamesFor } from '../../lib/defaults.js';
+import { DEFAULTS, DELIVERY, MESSAGES, SERVICE, queueNamesFor } from '../../lib/defaults.js';
 import { parseConfig } from '../../lib/config.js';
 
 const sls = parse(readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8'));
@@ -24,6 +24,8 @@ test('serverless.yml names the service and defaults every setting as lib/default
   }
   assert.equal(fallback(env.DEAD_LETTER_AFTER_HOURS), String(DELIVERY.DEAD_LETTER_AFTER_HOURS));
   assert.equal(fallback(env.DEAD_LETTER_NOTICES), String(DELIVERY.DEAD_LETTER_NOTICES));
+  assert.equal(fallback(env.MESSAGE_MAPPING_DAYS), String(MESSAGES.MAPPING_DAYS));
+  assert.equal(fallback(env.MEDIA_LINK_HOURS), String(MESSAGES.MEDIA_LINK_HOURS));
   assert.equal(env.MAX_PARKED_EVENTS_PER_ROOM, undefined);
   assert.equal(fallback(sls.custom['serverless-offline'].host), DEFAULTS.LISTEN_HOST);
   assert.equal(fallback(String(sls.custom['serverless-offline'].httpPort)), DEFAULTS.PORT);

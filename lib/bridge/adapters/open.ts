@@ -6,6 +6,9 @@ export function openNetwork(log: Logger): NetworkPort {
   return {
     lookupUser: async (remoteUserId) => ({ displayName: remoteUserId }),
     lookupRoom: async (remoteRoomId) => ({ name: remoteRoomId }),
-    deliver: async (message) => log.info('delivered to the open network', { delivery: message }),
+    deliver: async (delivery) => {
+      log.info('delivered to the open network', { kind: delivery.kind, delivery: delivery.body });
+      return {};
+    },
   };
 }

@@ -1,7 +1,7 @@
 /** A real 3P network service reached over HTTP at NETWORK_URL, every request signed. */
 import { unavailable } from '../../matrix/errors.js';
 import { sign } from '../../signature.js';
-import { PermanentDeliveryError, RetryLaterError } from '../network.js';
+import { PermanentDeliveryError, RetryLaterError, UnknownTargetError, UnsupportedDeliveryError } from '../network.js';
 
 /** Retry-After: seconds, or an HTTP date. */
 function retryAfterMs(header: string | null): number | undefined {
@@ -12,6 +12,16 @@ function retryAfterMs(header: string | null): number | undefined {
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
 }
 import type { NetworkPort, RemoteRoom, RemoteUser } from '../network.js';
+
+/** The network's own id for what it took (`{"id": "…"}`, 1 to 255 characters); a v1 network answers none. */
+function answeredId(text: string): string | undefined {
+  try {
+    const id = (JSON.parse(text) as { id?: unknown } | null)?.id;
+    return typeof id === 'string' && id.length > 0 && id.length <= 255 ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface WebhookOptions {
   url: string;
@@ -51,18 +61,20 @@ export function webhookNetwork(opts: WebhookOptions): NetworkPort {
         typeof j?.displayName === 'string' && (j.avatarUrl === undefined || typeof j.avatarUrl === 'string')),
     lookupRoom: (id) =>
       lookup('rooms', id, (j): j is RemoteRoom => typeof j?.name === 'string' && (j.topic === undefined || typeof j.topic === 'string')),
-    async deliver(message) {
+    async deliver({ kind, body }) {
       let res: Response;
       try {
-        res = await call('POST', '/messages', JSON.stringify(message), { 'idempotency-key': message.id });
+        res = await call('POST', `/${kind}`, JSON.stringify(body), { 'idempotency-key': body.id });
       } catch (e) {
         const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
         throw new RetryLaterError(`the network ${timedOut ? 'did not answer in time' : 'could not be reached'}`);
       }
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.ok) return;
+      const text = await res.text().catch(() => '');
+      if (res.ok) return { id: answeredId(text) };
+      if (res.status === 501) throw new UnsupportedDeliveryError(`the network does not take ${kind} (HTTP 501)`);
+      if (res.status === 404 && kind !== 'messages') throw new UnknownTargetError(`the network does not know the message the ${kind.slice(0, -1)} is about (HTTP 404)`);
       if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
-        throw new PermanentDeliveryError(`network refused the message with HTTP ${res.status}`);
+        throw new PermanentDeliveryError(`network refused the ${kind.slice(0, -1)} with HTTP ${res.status}`);
       }
       throw new RetryLaterError(`network answered HTTP ${res.status}`, retryAfterMs(res.headers.get('retry-after')));
     },

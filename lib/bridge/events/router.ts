@@ -14,6 +14,9 @@ import type { EventContext, EventHandler, EventOutcome, RoomEvent } from './type
 
 const HANDLERS: Readonly<Record<string, EventHandler>> = {
   'm.room.message': message,
+  'm.sticker': message,
+  'm.reaction': message,
+  'm.room.redaction': message,
   'm.room.member': member,
   'm.room.tombstone': tombstone,
 };

@@ -3,7 +3,7 @@ import { isRoomId } from '../../matrix/ids.js';
 import type { RoomId } from '../../matrix/ids.js';
 import type { BridgedRoom } from '../../store/index.js';
 import type { Bridge } from '../runtime.js';
-import type { OutboundMessage } from '../network.js';
+import type { Delivery } from '../network.js';
 
 /** The fields of a client event we rely on; anything else is carried along untouched. */
 export interface RoomEvent {
@@ -14,6 +14,8 @@ export interface RoomEvent {
   origin_server_ts: number;
   content: Record<string, unknown>;
   state_key?: string;
+  /** m.room.redaction in room versions up to 10 (version 11 moved it into the content). */
+  redacts?: string;
 }
 
 /**
@@ -51,7 +53,7 @@ export interface EventContext {
  * What a handler made of its event: nothing for the network ('ignored', whatever it did on the
  * Matrix side), or a message to deliver, which push queues and the deliver function sends.
  */
-export type EventOutcome = 'ignored' | { deliver: OutboundMessage };
+export type EventOutcome = 'ignored' | { deliver: Delivery };
 
 /**
  * One kind of event (as mautrix-go's `EventProcessor.On(type, handler)`). `handle` does what the

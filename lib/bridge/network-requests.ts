@@ -1,0 +1,174 @@
+/**
+ * What the network sends the AS (POST /network/messages, /edits, /deletions, /reactions),
+ * checked field by field, naming the first bad one (400 M_BAD_JSON), HTML sanitised. Fields the
+ * contract does not name are ignored, so a network written for a later contract still gets through.
+ */
+import { badJson } from '../matrix/errors.js';
+import { isUserId } from '../matrix/ids.js';
+import type { InboundMedia, InboundMessage } from '../store/index.js';
+import { parseMxc } from './media.js';
+import { sanitizeFormattedBody } from './sanitize.js';
+
+/**
+ * A Matrix event may be at most 64 KiB of JSON (Synapse answers a bigger send with 413
+ * M_TOO_LARGE), measured in UTF-8 bytes of the whole event. The content may take 60,000 of
+ * them: the rest is headroom for what the homeserver adds around it (event, room and sender
+ * IDs, hashes, signatures, prev and auth events).
+ */
+export const MAX_CONTENT_BYTES = 60_000;
+const MAX_MENTIONS = 100;
+
+export const TEXT_MSGTYPES = ['m.text', 'm.notice', 'm.emote'] as const;
+export const MEDIA_MSGTYPES = ['m.image', 'm.file', 'm.audio', 'm.video'] as const;
+const MSGTYPES = new Set<string>([...TEXT_MSGTYPES, ...MEDIA_MSGTYPES]);
+
+const field = (name: string, problem: string) => badJson(`${name} ${problem}`);
+const nonEmptyString = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function id(j: Record<string, unknown>, name: string): string {
+  const v = j[name];
+  if (!nonEmptyString(v, 255)) throw field(name, 'must be a string of 1 to 255 characters');
+  return v;
+}
+
+function optionalId(j: Record<string, unknown>, name: string): string | undefined {
+  return j[name] === undefined ? undefined : id(j, name);
+}
+
+/** id, room, sender and ts: what every request of the network carries. */
+export interface NetworkEnvelope {
+  id: string;
+  room: string;
+  sender: { id: string; displayName?: string };
+  ts: number;
+}
+
+function envelope(json: unknown): NetworkEnvelope & { j: Record<string, unknown> } {
+  if (!isObject(json)) throw badJson('body must be a JSON object');
+  const j = json;
+  const sender = j.sender;
+  if (!isObject(sender)) throw field('sender', 'must be an object {id, displayName?}');
+  if (!nonEmptyString(sender.id, 255)) throw field('sender.id', 'must be a string of 1 to 255 characters');
+  if (sender.displayName !== undefined && !nonEmptyString(sender.displayName, 255)) {
+    throw field('sender.displayName', 'must be a string of 1 to 255 characters when given');
+  }
+  const env = {
+    id: id(j, 'id'),
+    room: id(j, 'room'),
+    sender: { id: sender.id, ...(sender.displayName ? { displayName: sender.displayName as string } : {}) },
+    ts: 0,
+    j,
+  };
+  if (typeof j.ts !== 'number' || !Number.isSafeInteger(j.ts) || j.ts <= 0) throw field('ts', 'must be a positive whole number of milliseconds since 1970');
+  env.ts = j.ts;
+  return env;
+}
+
+type Text = Pick<InboundMessage, 'msgtype' | 'body' | 'formattedBody' | 'mentions'>;
+
+function text(j: Record<string, unknown>, msgtypes: ReadonlySet<string>): Text {
+  const msgtype = j.msgtype ?? 'm.text';
+  if (typeof msgtype !== 'string' || !msgtypes.has(msgtype)) throw field('msgtype', `must be one of ${[...msgtypes].join(', ')}`);
+  if (typeof j.body !== 'string' || j.body.length === 0) throw field('body', 'must be a non-empty string');
+  const t: Text = { msgtype, body: j.body };
+  if (j.formattedBody !== undefined) {
+    if (typeof j.formattedBody !== 'string' || j.formattedBody.length === 0) throw field('formattedBody', 'must be a non-empty string (HTML) when given');
+    // Made safe here, once: what scrollback keeps is clean, and nothing later needs the sanitiser.
+    const clean = sanitizeFormattedBody(j.formattedBody);
+    // Nothing left that Matrix may show (a script only, say): the plain body alone.
+    if (clean.trim()) t.formattedBody = clean;
+  }
+  if (j.mentions !== undefined) {
+    if (!Array.isArray(j.mentions) || j.mentions.length > MAX_MENTIONS) throw field('mentions', `must be an array of at most ${MAX_MENTIONS} {id} or {userId}`);
+    t.mentions = j.mentions.map((m: unknown, i) => {
+      if (isObject(m) && nonEmptyString(m.id, 255)) return { id: m.id };
+      if (isObject(m) && typeof m.userId === 'string' && isUserId(m.userId)) return { userId: m.userId };
+      throw field(`mentions[${i}]`, 'must be {"id": "<your user id>"} or {"userId": "@user:server"}');
+    });
+  }
+  return t;
+}
+
+const wholeNumber = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function media(j: Record<string, unknown>): InboundMedia {
+  const m = j.media;
+  if (!isObject(m)) throw field('media', 'must be an object {contentUri, filename?, mimetype?, size?, width?, height?, duration?}');
+  if (!parseMxc(m.contentUri)) throw field('media.contentUri', 'must be an mxc:// URI, as POST /network/media answered it');
+  const out: InboundMedia = { contentUri: m.contentUri as string };
+  for (const k of ['filename', 'mimetype'] as const) {
+    if (m[k] === undefined) continue;
+    if (!nonEmptyString(m[k], 255)) throw field(`media.${k}`, 'must be a string of 1 to 255 characters when given');
+    out[k] = m[k] as string;
+  }
+  for (const k of ['size', 'width', 'height', 'duration'] as const) {
+    if (m[k] === undefined) continue;
+    if (!wholeNumber(m[k])) throw field(`media.${k}`, 'must be a whole number when given');
+    out[k] = m[k] as number;
+  }
+  return out;
+}
+
+function checkSize(name: string, content: unknown): void {
+  const bytes = Buffer.byteLength(JSON.stringify(content), 'utf8');
+  if (bytes > MAX_CONTENT_BYTES) {
+    throw field(name, `is ${bytes} bytes as Matrix event content (UTF-8 JSON); a Matrix event holds at most ${MAX_CONTENT_BYTES}`);
+  }
+}
+
+/** POST /network/messages */
+export function parseInbound(json: unknown): InboundMessage {
+  const { j, ...env } = envelope(json);
+  const t = text(j, MSGTYPES);
+  const isMedia = (MEDIA_MSGTYPES as readonly string[]).includes(t.msgtype);
+  if (isMedia && j.media === undefined) throw field('media', `is required with msgtype ${t.msgtype} (upload with POST /network/media first)`);
+  if (!isMedia && j.media !== undefined) throw field('msgtype', `must be one of ${MEDIA_MSGTYPES.join(', ')} when media is given`);
+  const m: InboundMessage = { ...env, ...t };
+  const replyTo = optionalId(j, 'replyTo');
+  if (replyTo !== undefined) m.replyTo = replyTo;
+  if (isMedia) m.media = media(j);
+  checkSize('body', { msgtype: m.msgtype, body: m.body, formatted_body: m.formattedBody, mentions: m.mentions, media: m.media });
+  return m;
+}
+
+/** An edit, deletion or reaction: what it is about (`target`, a network message id). */
+export interface InboundChange extends NetworkEnvelope {
+  target: string;
+}
+
+export interface InboundEdit extends InboundChange, Text {}
+export interface InboundDeletion extends InboundChange {
+  reason?: string;
+}
+export interface InboundReaction extends InboundChange {
+  key: string;
+}
+
+/** POST /network/edits: the new text of an earlier message (text msgtypes only). */
+export function parseEdit(json: unknown): InboundEdit {
+  const { j, ...env } = envelope(json);
+  const edit: InboundEdit = { ...env, target: id(j, 'target'), ...text(j, new Set(TEXT_MSGTYPES)) };
+  // Sent twice in the event: the "* …" fallback and m.new_content.
+  checkSize('body', { body: edit.body, formatted_body: edit.formattedBody, mentions: edit.mentions, again: [edit.body, edit.formattedBody] });
+  return edit;
+}
+
+/** POST /network/deletions */
+export function parseDeletion(json: unknown): InboundDeletion {
+  const { j, ...env } = envelope(json);
+  const d: InboundDeletion = { ...env, target: id(j, 'target') };
+  if (j.reason !== undefined) {
+    if (typeof j.reason !== 'string' || j.reason.length > 1000) throw field('reason', 'must be a string of at most 1000 characters when given');
+    if (j.reason) d.reason = j.reason;
+  }
+  return d;
+}
+
+/** POST /network/reactions */
+export function parseReaction(json: unknown): InboundReaction {
+  const { j, ...env } = envelope(json);
+  const key = j.key;
+  if (!nonEmptyString(key, 255)) throw field('key', 'must be a string of 1 to 255 characters (an emoji, usually)');
+  return { ...env, target: id(j, 'target'), key };
+}

@@ -1,0 +1,90 @@
+/**
+ * A Matrix event as the network gets it: which delivery (message, edit, deletion, reaction) and
+ * its body. References to other messages carry the Matrix event ID only here; the deliver
+ * function adds the network's own id when it sends them (deliver.ts), since the message they
+ * refer to may only just have been delivered itself, in the same room's order.
+ */
+import type { BridgedRoom } from '../store/index.js';
+import type { Namespaces } from '../matrix/namespaces.js';
+import { HTML_FORMAT, mentionsOf, stripReplyFallback } from './formatting.js';
+import { outboundMedia } from './media.js';
+import type { linkSettings } from './media.js';
+import type { Delivery, MessageText, OutboundMessage } from './network.js';
+import type { RoomEvent } from './events/types.js';
+
+/** What turning events into deliveries needs: the namespaces (mentions), the media link settings, the time. */
+export interface OutboundContext {
+  ns: Namespaces;
+  links: ReturnType<typeof linkSettings>;
+  now: number;
+}
+
+const MEDIA_MSGTYPES = new Set(['m.image', 'm.file', 'm.audio', 'm.video']);
+
+const relatesTo = (content: Record<string, unknown>) =>
+  (typeof content['m.relates_to'] === 'object' && content['m.relates_to'] !== null ? content['m.relates_to'] : {}) as Record<string, unknown>;
+
+const base = (e: RoomEvent, room: BridgedRoom) => ({ id: e.event_id, room: room.remoteRoom, sender: { userId: e.sender }, ts: e.origin_server_ts });
+
+/** The event a message replies to, if it is a reply. */
+export function replyTarget(content: Record<string, unknown>): string | undefined {
+  const id = (relatesTo(content)['m.in_reply_to'] as { event_id?: unknown } | undefined)?.event_id;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** The text of a message's content; undefined when it has no plain body. */
+function textOf(ns: Namespaces, content: Record<string, unknown>, msgtype: string, isReply: boolean): MessageText | undefined {
+  if (typeof content.body !== 'string') return undefined;
+  const html = content.format === HTML_FORMAT && typeof content.formatted_body === 'string' ? content.formatted_body : undefined;
+  const { body, formattedBody } = isReply ? stripReplyFallback(content.body, html) : { body: content.body, formattedBody: html };
+  const text: MessageText = { msgtype, body };
+  if (formattedBody !== undefined) text.formattedBody = formattedBody;
+  const mentions = mentionsOf(ns, content);
+  if (mentions) text.mentions = mentions;
+  return text;
+}
+
+/** The delivery an event makes, or undefined when it makes none (a malformed or unknown shape). */
+export function deliveryOf(c: OutboundContext, e: RoomEvent, room: BridgedRoom): Delivery | undefined {
+  const rel = relatesTo(e.content);
+  switch (e.type) {
+    case 'm.room.message': {
+      if (rel.rel_type === 'm.replace' && typeof rel.event_id === 'string') {
+        // An edit: the new content is `m.new_content` (the top-level body is the "* …" fallback).
+        const next = e.content['m.new_content'] as Record<string, unknown> | undefined;
+        if (!next || typeof next !== 'object' || typeof next.msgtype !== 'string') return undefined;
+        const text = textOf(c.ns, next, next.msgtype, false);
+        return text && { kind: 'edits', body: { ...base(e, room), target: { eventId: rel.event_id }, ...text } };
+      }
+      if (typeof e.content.msgtype !== 'string') return undefined;
+      return messageOf(c, e, room, e.content.msgtype);
+    }
+    case 'm.sticker':
+      return messageOf(c, e, room, 'm.sticker');
+    case 'm.reaction': {
+      if (rel.rel_type !== 'm.annotation' || typeof rel.event_id !== 'string' || typeof rel.key !== 'string') return undefined;
+      return { kind: 'reactions', body: { ...base(e, room), target: { eventId: rel.event_id }, key: rel.key } };
+    }
+    case 'm.room.redaction': {
+      // Room versions up to 10 put `redacts` on the event, version 11 in its content.
+      const target = e.redacts ?? e.content.redacts;
+      if (typeof target !== 'string') return undefined;
+      const reason = typeof e.content.reason === 'string' ? e.content.reason : undefined;
+      return { kind: 'deletions', body: { ...base(e, room), target: { eventId: target }, ...(reason ? { reason } : {}) } };
+    }
+  }
+  return undefined;
+}
+
+function messageOf(c: OutboundContext, e: RoomEvent, room: BridgedRoom, msgtype: string): Delivery | undefined {
+  const replyTo = replyTarget(e.content);
+  const text = textOf(c.ns, e.content, msgtype, replyTo !== undefined);
+  if (!text) return undefined;
+  const body: OutboundMessage = { ...base(e, room), ...text };
+  if (replyTo) body.replyTo = { eventId: replyTo };
+  if (MEDIA_MSGTYPES.has(msgtype) || msgtype === 'm.sticker') {
+    const media = outboundMedia(c.links, e.content, c.now);
+    if (media) body.media = media;
+  }
+  return { kind: 'messages', body };
+}

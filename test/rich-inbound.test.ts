@@ -133,6 +133,10 @@ test('a reaction is an m.annotation as the virtual user, posted once for a resen
   assert.equal(reactions.length, 1);
   assert.deepEqual(reactions[0]!.content['m.relates_to'], { rel_type: 'm.annotation', event_id: m.eventId, key: '👍' });
   assert.equal(reactions[0]!.sender, '@irc__carol:example.org');
+  // The same reaction again under another id: Matrix takes one per user, target and key.
+  const twice = await send('reactions', { id: uniq('react-'), room: remote, target: m.id, key: '👍', sender: { id: 'Carol' } });
+  assert.deepEqual([twice.status, twice.body.errcode], [409, 'M_DUPLICATE_ANNOTATION']);
+  assert.equal(room.events.filter((e) => e.type === 'm.reaction').length, 1);
   const undo = await send('deletions', { id: uniq('del-'), room: remote, target: id, sender: { id: 'Carol' } });
   assert.equal(undo.status, 200);
   assert.equal(reactions[0]!.redactedBy, undo.body.event_id);

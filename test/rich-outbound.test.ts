@@ -285,3 +285,21 @@ test('media: the homeserver failing is 502 with a Matrix error, never the homese
   assert.equal(res.status, 502);
   assert.equal(res.body.errcode, 'M_UNKNOWN');
 });
+
+test('other msgtypes go out with their plain body; malformed relations and contents are not delivered', async () => {
+  const { room, remote } = await bridgedRoom();
+  await matrix(room, 'm.room.message', { msgtype: 'm.location', body: 'Big Ben', geo_uri: 'geo:51.5008,0.1247' });
+  const [loc] = taken('/messages', remote).map((r) => r.body);
+  assert.deepEqual([loc.msgtype, loc.body], ['m.location', 'Big Ben']);
+  // Pushed as a homeserver could (no fake-HS checks on these): an edit without new content, a
+  // reaction without a key, a redaction without a target.
+  const bad = [
+    { type: 'm.room.message', content: { msgtype: 'm.text', body: '* x', 'm.relates_to': { rel_type: 'm.replace', event_id: '$x' } } },
+    { type: 'm.reaction', content: { 'm.relates_to': { rel_type: 'm.annotation', event_id: '$x' } } },
+    { type: 'm.room.redaction', content: {} },
+  ].map((e, i) => ({ ...e, event_id: `$bad${i}${uniq('')}`, room_id: room.roomId, sender: ALICE, origin_server_ts: Date.now() }));
+  const before = network.received.length;
+  assert.equal(await as.pushSend(uniq('t'), { events: bad }), 200);
+  assert.equal(network.received.length, before);
+  assert.deepEqual(await as.queues.counts(), { visible: 0, hidden: 0, deadLetters: 0 });
+});

@@ -64,9 +64,18 @@ export const handleInboundReaction = (b: Bridge, r: InboundReaction, deadline: n
     if (posted) return { eventId: posted.eventId };
     const { room, target } = await targetOf(b, r);
     const content = { 'm.relates_to': { rel_type: 'm.annotation', event_id: target.eventId, key: r.key } };
-    const eventId = await actAsVirtualUser(b, room.roomId, r.sender, deadline, async (userId) =>
-      (await b.cs.sendEvent(room.roomId, 'm.reaction', csTxnIdFor(r.id), content, { deadline, asUser: userId, ts: r.ts })).event_id,
-    );
+    let eventId: string;
+    try {
+      eventId = await actAsVirtualUser(b, room.roomId, r.sender, deadline, async (userId) =>
+        (await b.cs.sendEvent(room.roomId, 'm.reaction', csTxnIdFor(r.id), content, { deadline, asUser: userId, ts: r.ts })).event_id,
+      );
+    } catch (e) {
+      // Matrix takes one reaction per user, target and key (Synapse: 400 M_DUPLICATE_ANNOTATION).
+      if (isHomeserverError(e, 'M_DUPLICATE_ANNOTATION')) {
+        throw new MatrixError(409, 'M_DUPLICATE_ANNOTATION', `${b.ns.userIdFor(r.sender.id)} has already reacted ${r.key} to ${r.target}`);
+      }
+      throw e;
+    }
     await b.store.recordBridgedMessage({ networkId: r.id, eventId, roomId: room.roomId });
     return { eventId };
   });

@@ -10,6 +10,7 @@
 import { test, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startAs, enc } from './support/as.js';
+import { bridgedRoom as bridgedRoomOf } from './support/bridged-room.js';
 import { startFakeNetwork } from './support/fake-network.js';
 import type { FakeRoom } from './support/fake-hs.js';
 import { tableOf } from '../lib/store/index.js';
@@ -35,16 +36,7 @@ beforeEach(async () => {
   await as.deliver({ retryNow: true });
 });
 
-async function bridgedRoom(): Promise<{ room: FakeRoom; remote: string }> {
-  const remote = uniq('chan');
-  network.rooms.set(remote, { name: `#${remote}` });
-  const alias = `#irc_${remote}:example.org`;
-  const res = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}` });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  const room = as.hs.rooms.get(as.hs.aliases.get(alias)!)!;
-  room.members.add(ALICE);
-  return { room, remote };
-}
+const bridgedRoom = () => bridgedRoomOf(as, network, [ALICE]);
 const said = (room: FakeRoom, body: string, sender = ALICE) => ({
   event_id: `$${uniq('ev')}`,
   room_id: room.roomId,

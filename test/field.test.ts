@@ -7,6 +7,7 @@
 import { test, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startAs, enc } from './support/as.js';
+import { bridgedRoom as bridgedRoomOf } from './support/bridged-room.js';
 import { startFakeNetwork } from './support/fake-network.js';
 import type { FakeRoom } from './support/fake-hs.js';
 
@@ -24,17 +25,7 @@ beforeEach(() => {
   network.lookupFailure = undefined;
 });
 
-/** A bridged room made by the alias query, and the network room behind it. */
-async function bridgedRoom(): Promise<{ room: FakeRoom; remote: string; alias: string }> {
-  const remote = uniq('chan');
-  network.rooms.set(remote, { name: `#${remote}` });
-  const alias = `#irc_${remote}:example.org`;
-  const res = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}` });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  const room = as.hs.rooms.get(as.hs.aliases.get(alias)!)!;
-  room.members.add('@alice:example.org');
-  return { room, remote, alias };
-}
+const bridgedRoom = () => bridgedRoomOf(as, network);
 
 /** A Matrix user's message, as the homeserver pushes it. */
 const said = (room: FakeRoom, body: string, sender = '@alice:example.org') => ({

@@ -8,6 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startAs, enc } from './support/as.js';
+import { bridgedRoom as bridgedRoomOf } from './support/bridged-room.js';
 import { startFakeNetwork } from './support/fake-network.js';
 import type { FakeRoom } from './support/fake-hs.js';
 import { MESSAGES } from '../lib/defaults.js';
@@ -22,16 +23,7 @@ after(() => assert.deepEqual(as.hs.specErrors, [], 'every CS request and event c
 let n = 0;
 const uniq = (p: string) => `${p}${Date.now().toString(36)}${++n}`;
 
-async function bridgedRoom(): Promise<{ room: FakeRoom; remote: string }> {
-  const remote = uniq('chan');
-  network.rooms.set(remote, { name: `#${remote}` });
-  const alias = `#irc_${remote}:example.org`;
-  const res = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}` });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  const room = as.hs.rooms.get(as.hs.aliases.get(alias)!)!;
-  room.members.add(ALICE);
-  return { room, remote };
-}
+const bridgedRoom = () => bridgedRoomOf(as, network, [ALICE]);
 
 /** The network calls the AS: POST /network/{kind}, signed. */
 async function send(kind: 'messages' | 'edits' | 'deletions' | 'reactions', body: Record<string, unknown>) {

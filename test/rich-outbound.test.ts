@@ -8,6 +8,7 @@
 import { test, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startAs, enc } from './support/as.js';
+import { bridgedRoom as bridgedRoomOf } from './support/bridged-room.js';
 import { startFakeNetwork } from './support/fake-network.js';
 import type { Received } from './support/fake-network.js';
 import type { FakeRoom } from './support/fake-hs.js';
@@ -33,16 +34,9 @@ after(() => assert.deepEqual(as.hs.specErrors, [], 'every CS request and event c
 after(() => assert.deepEqual(network.specErrors, [], 'every request to the network as docs/network-api.yaml says'));
 
 async function bridgedRoom(): Promise<{ room: FakeRoom; remote: string }> {
-  const remote = uniq('chan');
-  network.rooms.set(remote, { name: `#${remote}` });
-  const alias = `#irc_${remote}:example.org`;
-  const res = await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc(alias)}` });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  const room = as.hs.rooms.get(as.hs.aliases.get(alias)!)!;
-  room.members.add(ALICE);
-  room.members.add(MOD);
-  room.moderators.add(MOD);
-  return { room, remote };
+  const made = await bridgedRoomOf(as, network, [ALICE, MOD]);
+  made.room.moderators.add(MOD);
+  return made;
 }
 
 /** A Matrix user does something in the room; the homeserver pushes it to the AS. */

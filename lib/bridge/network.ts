@@ -2,6 +2,7 @@
  * The port to the third-party network. The use cases only see this interface;
  * adapters (open, webhook) plug in behind it.
  */
+import type { MediaInfo } from '../store/index.js';
 
 export interface RemoteUser {
   displayName: string;
@@ -29,17 +30,10 @@ export interface Mention {
 }
 
 /** A Matrix medium, for the network to fetch through the AS (`url`, a pre-signed link). */
-export interface OutboundMedia {
+export interface OutboundMedia extends MediaInfo {
   mxc: string;
   /** Absent when the AS has no public URL or no network secret to sign with, or when `tooLarge`. */
   url?: string;
-  filename?: string;
-  mimetype?: string;
-  size?: number;
-  width?: number;
-  height?: number;
-  /** Milliseconds, for audio and video. */
-  duration?: number;
   /** Over the AS's media limit (MESSAGES.MEDIA_MAX_BYTES): it cannot pass through the AS. */
   tooLarge?: true;
 }

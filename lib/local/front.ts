@@ -23,6 +23,13 @@
  *   API Gateway would build (rawPath as sent). The answer is then the function's own, as deployed:
  *   e.g. 401 without hs_token, else 400 M_INVALID_PARAM for a bad escape in an ID path, and
  *   404/405 M_UNRECOGNIZED on an unknown path; nothing here has to know those rules.
+ * - a request whose body is binary by its content-type (not text/*, JSON or XML: say, an image
+ *   for POST /network/media) goes to its function the same way, never through hapi:
+ *   serverless-offline decodes every body as UTF-8 but application/octet-stream and
+ *   multipart/form-data, so bytes that are not UTF-8 would reach the function as U+FFFD (and a
+ *   signature over them would never match). API Gateway hands such a body over base64-encoded
+ *   (isBase64Encoded), and so does the event built here. Binary answers (isBase64Encoded, the
+ *   media links') come back from either way as the exact bytes.
  * - any other error body that is not Matrix JSON (serverless-offline's 502 for a crashed
  *   handler, a hapi 5xx) becomes a Matrix error with the same status;
  * - a body over hapi's limit, a request Node cannot parse as HTTP (unknown method, oversized
@@ -132,6 +139,27 @@ const clfTime = (d: Date) => {
   return `${p(d.getUTCDate())}/${CLF_MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
 };
 
+/**
+ * Whether a body of this content-type is text, which serverless-offline's hapi (decoding it as
+ * UTF-8) passes on without loss: text/*, JSON, XML, JavaScript, form data, and no content-type at
+ * all (as before). Anything else (image/png, application/octet-stream, …) is binary: base64-encoded
+ * in the function's event (isBase64Encoded), exactly the bytes sent, as API Gateway's HTTP API
+ * sends a binary body. (The HTTP API is reported to base64-encode form data and bodies without a
+ * content-type too; the functions read either form, lib/appservice/http.ts rawBody.)
+ */
+export function isTextContentType(contentType: string | undefined): boolean {
+  if (contentType === undefined) return true;
+  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  if (type === '') return true;
+  return (
+    type.startsWith('text/') ||
+    /^application\/(?:json|xml|javascript|x-www-form-urlencoded|[^/]*\+(?:json|xml))$/.test(type)
+  );
+}
+
+/** A request that carries a body (or may: chunked). */
+const hasBody = (req: IncomingMessage) => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+
 /** The payload 2.0 event API Gateway's HTTP API hands a function for this request, rawPath as sent. */
 export function apiGatewayEvent(req: IncomingMessage, route: Route, params: Record<string, string> | undefined, body: Buffer): APIGatewayProxyEventV2 {
   const { path: rawPath, query: rawQueryString } = splitTarget(req.url ?? '/');
@@ -146,12 +174,13 @@ export function apiGatewayEvent(req: IncomingMessage, route: Route, params: Reco
   delete headers.cookie;
   const query: Record<string, string> = {};
   for (const [k, v] of new URLSearchParams(rawQueryString)) query[k] = k in query ? `${query[k]},${v}` : v;
-  const text = body.length ? new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }) : undefined;
+  // Text as a string; a binary content-type, or a body that is not UTF-8, base64-encoded.
   let bodyText: string | undefined;
   let isBase64Encoded = false;
-  if (text) {
+  if (body.length) {
     try {
-      bodyText = text.decode(body);
+      if (!isTextContentType(headers['content-type'])) throw new Error('binary');
+      bodyText = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body);
     } catch {
       bodyText = body.toString('base64');
       isBase64Encoded = true;
@@ -312,7 +341,8 @@ export async function startFront(opts: FrontOptions): Promise<Front> {
     const url = `http://127.0.0.1:${opts.lambdaPort}/2015-03-31/functions/${encodeURIComponent(hit.route.functionName)}/invocations`;
     const out = await fetch(url, { method: 'POST', body: JSON.stringify(event), signal: AbortSignal.timeout(INVOKE_TIMEOUT_MS) });
     const text = await out.text();
-    if (out.status === 413) return send(res, tooLarge(`body is over ${MAX_BODY_BYTES} bytes`));
+    // The invoke API's limit is Lambda's, on the whole event: a binary body goes base64-encoded (4/3 of it).
+    if (out.status === 413) return send(res, tooLarge(`the request is over Lambda's ${MAX_BODY_BYTES}-byte payload limit (its event, a binary body base64-encoded)`));
     const result = (() => {
       try {
         return JSON.parse(text) as APIGatewayProxyStructuredResultV2;
@@ -358,8 +388,9 @@ export async function startFront(opts: FrontOptions): Promise<Front> {
     };
 
     // hapi's errors to a HEAD have no body to tell them by; the one it always gives, to a path it
-    // cannot decode, is known beforehand.
-    if (req.method === 'HEAD' && safeDecode(splitTarget(req.url ?? '/').path) === undefined) {
+    // cannot decode, is known beforehand. A binary body would reach the function mangled through
+    // serverless-offline (it decodes the body as UTF-8): it goes to the function directly.
+    if ((req.method === 'HEAD' && safeDecode(splitTarget(req.url ?? '/').path) === undefined) || (hasBody(req) && !isTextContentType(req.headers['content-type']))) {
       req.on('data', copy.add);
       return void replay().catch(fail);
     }

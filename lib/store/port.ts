@@ -57,16 +57,20 @@ export interface InboundMessage {
   media?: InboundMedia;
 }
 
-/** A medium the network uploaded (POST /network/media) and a message carries. */
-export interface InboundMedia {
-  contentUri: string;
+/** What a message says of its medium, in either direction (the network contract's names). */
+export interface MediaInfo {
   filename?: string;
   mimetype?: string;
   size?: number;
   width?: number;
   height?: number;
-  /** Milliseconds. */
+  /** Milliseconds, for audio and video. */
   duration?: number;
+}
+
+/** A medium the network uploaded (POST /network/media) and a message carries. */
+export interface InboundMedia extends MediaInfo {
+  contentUri: string;
 }
 
 /** An event the network refused for good, kept on its transaction's record with the reason. */

@@ -16,6 +16,8 @@ import type { Front } from '../../lib/local/front.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const routes = loadRoutes(`${ROOT}/serverless.yml`, 'local');
 const fn = (key: string) => `matrix-appservice-lambda-local-${key}`;
+/** Bytes that are no UTF-8: 0x00, and bytes >= 0x80 out of any sequence. */
+const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff, 0xfe, 0x80, 0xc0, 0xaf]);
 
 test('the routes are serverless.yml\'s, with the names serverless-offline invokes them by', () => {
   const keys = routes.map((r) => `${r.routeKey} -> ${r.functionName}`);
@@ -99,6 +101,8 @@ describe('the front server', () => {
       const event = JSON.parse((await readAll(req)).toString('utf8'));
       invoked.push({ name, event });
       res.writeHead(200, { 'content-type': 'application/json' });
+      // The media link's function: bytes, base64-encoded as a function answers them.
+      if (event.rawPath.startsWith('/network/media/')) return res.end(JSON.stringify({ statusCode: 200, headers: { 'content-type': 'image/png' }, body: PNG.toString('base64'), isBase64Encoded: true }));
       res.end(JSON.stringify({ statusCode: 400, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errcode: 'M_INVALID_PARAM', error: event.rawPath }) }));
     });
     await Promise.all([listen(offline, offlinePort), listen(lambda, lambdaPort)]);
@@ -167,6 +171,39 @@ describe('the front server', () => {
     const head = await send('HEAD', '/users/%C0%AF');
     assert.equal(head.status, 400);
     assert.equal(invoked.at(-1)!.event.requestContext.http.method, 'HEAD');
+  });
+
+  test('a binary body goes straight to its function, base64-encoded (serverless-offline would decode it as UTF-8); binary answers come back as bytes', async () => {
+    const [seenBefore, before] = [seen.length, invoked.length];
+    const res = await send('POST', '/network/media?sender=Bob&filename=cat.png', { 'content-type': 'image/png', 'x-signature': 't=1,v1=ab' }, PNG);
+    assert.equal(res.status, 400, 'the function\'s answer');
+    assert.equal(seen.length, seenBefore, 'not through serverless-offline');
+    assert.equal(invoked.length, before + 1);
+    const { name, event } = invoked.at(-1)!;
+    assert.equal(name, fn('networkMediaUpload'));
+    assert.equal(event.routeKey, 'POST /network/media');
+    assert.equal(event.isBase64Encoded, true);
+    assert.deepEqual(Buffer.from(event.body, 'base64'), PNG, 'the exact bytes');
+    assert.equal(event.headers['content-type'], 'image/png');
+    assert.equal(event.headers['x-signature'], 't=1,v1=ab');
+    assert.equal(event.rawQueryString, 'sender=Bob&filename=cat.png');
+    assert.deepEqual(event.queryStringParameters, { sender: 'Bob', filename: 'cat.png' });
+    // Binary by its type even when the bytes happen to be UTF-8, as API Gateway has it.
+    await send('POST', '/network/media?sender=Bob', { 'content-type': 'application/octet-stream' }, 'abc');
+    assert.deepEqual([invoked.at(-1)!.event.isBase64Encoded, invoked.at(-1)!.event.body], [true, Buffer.from('abc').toString('base64')]);
+    // Text (JSON, text/*, a type with parameters) still goes through serverless-offline, as it came.
+    for (const type of ['application/json', 'application/json; charset=utf-8', 'text/plain', 'application/vnd.api+json']) {
+      const n = invoked.length;
+      await send('POST', '/network/messages', { 'content-type': type }, '{"k":1}');
+      assert.equal(invoked.length, n, type);
+      assert.equal(seen.at(-1)!.body, '{"k":1}', type);
+    }
+    // A function's bytes (isBase64Encoded) reach the client as the exact bytes.
+    const got = await fetch(`${url}/network/media/localhost/%ZZ?expires=1&sig=ab`);
+    assert.equal(got.status, 200);
+    assert.deepEqual(Buffer.from(await got.arrayBuffer()), PNG);
+    assert.equal(got.headers.get('content-type'), 'image/png');
+    assert.equal(got.headers.get('content-length'), String(PNG.length));
   });
 
   test('any other error body not in Matrix form becomes a Matrix error with the same status', async () => {

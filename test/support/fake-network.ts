@@ -137,6 +137,9 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
   const attempts = new Map<string, number>();
   const hanging = new Set<ServerResponse>();
   let nextId = 0;
+  /** Problems found so far, and the checks of the traffic since `specErrors` was last read. */
+  const found: string[] = [];
+  const unchecked: Array<() => void> = [];
   let acceptedBy: Record<DeliveryKind, any[]> = { messages: [], edits: [], deletions: [], reactions: [] };
   const net: FakeNetwork = {
     url: '',
@@ -161,7 +164,11 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
     strictTargets: opts.strictTargets ?? false,
     knownMessageIds: new Set(),
     networkIds: new Map(),
-    specErrors: [],
+    get specErrors() {
+      // What came in since the last look is checked now (see checkRequest below).
+      for (const check of unchecked.splice(0)) check();
+      return found;
+    },
     sign: (body, now) => signBytes(secret, Buffer.from(body, 'utf8'), now),
     signBytes: (bytes, now) => signBytes(secret, bytes, now),
     close: async () => {
@@ -175,10 +182,10 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
   const spec = (where: string, check: () => string[]): boolean => {
     if (!checkSpec) return true;
     try {
-      for (const e of check()) net.specErrors.push(`${where}: ${e}`);
+      for (const e of check()) found.push(`${where}: ${e}`);
       return true;
     } catch (e) {
-      net.specErrors.push(`${where}: ${(e as Error).message}`);
+      found.push(`${where}: ${(e as Error).message}`);
       return false;
     }
   };
@@ -212,18 +219,23 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
         rec.body = raw;
       }
     }
-    // The AS's request, then (below) every answer; an undocumented endpoint is reported once.
-    const documented = spec(where, () => (badJson ? ['body is not JSON'] : checkNetworkRequest(method, url.pathname + url.search, rec.body, req.headers)));
+    // The AS's request, then its answer; an undocumented endpoint is reported once. Checked when
+    // `specErrors` is read, not now: the first check compiles the document's schemas (seconds on a
+    // busy machine), and the AS, in the same process, would wait it out past its network timeout.
+    const checkRequest = () => spec(where, () => (badJson ? ['body is not JSON'] : checkNetworkRequest(method, url.pathname + url.search, rec.body, req.headers)));
 
     const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       rec.status = status;
       rec.answer = body;
-      if (documented) spec(`answer ${status} to ${where}`, () => checkNetworkAnswer(method, url.pathname + url.search, status, body, 'application/json'));
       res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+      unchecked.push(() => {
+        if (checkRequest()) spec(`answer ${status} to ${where}`, () => checkNetworkAnswer(method, url.pathname + url.search, status, body, 'application/json'));
+      });
     };
     const fail = (f: NetworkFailure) => {
       if ('hang' in f) {
         hanging.add(res);
+        unchecked.push(() => void checkRequest());
         return;
       }
       answer(f.status, { error: `failing on purpose with ${f.status}` }, f.retryAfter === undefined ? {} : { 'retry-after': String(f.retryAfter) });

@@ -472,3 +472,4 @@ export function checkAsRequest(method: string, path: string, body: unknown, head
 export function checkAsAnswer(method: string, path: string, status: number, body: unknown, contentType?: string): string[] {
   return checkAnswer('as', method, path, status, body, contentType);
 }
+

@@ -5,11 +5,19 @@
  * figure recorded before delivery moved to the queue (bench/before.ts). Also per million user and
  * alias queries, from the query benchmark. Ours only: the peers are long-running servers, billed per
  * hour whatever the traffic, so there is no like-for-like.
+ *
+ * The message mapping (issue 23: one `NETMSG#` item per bridged message and reaction, copied by the
+ * keys-only `byEvent` index, kept MESSAGE_MAPPING_DAYS): its writes are in the deliver function's
+ * (and network-inbound's) measured request units, table and index alike; its storage is priced
+ * here from the sizes of the items the code wrote, as a monthly cost for a steady rate of events;
+ * the reads of references (a Query of the index, a consistent GetItem) from bench/rich.ts.
  */
+import { MESSAGES } from '../lib/defaults.js';
 import { BEFORE } from './before.js';
 import type { E2eSummary } from './e2e.js';
-import type { DeliverStats, PushResult } from './push.js';
+import type { DeliverStats, DynamoPerEvent, MappingSizes, PushResult } from './push.js';
 import type { QueryResult } from './query.js';
+import type { InboundResult, ReferenceResult } from './rich.js';
 
 /** us-east-1 list prices, without free tier, tiers beyond the first, or Savings Plans. */
 export const PRICES = {
@@ -29,8 +37,13 @@ export const PRICES = {
     mode: 'on-demand',
     perMillionWru: 0.625,
     perMillionRru: 0.125,
+    /** Standard table class, after the first 25 GB a month (free tier, left out as the rest of it). */
+    storagePerGbMonth: 0.25,
+    /** Continuous backups (point-in-time recovery, on for the table: infra/table.yml), on the table's size without its global secondary indexes. */
+    pitrPerGbMonth: 0.2,
+    source: 'aws.amazon.com/dynamodb/pricing/on-demand/, us-east-1: write and read request units, data storage (Standard), continuous backups (PITR)',
     rules:
-      'a write of an item up to 1 KB = 1 WRU (also when its condition fails); transactional writes 2 WRU per item; a read up to 4 KB = 1 RRU strongly consistent, 0.5 eventually consistent (BatchGetItem and GetItem by default)',
+      'a write of an item up to 1 KB = 1 WRU (also when its condition fails), and 1 WRU more for each global secondary index that holds the item (on-demand bills an index\'s write as a table write); transactional writes 2 WRU per item; a read up to 4 KB = 1 RRU strongly consistent, 0.5 eventually consistent (BatchGetItem and GetItem by default, a Query of an index always); storage per item: its attribute names and values plus 100 B, in the table and again in each index that holds it (the index: the table\'s key, its own key and projected attributes, plus 100 B); TTL deletes are free',
   },
   cloudwatchLogs: { perGbIngested: 0.5, lambdaPlatformBytesPerInvocation: 300 },
   sqs: {
@@ -71,6 +84,8 @@ interface EstimateInput {
   /** Request units per invocation; undefined: the function makes no DynamoDB call (no line). */
   rru?: number;
   wru?: number;
+  /** What the writes are, for the line's basis. */
+  writesBasis?: string;
   /** Request body of the HTTP API call; undefined: not behind the HTTP API (an SQS event source). */
   bodyBytes?: number;
   /** SQS requests (as billed) per invocation, and what they are. */
@@ -103,7 +118,7 @@ function estimate(workload: string, perMillion: number, o: EstimateInput): CostE
       basis: `${fmtN(n)} requests × $${PRICES.httpApi.perMillionRequests}/M (bodies of ${fmtN(Math.round(o.bodyBytes))} B, metered per 512 KB)`,
     });
   }
-  if (o.wru !== undefined) lines.push({ item: 'DynamoDB writes', usd: (n * o.wru * PRICES.dynamodb.perMillionWru) / 1e6, basis: `${round2(o.wru)} WRU per invocation × $${PRICES.dynamodb.perMillionWru}/M WRU` });
+  if (o.wru !== undefined) lines.push({ item: 'DynamoDB writes', usd: (n * o.wru * PRICES.dynamodb.perMillionWru) / 1e6, basis: `${round2(o.wru)} WRU per invocation × $${PRICES.dynamodb.perMillionWru}/M WRU${o.writesBasis ?? ''}` });
   if (o.rru !== undefined) lines.push({ item: 'DynamoDB reads', usd: (n * o.rru * PRICES.dynamodb.perMillionRru) / 1e6, basis: `${round2(o.rru)} RRU per invocation × $${PRICES.dynamodb.perMillionRru}/M RRU${o.readsBasis}` });
   if (o.sqs) {
     lines.push({
@@ -153,10 +168,15 @@ function deliverPart(r: PushResult): CostEstimate | undefined {
   const d = r.deliver;
   if (!d || !d.invocations) return undefined;
   const perInvocation = (x: number) => x * d.eventsPerInvocation;
+  const dyn = d.dynamo;
   return estimate(`deliver, ${round2(d.eventsPerInvocation)} events/invocation`, 1e6 / d.eventsPerInvocation, {
     meanMs: d.invocationMs.mean,
-    // The no-op network answers at once; on the happy path the function makes no SQS call of its own.
-    waits: [],
+    // The no-op network answers at once; on the happy path the function makes no SQS call of its
+    // own. Its DynamoDB calls (the message mapping) are a wait, kept as measured.
+    waits: dyn.msPerEvent > 0 ? [{ label: 'DynamoDB', ms: perInvocation(dyn.msPerEvent) }] : [],
+    wru: perInvocation(dyn.wruPerEvent),
+    writesBasis: mappingWritesBasis(dyn, d.eventsPerInvocation),
+    ...(dyn.rruPerEvent > 0 ? { rru: perInvocation(dyn.rruPerEvent) } : {}),
     sqs: {
       requests: perInvocation(d.eventSource.billedPerEvent + d.bridge.billedPerEvent),
       basis: `event source: ${callNames(Object.fromEntries(Object.entries(d.eventSource.callsPerEvent).map(([k, v]) => [k, perInvocation(v)])))}`,
@@ -171,8 +191,12 @@ export interface EventCost {
   workload: string;
   push: CostEstimate;
   deliver: CostEstimate;
-  /** USD per million events, push + deliver. */
+  /** The message mapping's storage: USD a month for a steady million events a month. */
+  storage: StorageCost;
+  /** USD per million events, push + deliver + the mapping's storage (a steady million events a month). */
   total: number;
+  /** Of the total, the message mapping: its writes (table + index) and its storage. */
+  mapping: { writesUsd: number; storageUsd: number; total: number };
   /** The recorded figure of the parking design (push with inline delivery), USD per million events. */
   before?: number;
 }
@@ -185,13 +209,17 @@ export function eventCost(results: PushResult[], bodyBytes: Map<number, number>,
     if (!r) continue;
     const push = pushPart(r, bodyBytes.get(size) ?? 0);
     const deliver = deliverPart(r);
-    if (!push || !deliver) continue;
+    if (!push || !deliver || !r.deliver) continue;
+    const storage = mappingStorage(1e6, r.deliver.dynamo.mapping);
+    const writesUsd = (1e6 * r.deliver.dynamo.mapping.writesPerEvent * mappingWruPerItem(r.deliver.dynamo) * PRICES.dynamodb.perMillionWru) / 1e6;
     out.push({
       size,
       workload: `${size} event${size === 1 ? '' : 's'}/transaction, per million events`,
       push,
       deliver,
-      total: push.total + deliver.total,
+      storage,
+      total: push.total + deliver.total + storage.total,
+      mapping: { writesUsd, storageUsd: storage.total, total: writesUsd + storage.total },
       before: BEFORE.costPerMillionEvents[size],
     });
   }
@@ -233,4 +261,108 @@ export function queryCost(results: QueryResult[]): CostEstimate[] {
         readsBasis: '',
       }),
     );
+}
+
+// ------------------------------------------------------------------ the message mapping (issue 23)
+
+/** Days in an average month (365.25 / 12): a mapping kept 30 days is there 30/30.44 of a month. */
+export const DAYS_PER_MONTH = 365.25 / 12;
+
+export interface StorageCost {
+  /** Mapping items in the table at any moment, for the given events a month. */
+  itemsKept: number;
+  /** Mean storage sizes of one item, bytes: in the table, and its copy in the byEvent index. */
+  tableBytes: number;
+  indexBytes: number;
+  days: number;
+  lines: CostLine[];
+  /** USD a month. */
+  total: number;
+}
+
+/**
+ * What the message mapping costs to keep, a month, for `perMonth` events a month at a steady rate:
+ * each writes `writesPerEvent` items, each kept `days` (MESSAGE_MAPPING_DAYS), so the table holds
+ * perMonth × writesPerEvent × days / 30.44 of them at any moment, each `tableBytes` in the table and
+ * `indexBytes` in the index; storage is billed on both, point-in-time recovery on the table's part.
+ * TTL deletes an expired item for free, typically within a few days of its expiry (not counted).
+ */
+export function mappingStorage(perMonth: number, m: MappingSizes, days: number = MESSAGES.MAPPING_DAYS): StorageCost {
+  if (!(m.writesPerEvent > 0)) return { itemsKept: 0, tableBytes: NaN, indexBytes: NaN, days, lines: [], total: 0 };
+  const items = (perMonth * m.writesPerEvent * days) / DAYS_PER_MONTH;
+  const tableGb = (items * m.tableBytes) / 1024 ** 3;
+  const indexGb = (items * m.indexBytes) / 1024 ** 3;
+  const p = PRICES.dynamodb;
+  const kept = `${fmtN(items)} items kept (${days} days of ${fmtN(perMonth)} events a month × ${round2(m.writesPerEvent)} per event)`;
+  const lines: CostLine[] = [
+    {
+      item: 'DynamoDB storage (mapping)',
+      usd: (tableGb + indexGb) * p.storagePerGbMonth,
+      basis: `${kept} × (${Math.round(m.tableBytes)} B in the table + ${Math.round(m.indexBytes)} B in byEvent) × $${p.storagePerGbMonth}/GB-month`,
+    },
+    { item: 'DynamoDB PITR (mapping)', usd: tableGb * p.pitrPerGbMonth, basis: `the table's ${Math.round(m.tableBytes)} B of each × $${p.pitrPerGbMonth}/GB-month (continuous backups; the index is not backed up)` },
+  ];
+  return { itemsKept: items, tableBytes: m.tableBytes, indexBytes: m.indexBytes, days, lines, total: lines.reduce((a, l) => a + l.usd, 0) };
+}
+
+/** WRU per mapping item written: the table's and the index's (1 + 1 for items under 1 KB). */
+const mappingWruPerItem = (d: DynamoPerEvent) => (d.mapping.writesPerEvent > 0 ? d.wruPerEvent / d.mapping.writesPerEvent : 0);
+
+function mappingWritesBasis(d: DynamoPerEvent, eventsPerInvocation: number): string {
+  if (!(d.mapping.writesPerEvent > 0)) return '';
+  const items = d.mapping.writesPerEvent * eventsPerInvocation;
+  return ` (the message mapping: ${round2(items)} PutItem, ${round2((d.wruPerEvent - d.indexWruPerEvent) * eventsPerInvocation)} WRU in the table + ${round2(d.indexWruPerEvent * eventsPerInvocation)} in the byEvent index)`;
+}
+
+/**
+ * Network → Matrix, per million messages: the network-inbound function (API Gateway, Lambda,
+ * DynamoDB: the resend check, the room, the mapping's write), from bench/rich.ts; and the
+ * mapping's storage for a steady million messages a month. The "CPU" part contains the fake HS,
+ * in the same process (over-estimated, as for the queries).
+ */
+export function inboundCost(r: InboundResult): { message: CostEstimate; storage: StorageCost; total: number } | undefined {
+  const m = r.parts.find((p) => p.kind === 'message');
+  if (!m) return undefined;
+  const message = estimate('network → Matrix: network-inbound, per million messages', 1e6, {
+    meanMs: m.latency.mean,
+    waits: [{ label: 'DynamoDB', ms: m.dynamo.msPerEvent }],
+    rru: m.dynamo.rruPerEvent,
+    wru: m.dynamo.wruPerEvent,
+    writesBasis: mappingWritesBasis(m.dynamo, 1),
+    bodyBytes: m.bodyBytes,
+    logBytes: m.logBytes,
+    readsBasis: ` (consistent GetItem ×${round2(m.dynamo.calls.GetItem ?? 0)}: the mapping, for a resend, and the room's record)`,
+  });
+  const storage = mappingStorage(1e6, m.dynamo.mapping);
+  return { message, storage, total: message.total + storage.total };
+}
+
+export interface ReferenceCost {
+  direction: 'Matrix → network' | 'network → Matrix';
+  kind: string;
+  /** DynamoDB calls per reference of the path that resolves it (deliver, or network-inbound). */
+  calls: Record<string, number>;
+  rru: number;
+  wru: number;
+  /** USD per million references: the reads of the target, and the writes (a reply's or a reaction's own mapping; none for an edit or a deletion). */
+  readsUsd: number;
+  writesUsd: number;
+}
+
+/** DynamoDB per million references, both ways: the look-up of the target, and any mapping written. */
+export function referenceCost(refs: ReferenceResult[], inbound: InboundResult | undefined): ReferenceCost[] {
+  const p = PRICES.dynamodb;
+  const of = (direction: ReferenceCost['direction'], kind: string, d: DynamoPerEvent): ReferenceCost => ({
+    direction,
+    kind,
+    calls: d.calls,
+    rru: d.rruPerEvent,
+    wru: d.wruPerEvent,
+    readsUsd: d.rruPerEvent * p.perMillionRru,
+    writesUsd: d.wruPerEvent * p.perMillionWru,
+  });
+  return [
+    ...refs.map((r) => of('Matrix → network', r.kind, r.deliver)),
+    ...(inbound?.parts ?? []).filter((x) => x.kind !== 'message').map((x) => of('network → Matrix', x.kind, x.dynamo)),
+  ];
 }

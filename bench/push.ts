@@ -14,8 +14,8 @@
  */
 import { enc, http, latency, now } from './lib.js';
 import type { Latency, PeerKind } from './lib.js';
-import { DOMAIN, PREFIX, callsPer, eventSourceBilled, eventSourceCalls, eventSourceExtras } from './subjects.js';
-import type { DeliverInvocation, DynamoTally, Ours, Peer, SqsTally } from './subjects.js';
+import { DOMAIN, PREFIX, callsPer, emptyTally, eventSourceBilled, eventSourceCalls, eventSourceExtras } from './subjects.js';
+import type { DeliverInvocation, DynamoTally, MappingWrites, Ours, Peer, SqsTally } from './subjects.js';
 
 export const SIZES = [1, 10, 100, 1000] as const;
 
@@ -79,9 +79,53 @@ export interface DeliverStats {
   bridge: { callsPerEvent: Record<string, number>; billedPerEvent: number };
   /** Bytes the deliver function logged per invocation (its request line and its metrics line). */
   logBytesPerInvocation: number;
+  /** The deliver function's DynamoDB calls, per event: the message mapping it writes for each message and reaction the network took, and the look-ups of references. */
+  dynamo: DynamoPerEvent;
 }
 
-export function deliverStats(events: number, delivered: number, inv: DeliverInvocation[], es: SqsTally, br: SqsTally, logBytes: number): DeliverStats {
+/** DynamoDB calls and units per event (or per message), with the message mapping items written. */
+export interface DynamoPerEvent {
+  callsPerEvent: number;
+  calls: Record<string, number>;
+  wruPerEvent: number;
+  /** Of wruPerEvent, the byEvent index's copy. */
+  indexWruPerEvent: number;
+  rruPerEvent: number;
+  /** Of rruPerEvent, Queries of the byEvent index. */
+  indexRruPerEvent: number;
+  /** Time inside DynamoDB calls per event, ms. */
+  msPerEvent: number;
+  /** Message mapping items written per event, and their mean storage sizes (table, index), bytes. */
+  mapping: MappingSizes;
+}
+
+export interface MappingSizes {
+  writesPerEvent: number;
+  tableBytes: number;
+  indexBytes: number;
+}
+
+export const mappingSizes = (m: MappingWrites, n: number): MappingSizes => ({
+  writesPerEvent: m.writes / Math.max(n, 1),
+  tableBytes: m.writes ? m.tableBytes / m.writes : NaN,
+  indexBytes: m.writes ? m.indexBytes / m.writes : NaN,
+});
+
+export function dynamoPerEvent(t: DynamoTally, n: number): DynamoPerEvent {
+  const d = Math.max(n, 1);
+  return {
+    callsPerEvent: Object.values(t.calls).reduce((a, b) => a + b, 0) / d,
+    calls: callsPer(t.calls, d),
+    wruPerEvent: t.wru / d,
+    indexWruPerEvent: t.indexWru / d,
+    rruPerEvent: t.rru / d,
+    indexRruPerEvent: t.indexRru / d,
+    msPerEvent: t.ms / d,
+    mapping: mappingSizes(t.mapping, d),
+  };
+}
+
+export function deliverStats(events: number, delivered: number, inv: DeliverInvocation[], es: SqsTally, br: SqsTally, logBytes: number, dynamo: DynamoTally): DeliverStats {
   const n = Math.max(events, 1);
   // What Lambda's event source mapping would be billed for; the emulation's other calls apart (README: 3b.).
   const esBilled = eventSourceBilled(es);
@@ -96,6 +140,7 @@ export function deliverStats(events: number, delivered: number, inv: DeliverInvo
     eventSource: { callsPerEvent: callsPer(esCalls, n), billedPerEvent: esBilled / n, emptyReceives: es.emptyReceives, extras: eventSourceExtras(es) },
     bridge: { callsPerEvent: callsPer(br.calls, n), billedPerEvent: br.billed / n },
     logBytesPerInvocation: logBytes / Math.max(inv.length, 1),
+    dynamo: dynamoPerEvent(dynamo, n),
   };
 }
 
@@ -157,6 +202,7 @@ export async function pushOurs(ours: Ours, roomId: string, size: number, count: 
   let pushDynamo = emptyDynamo();
   let pushSqs = emptySqs();
   let deliverSqs = emptySqs();
+  let deliverDynamo = emptyDynamo();
   let pushLog = 0;
   let deliverLog = 0;
   for (const t of txns) {
@@ -173,12 +219,13 @@ export async function pushOurs(ours: Ours, roomId: string, size: number, count: 
     deliverLog += ours.logBytes() - log1;
     pushLog += log1 - log0;
     deliverSqs = addSqs(deliverSqs, ours.sqsCounter.reset());
-    ours.dynamoCounter.reset();
+    // The deliver function's own: the message mapping of each message the network took.
+    deliverDynamo = addDynamo(deliverDynamo, ours.dynamoCounter.reset());
   }
   const delivered = ours.delivered() - deliveredBefore;
   // Missing, or (a redelivery) more than sent.
   errors += Math.abs(size * count - delivered);
-  const deliver = deliverStats(size * count, delivered, ours.takeInvocations(), ours.eventSourceSqs.reset(), deliverSqs, deliverLog);
+  const deliver = deliverStats(size * count, delivered, ours.takeInvocations(), ours.eventSourceSqs.reset(), deliverSqs, deliverLog, deliverDynamo);
 
   // The same once more with the room → alias cache emptied: what a fresh copy pays.
   ours.bridge.roomCache.clear();
@@ -190,6 +237,7 @@ export async function pushOurs(ours: Ours, roomId: string, size: number, count: 
   ours.takeInvocations();
   ours.eventSourceSqs.reset();
   ours.sqsCounter.reset();
+  ours.dynamoCounter.reset();
 
   const r = result('ours', size, samples, errors);
   const calls = Object.values(pushDynamo.calls).reduce((a, b) => a + b, 0);
@@ -212,7 +260,7 @@ export async function pushOurs(ours: Ours, roomId: string, size: number, count: 
   return r;
 }
 
-const emptyDynamo = (): DynamoTally => ({ calls: {}, rru: 0, wru: 0, reportedUnits: 0, conditionalFailures: 0, ms: 0 });
+const emptyDynamo = emptyTally;
 const emptySqs = (): SqsTally => ({ calls: {}, billed: 0, billedBy: {}, emptyReceives: 0, sent: 0, received: 0, ms: 0, errors: 0 });
 const addCalls = (a: Record<string, number>, b: Record<string, number>) => {
   const out = { ...a };
@@ -226,6 +274,9 @@ export const addDynamo = (a: DynamoTally, b: DynamoTally): DynamoTally => ({
   reportedUnits: a.reportedUnits + b.reportedUnits,
   conditionalFailures: a.conditionalFailures + b.conditionalFailures,
   ms: a.ms + b.ms,
+  indexWru: a.indexWru + b.indexWru,
+  indexRru: a.indexRru + b.indexRru,
+  mapping: { writes: a.mapping.writes + b.mapping.writes, tableBytes: a.mapping.tableBytes + b.mapping.tableBytes, indexBytes: a.mapping.indexBytes + b.mapping.indexBytes },
 });
 export const addSqs = (a: SqsTally, b: SqsTally): SqsTally => ({
   calls: addCalls(a.calls, b.calls),

@@ -82,6 +82,8 @@ async function main(): Promise<void> {
   const wantE2e = k.only.has('e2e');
   let oneRoom: import('./one-room.js').OneRoomResult | undefined;
   let e2e: import('./e2e.js').E2eResult | undefined;
+  let references: import('./rich.js').ReferenceResult[] = [];
+  let inbound: import('./rich.js').InboundResult | undefined;
   if (wantQuery || wantPush || wantOneRoom || wantE2e) {
     const { startOurs, startPeerSubject, WARM_CALLS_PER_ROUND } = await import('./subjects.js');
     const { queryOurs, queryPeer } = await import('./query.js');
@@ -109,6 +111,16 @@ async function main(): Promise<void> {
           log(`3. push ${size} event(s)/txn, ours: ${k.pushTxns[size]} transactions ...`);
           pushes.push(await pushOurs(ours, room, size, k.pushTxns[size] ?? 1, pushWarmup));
         }
+        // For the cost (4.): the message mapping's calls on references and on the network's messages.
+        const { inboundOurs, referencesOurs } = await import('./rich.js');
+        const refCount = k.quick ? 30 : 100;
+        mark('3c. references, ours');
+        log(`3c. references (reply, edit, reaction, redaction) to delivered messages, ours: ${refCount} of each ...`);
+        references = await referencesOurs(ours, refCount);
+        const inCount = k.quick ? 50 : 200;
+        mark('3c. network → Matrix, ours');
+        log(`3c. network → Matrix (network-inbound): ${inCount} messages, then ${inCount} replies, edits, reactions and deletions ...`);
+        inbound = await inboundOurs(ours, inCount, 20);
       }
       if (wantOneRoom) {
         // Ours only (the peers have no delivery queue to compare); its own rooms, after 2. and 3.
@@ -244,25 +256,55 @@ async function main(): Promise<void> {
       if (o1?.dynamo) {
         rows.push({ section: latencySection, metric: 'machine speed: DynamoDB Local ms per call (push, 1 ev/txn), now / before', unit: 'ms', ours: `${fmtMs(o1.dynamo.msPerTxn / o1.dynamo.callsPerTxn)} / ${fmtMs(BEFORE.machine.dynamoMsPerCall)}`, peers: {}, better: '' });
       }
-      const perEventSection = '3b. requests per event, ours (push + deliver; DynamoDB writes are push\'s, the deliver function makes none)';
+      const perEventSection = '3b. requests per event, ours (push + deliver; the deliver function writes the message mapping of each message the network took)';
       for (const size of SIZES) {
         const o = of('ours', size);
         if (!o?.dynamo || !o.sqs || !o.deliver) continue;
         const sqsPush = o.sqs.billedPerTxn / size;
         const sqsDeliver = o.deliver.eventSource.billedPerEvent + o.deliver.bridge.billedPerEvent;
         rows.push({ section: perEventSection, metric: `${size} ev/txn: SQS requests/event, push + event source = total`, unit: 'req', ours: `${round(sqsPush, 3)} + ${round(sqsDeliver, 3)} = ${round(sqsPush + sqsDeliver, 3)}`, peers: {}, better: '' });
-        rows.push({ section: perEventSection, metric: `${size} ev/txn: DynamoDB writes/event (WRU)`, unit: 'WRU', ours: o.dynamo.wruPerTxn / size, peers: {}, better: 'lower' });
+        const wruPush = o.dynamo.wruPerTxn / size;
+        const wruDeliver = o.deliver.dynamo.wruPerEvent;
+        rows.push({ section: perEventSection, metric: `${size} ev/txn: DynamoDB WRU/event, push + deliver = total`, unit: 'WRU', ours: `${round(wruPush, 3)} + ${round(wruDeliver, 3)} = ${round(wruPush + wruDeliver, 3)}`, peers: {}, better: '' });
+        rows.push({
+          section: perEventSection,
+          metric: `${size} ev/txn: of which the message mapping: table + byEvent index`,
+          unit: 'WRU',
+          ours: `${round(wruDeliver - o.deliver.dynamo.indexWruPerEvent, 3)} + ${round(o.deliver.dynamo.indexWruPerEvent, 3)}`,
+          peers: {},
+          better: '',
+        });
         rows.push({ section: perEventSection, metric: `${size} ev/txn: deliver invocations/event`, unit: 'inv', ours: 1 / o.deliver.eventsPerInvocation, peers: {}, better: 'lower' });
       }
-      const { PRICES, eventCost, queryCost } = await import('./cost.js');
+      const { PRICES, eventCost, inboundCost, queryCost, referenceCost } = await import('./cost.js');
       const bodyBytes = new Map<number, number>(SIZES.map((s) => [s, transactions('!room:example.org', s, 1)[0]?.body.length ?? 0]));
       const events = eventCost(pushes, bodyBytes, [1, 10, 100]);
       const queriesCost = wantQuery ? queryCost(queries) : [];
-      results.cost = { prices: PRICES, events, queries: queriesCost };
+      const inboundCosts = inbound ? inboundCost(inbound) : undefined;
+      const refCosts = referenceCost(references, inbound);
+      results.references = references;
+      results.inbound = inbound;
+      results.cost = { prices: PRICES, events, queries: queriesCost, inbound: inboundCosts, references: refCosts };
       const costSection = `4. cost on paper (ours; ${PRICES.region} list prices assumed on ${PRICES.assumedOn}, see below)`;
       for (const c of events) {
-        rows.push({ section: costSection, metric: `${c.workload}: now (push + deliver)`, unit: 'USD', ours: round(c.total, 3), peers: {}, better: 'lower' });
+        rows.push({ section: costSection, metric: `${c.workload}: now (push + deliver + mapping storage)`, unit: 'USD', ours: round(c.total, 3), peers: {}, better: 'lower' });
+        rows.push({ section: costSection, metric: `${c.workload}: of which the message mapping (writes + storage)`, unit: 'USD', ours: `${round(c.mapping.writesUsd, 3)} + ${round(c.mapping.storageUsd, 3)}`, peers: {}, better: '' });
         if (c.before !== undefined) rows.push({ section: costSection, metric: `${c.workload}: ${BEFORE.label}`, unit: 'USD', ours: c.before, peers: {}, better: 'lower' });
+      }
+      if (inboundCosts) {
+        rows.push({ section: costSection, metric: 'network → Matrix, per million messages (+ mapping storage)', unit: 'USD', ours: round(inboundCosts.total, 3), peers: {}, better: 'lower' });
+      }
+      for (const dir of ['Matrix → network', 'network → Matrix'] as const) {
+        const mine = refCosts.filter((r) => r.direction === dir);
+        if (!mine.length) continue;
+        rows.push({
+          section: costSection,
+          metric: `references ${dir}: DynamoDB reads per million (${mine.map((r) => r.kind).join(', ')})`,
+          unit: 'USD',
+          ours: mine.map((r) => round(r.readsUsd, 3)).join(' / '),
+          peers: {},
+          better: '',
+        });
       }
       for (const c of queriesCost) rows.push({ section: costSection, metric: c.workload, unit: 'USD', ours: round(c.total, 3), peers: {}, better: 'lower' });
     }
@@ -314,27 +356,62 @@ async function main(): Promise<void> {
   out.push('');
   out.push(renderTable(rows, k.peers));
   const cost = results.cost as
-    | { prices: typeof import('./cost.js').PRICES; events: Array<import('./cost.js').EventCost>; queries: Array<import('./cost.js').CostEstimate>; slowNetwork?: import('./cost.js').CostEstimate }
+    | {
+        prices: typeof import('./cost.js').PRICES;
+        events: Array<import('./cost.js').EventCost>;
+        queries: Array<import('./cost.js').CostEstimate>;
+        slowNetwork?: import('./cost.js').CostEstimate;
+        inbound?: { message: import('./cost.js').CostEstimate; storage: import('./cost.js').StorageCost; total: number };
+        references: Array<import('./cost.js').ReferenceCost>;
+      }
     | undefined;
   if (cost) {
     const { BEFORE } = await import('./before.js');
     const { usdPerMillionEventsPerWaitMs } = await import('./cost.js');
     const p = cost.prices;
+    const costLine = (l: import('./cost.js').CostLine, indent: string) => out.push(`${indent}${l.item.padEnd(32)} $${l.usd.toFixed(4).padStart(8)}   ${l.basis}`);
     const estimateLines = (c: import('./cost.js').CostEstimate, indent: string) => {
       out.push(`${indent}${c.workload}: $${c.total.toFixed(3)}  (${Math.round(c.invocations).toLocaleString('en-US')} invocations, ${c.billedMs} ms billed each)`);
-      for (const l of c.lines) out.push(`${indent}   ${l.item.padEnd(32)} $${l.usd.toFixed(4).padStart(8)}   ${l.basis}`);
+      for (const l of c.lines) costLine(l, `${indent}   `);
+    };
+    const storageLines = (st: import('./cost.js').StorageCost, indent: string) => {
+      out.push(`${indent}the message mapping kept ${st.days} days, a month, at a steady million a month: $${st.total.toFixed(3)}`);
+      for (const l of st.lines) costLine(l, `${indent}   `);
     };
     out.push('');
     out.push(`4. Cost on paper, ours (USD). Prices: ${p.region}, assumed on ${p.assumedOn}: Lambda ${p.lambda.architecture} $${p.lambda.perGbSecond}/GB-s at ${p.lambda.memoryMb} MB + $${p.lambda.perMillionRequests}/M requests;`);
-    out.push(`   HTTP API $${p.httpApi.perMillionRequests}/M requests (per 512 KB); DynamoDB on-demand $${p.dynamodb.perMillionWru}/M WRU, $${p.dynamodb.perMillionRru}/M RRU; SQS ${p.sqs.queue} $${p.sqs.perMillionRequests}/M requests (per 64 KiB);`);
+    out.push(
+      `   HTTP API $${p.httpApi.perMillionRequests}/M requests (per 512 KB); DynamoDB on-demand $${p.dynamodb.perMillionWru}/M WRU, $${p.dynamodb.perMillionRru}/M RRU, storage $${p.dynamodb.storagePerGbMonth}/GB-month, PITR $${p.dynamodb.pitrPerGbMonth}/GB-month; SQS ${p.sqs.queue} $${p.sqs.perMillionRequests}/M requests (per 64 KiB);`,
+    );
     out.push(`   CloudWatch Logs $${p.cloudwatchLogs.perGbIngested}/GB ingested. "Before": ${BEFORE.label}, recorded ${BEFORE.recordedOn} (push delivered inline; no queue).`);
     for (const c of cost.events) {
       out.push(
-        `   ${c.workload}: $${c.total.toFixed(3)} now (push $${c.push.total.toFixed(3)} + deliver $${c.deliver.total.toFixed(3)})` +
+        `   ${c.workload}: $${c.total.toFixed(3)} now (push $${c.push.total.toFixed(3)} + deliver $${c.deliver.total.toFixed(3)} + mapping storage $${c.storage.total.toFixed(3)}; ` +
+          `the message mapping in all $${c.mapping.total.toFixed(3)}: writes $${c.mapping.writesUsd.toFixed(3)}, storage $${c.mapping.storageUsd.toFixed(3)})` +
           (c.before !== undefined ? `; before $${c.before.toFixed(3)} (now ÷ before ${(c.total / c.before).toFixed(2)})` : ''),
       );
       estimateLines(c.push, '      ');
       estimateLines(c.deliver, '      ');
+      storageLines(c.storage, '      ');
+    }
+    if (cost.inbound) {
+      out.push(`   network → Matrix, per million messages: $${cost.inbound.total.toFixed(3)} (network-inbound $${cost.inbound.message.total.toFixed(3)} + mapping storage $${cost.inbound.storage.total.toFixed(3)})`);
+      estimateLines(cost.inbound.message, '      ');
+      storageLines(cost.inbound.storage, '      ');
+    }
+    if (cost.references.length) {
+      out.push(
+        '   References, DynamoDB per reference and per million of them: reads (the look-up of the target; network → Matrix, a reply and a reaction also read the mapping for a resend, and a reply the room, as any message does), writes (a reply\'s or a reaction\'s own mapping, as for any message):',
+      );
+      for (const r of cost.references) {
+        const calls = Object.entries(r.calls)
+          .filter(([, v]) => v > 0)
+          .map(([n, v]) => `${n} ×${Number(v.toFixed(2))}`)
+          .join(', ');
+        out.push(
+          `      ${`${r.direction}, ${r.kind}:`.padEnd(30)} ${Number(r.rru.toFixed(2))} RRU + ${Number(r.wru.toFixed(2))} WRU: reads $${r.readsUsd.toFixed(4)} + writes $${r.writesUsd.toFixed(4)} per million (${calls})`,
+        );
+      }
     }
     if (cost.slowNetwork) {
       const one = cost.events.find((c) => c.size === 1);
@@ -354,6 +431,10 @@ async function main(): Promise<void> {
   if (wantPushDetail(results)) {
     out.push('');
     out.push(renderPushDetail(results.push as Array<import('./push.js').PushResult>));
+  }
+  if (references.length || inbound) {
+    out.push('');
+    out.push(renderRich(references, inbound));
   }
   if (oneRoom) {
     const { renderOneRoom } = await import('./one-room.js');
@@ -392,11 +473,38 @@ function renderPushDetail(pushes: Array<import('./push.js').PushResult>): string
     if (d) {
       out.push(
         `      deliver: ${d.delivered} of ${d.events} events at the network, ${d.invocations} invocations (${f(d.eventsPerInvocation)} events each, ${f(d.invocationMs.mean)} ms mean, ${f(d.invocationMs.p99)} ms p99), ` +
-          `${d.failedRecords} records reported failed; SQS per event: event source ${calls(d.eventSource.callsPerEvent)}, function ${calls(d.bridge.callsPerEvent)}; ` +
+          `${d.failedRecords} records reported failed; DynamoDB per event: ${calls(d.dynamo.calls)} (${f(d.dynamo.wruPerEvent)} WRU, ${f(d.dynamo.msPerEvent)} ms; mapping items ${f(d.dynamo.mapping.tableBytes, 0)} B + ${f(d.dynamo.mapping.indexBytes, 0)} B in byEvent); ` +
+          `SQS per event: event source ${calls(d.eventSource.callsPerEvent)}, function ${calls(d.bridge.callsPerEvent)}; ` +
           `the local event source's own calls, left out: ${calls(d.eventSource.extras)} in all`,
       );
     }
   }
+  return out.join('\n');
+}
+
+/** 3c., ours: the message mapping's DynamoDB calls on references (Matrix → network) and on the network's messages and changes. */
+function renderRich(refs: import('./rich.js').ReferenceResult[], inbound: import('./rich.js').InboundResult | undefined): string {
+  const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '—');
+  const calls = (c: Record<string, number>) =>
+    Object.entries(c)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ×${f(v)}`)
+      .join(', ') || 'none';
+  const out: string[] = ['3c. The message mapping, ours: DynamoDB per request on references and on the network\'s messages (warm copy; RRU/WRU as billed).'];
+  for (const r of refs) {
+    out.push(
+      `   Matrix → network, ${r.kind} of a message delivered earlier (${r.count}, ${r.errors} errors): push ${calls(r.push.calls)}; deliver ${calls(r.deliver.calls)} = ` +
+        `${f(r.deliver.rruPerEvent)} RRU (${f(r.deliver.indexRruPerEvent)} of the byEvent index) + ${f(r.deliver.wruPerEvent)} WRU (${f(r.deliver.indexWruPerEvent)} of the index)`,
+    );
+  }
+  for (const x of inbound?.parts ?? []) {
+    out.push(
+      `   network → Matrix, ${x.kind} (${x.count}, ${x.errors} errors): p50 ${f(x.latency.p50)} ms, mean ${f(x.latency.mean)} ms; ${calls(x.dynamo.calls)} = ${f(x.dynamo.rruPerEvent)} RRU + ${f(x.dynamo.wruPerEvent)} WRU ` +
+        `(${f(x.dynamo.indexWruPerEvent)} of the index), ${f(x.dynamo.msPerEvent)} ms in DynamoDB` +
+        (x.dynamo.mapping.writesPerEvent > 0 ? `; mapping items ${f(x.dynamo.mapping.tableBytes, 0)} B + ${f(x.dynamo.mapping.indexBytes, 0)} B in byEvent` : ''),
+    );
+  }
+  if (inbound) out.push(`   network → Matrix, a message in a fresh copy (nothing in its memory): ${inbound.coldCache.calls.join(', ')} = ${f(inbound.coldCache.rru)} RRU + ${f(inbound.coldCache.wru)} WRU`);
   return out.join('\n');
 }
 

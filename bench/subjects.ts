@@ -14,11 +14,12 @@ import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { DELIVERY } from '../lib/defaults.js';
 import { startDynamoLocal } from '../lib/local/dynamodb.js';
 import type { LocalDynamo } from '../lib/local/dynamodb.js';
-import { createLocalTable } from '../lib/local/table.js';
+import { createLocalTable, tableDefinition } from '../lib/local/table.js';
 import { startLocalQueues } from '../lib/local/queue.js';
 import type { LocalQueues } from '../lib/local/queue.js';
 import { sqsEventSource } from '../lib/local/sqs-event-source.js';
@@ -26,6 +27,7 @@ import type { SqsEventSource } from '../lib/local/sqs-event-source.js';
 import { setLogSink } from '../lib/log.js';
 import type { Bridge } from '../lib/bridge/runtime.js';
 import { sqsClient, sqsQueue } from '../lib/queue/sqs.js';
+import { sign } from '../lib/signature.js';
 import { tableOf } from '../lib/store/index.js';
 import { startFakeHs } from '../test/support/fake-hs.js';
 import type { FakeHs } from '../test/support/fake-hs.js';
@@ -56,6 +58,22 @@ export interface DynamoTally {
   conditionalFailures: number;
   /** Time spent inside DynamoDB calls (client side: marshalling, HTTP, DynamoDB Local itself), ms. */
   ms: number;
+  /** Of `wru` and `rru`, the units billed to global secondary indexes (the `byEvent` index): its copy of a written item, its Query reads. */
+  indexWru: number;
+  indexRru: number;
+  /**
+   * The message mapping items (`NETMSG#…`) the code wrote, as it wrote them: how many, and their
+   * sizes as DynamoDB bills storage (README: 4.), in the table and in the `byEvent` index.
+   */
+  mapping: MappingWrites;
+}
+
+export interface MappingWrites {
+  writes: number;
+  /** Sum of the items' storage sizes in the table: attribute names and values, plus 100 B per item. */
+  tableBytes: number;
+  /** Sum of their entries' storage sizes in the keys-only index: the table's key, the index key, plus 100 B per entry. */
+  indexBytes: number;
 }
 
 const READS = new Set(['GetItemCommand', 'BatchGetItemCommand', 'QueryCommand', 'ScanCommand', 'TransactGetItemsCommand']);
@@ -64,6 +82,95 @@ const READS = new Set(['GetItemCommand', 'BatchGetItemCommand', 'QueryCommand', 
 function consistentRead(input: unknown): boolean {
   const i = input as { ConsistentRead?: boolean; RequestItems?: Record<string, { ConsistentRead?: boolean }> };
   return i.ConsistentRead === true || Object.values(i.RequestItems ?? {}).some((t) => t.ConsistentRead === true);
+}
+
+export const emptyTally = (): DynamoTally => ({
+  calls: {},
+  rru: 0,
+  wru: 0,
+  reportedUnits: 0,
+  conditionalFailures: 0,
+  ms: 0,
+  indexWru: 0,
+  indexRru: 0,
+  mapping: { writes: 0, tableBytes: 0, indexBytes: 0 },
+});
+
+// ------------------------------------------------------------------ item sizes, as DynamoDB bills storage
+
+/** The message mapping's key prefix (lib/store/messages.ts). */
+const MAPPING_PREFIX = 'NETMSG#';
+
+type Av = { S?: string; N?: string; B?: Uint8Array; BOOL?: boolean; NULL?: boolean; M?: Record<string, Av>; L?: Av[]; SS?: string[]; NS?: string[]; BS?: Uint8Array[] };
+const AV_KEYS = new Set(['S', 'N', 'B', 'BOOL', 'NULL', 'M', 'L', 'SS', 'NS', 'BS']);
+const isAv = (v: unknown) => typeof v === 'object' && v !== null && Object.keys(v).length === 1 && AV_KEYS.has(Object.keys(v)[0]!);
+
+/** An item as attribute values: as it is when already marshalled, else marshalled the document client's way. */
+function asAttributeValues(item: Record<string, unknown>): Record<string, Av> {
+  if (Object.values(item).every(isAv)) return item as Record<string, Av>;
+  return marshall(item, { removeUndefinedValues: true }) as Record<string, Av>;
+}
+
+const utf8 = (s: string) => Buffer.byteLength(s, 'utf8');
+
+/** A number's size: 1 byte per two significant digits, plus 1 (leading and trailing zeros trimmed). */
+function numberBytes(n: string): number {
+  const digits = n.replace(/^[-+]/, '').replace(/[eE].*$/, '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
+  return Math.ceil(Math.max(digits.length, 1) / 2) + 1;
+}
+
+/**
+ * A value's size by the rules of the DynamoDB Developer Guide, "DynamoDB item sizes and formats"
+ * (docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html):
+ * strings and binaries their bytes, numbers as above, booleans and null 1 byte, lists and maps
+ * 3 bytes plus 1 per element plus their elements.
+ */
+function valueBytes(v: Av): number {
+  if (v.S !== undefined) return utf8(v.S);
+  if (v.N !== undefined) return numberBytes(v.N);
+  if (v.B !== undefined) return v.B.byteLength;
+  if (v.BOOL !== undefined || v.NULL !== undefined) return 1;
+  if (v.M) return 3 + Object.entries(v.M).reduce((a, [k, x]) => a + 1 + utf8(k) + valueBytes(x), 0);
+  if (v.L) return 3 + v.L.reduce((a, x) => a + 1 + valueBytes(x), 0);
+  if (v.SS) return v.SS.reduce((a, x) => a + utf8(x), 0);
+  if (v.NS) return v.NS.reduce((a, x) => a + numberBytes(x), 0);
+  if (v.BS) return v.BS.reduce((a, x) => a + x.byteLength, 0);
+  return 0;
+}
+
+/** Per-item storage overhead DynamoDB bills, in the table and in each index (same page). */
+export const ITEM_OVERHEAD_BYTES = 100;
+
+const attributesBytes = (item: Record<string, Av>, names?: readonly string[]) =>
+  Object.entries(item)
+    .filter(([k]) => !names || names.includes(k))
+    .reduce((a, [k, v]) => a + utf8(k) + valueBytes(v), 0);
+
+export const itemStorageBytes = (item: Record<string, Av>) => attributesBytes(item) + ITEM_OVERHEAD_BYTES;
+
+type TableDef = {
+  KeySchema: Array<{ AttributeName: string }>;
+  GlobalSecondaryIndexes?: Array<{ KeySchema: Array<{ AttributeName: string }>; Projection: { ProjectionType: string; NonKeyAttributes?: string[] } }>;
+};
+let tableDef: TableDef | undefined;
+
+/**
+ * The index's copies, from the table's own definition (infra/table.yml): the table's key and the
+ * index's key attributes, and projected ones (none: KEYS_ONLY), plus 100 B per entry
+ * (DynamoDB Developer Guide, global secondary indexes: "Storage considerations"). 0 for an item the index does not hold
+ * (it lacks the index key: a sparse index).
+ */
+function indexEntryStorageBytes(item: Record<string, Av>): number {
+  const def = (tableDef ??= tableDefinition() as TableDef);
+  const tableKey = def.KeySchema.map((k) => k.AttributeName);
+  let bytes = 0;
+  for (const gsi of def.GlobalSecondaryIndexes ?? []) {
+    const indexKey = gsi.KeySchema.map((k) => k.AttributeName);
+    if (!indexKey.every((a) => item[a] !== undefined)) continue;
+    const projected = gsi.Projection.ProjectionType === 'ALL' ? undefined : [...tableKey, ...indexKey, ...(gsi.Projection.NonKeyAttributes ?? [])];
+    bytes += attributesBytes(item, projected) + ITEM_OVERHEAD_BYTES;
+  }
+  return bytes;
 }
 
 export interface DynamoCounter {
@@ -83,7 +190,7 @@ export interface DynamoCounter {
  * the minimum (Local reports 0 for an empty Query).
  */
 export function countDynamo(doc: DynamoDBDocumentClient): DynamoCounter {
-  const fresh = (): DynamoTally => ({ calls: {}, rru: 0, wru: 0, reportedUnits: 0, conditionalFailures: 0, ms: 0 });
+  const fresh = emptyTally;
   const counter: DynamoCounter = {
     tally: fresh(),
     reset() {
@@ -98,20 +205,41 @@ export function countDynamo(doc: DynamoDBDocumentClient): DynamoCounter {
       const name = String(ctx.commandName);
       const t = counter.tally;
       t.calls[name] = (t.calls[name] ?? 0) + 1;
-      const input = args.input as { ReturnConsumedCapacity?: string };
-      input.ReturnConsumedCapacity ??= 'TOTAL';
+      const input = args.input as { ReturnConsumedCapacity?: string; IndexName?: string; Item?: Record<string, unknown> };
+      // INDEXES: the total as TOTAL gives it, and the part of it each global secondary index consumed.
+      input.ReturnConsumedCapacity ??= 'INDEXES';
+      // The message mapping, sized from the item the code sends (before or after the document client marshalled it).
+      if (name === 'PutItemCommand' || name === 'PutCommand') {
+        const item = input.Item ? asAttributeValues(input.Item) : undefined;
+        if (item && String(item.pk?.S ?? '').startsWith(MAPPING_PREFIX)) {
+          t.mapping.writes++;
+          t.mapping.tableBytes += itemStorageBytes(item);
+          t.mapping.indexBytes += indexEntryStorageBytes(item);
+        }
+      }
       const started = performance.now();
       try {
         const out = await next(args);
-        const cc = (out.output as { ConsumedCapacity?: { CapacityUnits?: number } | Array<{ CapacityUnits?: number }> }).ConsumedCapacity;
-        const units = (Array.isArray(cc) ? cc : cc ? [cc] : []).reduce((a, c) => a + (c.CapacityUnits ?? 0), 0);
+        type Cc = { CapacityUnits?: number; GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }> };
+        const cc = (out.output as { ConsumedCapacity?: Cc | Cc[] }).ConsumedCapacity;
+        const list = Array.isArray(cc) ? cc : cc ? [cc] : [];
+        const units = list.reduce((a, c) => a + (c.CapacityUnits ?? 0), 0);
+        let indexUnits = list.reduce((a, c) => a + Object.values(c.GlobalSecondaryIndexes ?? {}).reduce((b, i) => b + (i.CapacityUnits ?? 0), 0), 0);
         t.reportedUnits += units;
         let billed = name.startsWith('Transact') ? units * 2 : units;
         // A read that finds nothing is still billed at the minimum (one 4 KB read); DynamoDB
-        // Local reports 0 for an empty Query.
-        if (READS.has(name) && billed === 0) billed = consistentRead(args.input) ? 1 : 0.5;
-        if (READS.has(name)) t.rru += billed;
-        else t.wru += billed;
+        // Local reports 0 for an empty Query. A Query of an index is always eventually consistent.
+        if (READS.has(name) && billed === 0) {
+          billed = consistentRead(args.input) ? 1 : 0.5;
+          if (input.IndexName) indexUnits = billed;
+        }
+        if (READS.has(name)) {
+          t.rru += billed;
+          t.indexRru += indexUnits;
+        } else {
+          t.wru += billed;
+          t.indexWru += indexUnits;
+        }
         return out;
       } catch (e) {
         const n = (e as Error).name;
@@ -252,8 +380,8 @@ export const callsPer = (calls: Record<string, number>, n: number): Record<strin
  * after some thousands of calls, as its JIT compiles. Without this, whichever benchmark ran first
  * would pay for the warm-up. The calls are the kinds our code makes, on keys of their own.
  */
-/** Calls warmDynamo makes per round: 4 workers × 7 calls. */
-export const WARM_CALLS_PER_ROUND = 4 * 7;
+/** Calls warmDynamo makes per round: 4 workers × 9 calls. */
+export const WARM_CALLS_PER_ROUND = 4 * 9;
 
 export async function warmDynamo(doc: DynamoDBDocumentClient, tableName: string, rounds: number): Promise<void> {
   const worker = async (w: number) => {
@@ -276,6 +404,9 @@ export async function warmDynamo(doc: DynamoDBDocumentClient, tableName: string,
       // The alias mapping (markRoomReady): a plain PutItem, then one conditional on an attribute.
       await doc.send(new PutCommand({ TableName: tableName, Item: { pk, sk: 'C', v: i } }));
       await doc.send(new PutCommand({ TableName: tableName, Item: { pk, sk: 'A', v: i, s: 'ready' }, ConditionExpression: 'v = :v', ExpressionAttributeValues: { ':v': i } }));
+      // The message mapping: a plain PutItem that the byEvent index copies, and a Query of that index.
+      await doc.send(new PutCommand({ TableName: tableName, Item: { pk, sk: 'M', eventId: `$warm-${w}-${i}`, v: i } }));
+      await doc.send(new QueryCommand({ TableName: tableName, IndexName: 'byEvent', KeyConditionExpression: 'eventId = :e', ExpressionAttributeValues: { ':e': `$warm-${w}-${i}` }, Limit: 2 }));
     }
   };
   await Promise.all(Array.from({ length: 4 }, (_, w) => worker(w)));
@@ -283,7 +414,11 @@ export async function warmDynamo(doc: DynamoDBDocumentClient, tableName: string,
 
 // ------------------------------------------------------------------ ours
 
-export type FunctionName = 'user-query' | 'room-query' | 'push';
+export type FunctionName = 'user-query' | 'room-query' | 'push' | 'network-inbound';
+/** What the network sends the AS (functions/network-inbound.ts): POST /network/{kind}. */
+export type NetworkKind = 'messages' | 'edits' | 'deletions' | 'reactions';
+/** The network's secret in the benchmark: it enables the open network's signed inbound routes. */
+export const NETWORK_SECRET = 'bench-network-secret-0123456789abcdef';
 type Handler = Parameters<typeof invoke>[0];
 type DeliverHandler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => Promise<SQSBatchResponse | undefined>;
 
@@ -329,6 +464,8 @@ export interface Ours {
   /** Messages handed to the (no-op) network. */
   delivered: () => number;
   call(fn: FunctionName, req: Invoke): Promise<Reply>;
+  /** The network calls the AS: `POST /network/{kind}` through the network-inbound function, signed as a network signs. */
+  callNetwork(kind: NetworkKind, body: unknown): Promise<Reply>;
   stop(): Promise<void>;
 }
 
@@ -371,6 +508,8 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, queu
     USER_PREFIX: PREFIX,
     SENDER_LOCALPART: 'ircbot',
     NETWORK: 'open',
+    // With a secret the open network takes the network's signed requests too (POST /network/…).
+    NETWORK_SECRET,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   });
   // Log lines are formatted and masked as in Lambda, then dropped (only their size is kept).
@@ -382,17 +521,20 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, queu
     'user-query': (await import('../functions/user-query.js')).handler as unknown as Handler,
     'room-query': (await import('../functions/room-query.js')).handler as unknown as Handler,
     push: (await import('../functions/push.js')).handler as unknown as Handler,
+    'network-inbound': (await import('../functions/network-inbound.js')).handler as unknown as Handler,
   };
   const deliverHandler = (await import('../functions/deliver.js')).handler as unknown as DeliverHandler;
   const { getBridge } = await import('../lib/bridge/runtime.js');
   const bridge = await getBridge();
   // The no-op network: lookups stay the open network's (every ID exists), deliveries go nowhere.
+  // It answers an id of its own for each, as a real network does (a UUID: 36 characters), which
+  // the deliver function records in the message mapping.
   let delivered = 0;
   bridge.network = {
     ...bridge.network,
     deliver: async () => {
       delivered++;
-      return {};
+      return { id: randomUUID() };
     },
   };
   // The bridge's SQS calls, counted: its outbox and delivery queue are the project's own sqsQueue()
@@ -466,6 +608,10 @@ async function wireOurs(dynamo: LocalDynamo, tableName: string, hs: FakeHs, queu
     logBytes: () => logBytes,
     delivered: () => delivered,
     call: (fn, req) => invoke(handlers[fn], { ...req, headers: { authorization: `Bearer ${HS_TOKEN}`, ...req.headers } }),
+    callNetwork: (kind, body) => {
+      const raw = JSON.stringify(body);
+      return invoke(handlers['network-inbound'], { method: 'POST', path: `/network/${kind}`, rawBody: raw, headers: { 'x-signature': sign(NETWORK_SECRET, raw) } });
+    },
     async stop() {
       await events.stop();
       bridgeSqs.destroy();

@@ -156,7 +156,7 @@ let tableDef: TableDef | undefined;
 
 /**
  * The index's copies, from the table's own definition (infra/table.yml): the table's key and the
- * index's key attributes, and projected ones (none: KEYS_ONLY), plus 100 B per entry
+ * index's key attributes, and projected ones (`sender`), plus 100 B per entry
  * (DynamoDB Developer Guide, global secondary indexes: "Storage considerations"). 0 for an item the index does not hold
  * (it lacks the index key: a sparse index).
  */

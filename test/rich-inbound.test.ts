@@ -88,6 +88,9 @@ test('an edit becomes an m.replace of the mapped event; unknown target or anothe
   assert.deepEqual(c['m.relates_to'], { rel_type: 'm.replace', event_id: m.eventId });
   assert.deepEqual(c['m.new_content'], { msgtype: 'm.text', body: 'hello', format: 'org.matrix.custom.html', formatted_body: '<i>hello</i>' });
   assert.equal(c.body, '* hello');
+  // Matrix shows an edit only from whoever sent the message: Carol may not edit Bob's.
+  const notHers = await send('edits', { id: uniq('edit-'), room: remote, target: m.id, body: 'mine now', sender: { id: 'Carol' } });
+  assert.deepEqual([notHers.status, notHers.body.errcode], [403, 'M_FORBIDDEN']);
   const sent = room.events.length + other.room.events.length;
   const unknown = await send('edits', { id: uniq('edit-'), room: remote, target: 'nope', body: 'x' });
   assert.deepEqual([unknown.status, unknown.body.errcode], [404, 'M_NOT_FOUND']);

@@ -178,6 +178,22 @@ test('a network without reactions (501) or that does not know the target (404): 
   assert.equal(taken('/messages', remote).length, 1);
 });
 
+test('an edit of someone else\'s message is not delivered: Matrix shows an edit only from the message\'s sender', async () => {
+  const { room, remote } = await bridgedRoom();
+  const bob = await fromNetwork(remote, 'Bob says');
+  const mine = await matrix(room, 'm.room.message', { msgtype: 'm.text', body: 'mine' });
+  for (const [target, sender] of [[bob.eventId, ALICE], [mine, MOD]] as const) {
+    await matrix(room, 'm.room.message', { msgtype: 'm.text', body: '* x', 'm.new_content': { msgtype: 'm.text', body: 'x' }, 'm.relates_to': { rel_type: 'm.replace', event_id: target } }, sender);
+  }
+  await matrix(room, 'm.room.message', { msgtype: 'm.text', body: '* mine!', 'm.new_content': { msgtype: 'm.text', body: 'mine!' }, 'm.relates_to': { rel_type: 'm.replace', event_id: mine } });
+  assert.deepEqual(taken('/edits', remote).map((r) => r.body.body), ['mine!'], 'only Alice\'s edit of her own message');
+  // Synapse takes such an edit (and no client shows it); the fake takes it too, and notes it.
+  const noted = as.hs.specErrors.filter((e) => e.includes('a replacement must have the sender of the original'));
+  assert.equal(noted.length, 2);
+  as.hs.specErrors.splice(0, as.hs.specErrors.length, ...as.hs.specErrors.filter((e) => !noted.includes(e)));
+  assert.deepEqual(await as.queues.counts(), { visible: 0, hidden: 0, deadLetters: 0 });
+});
+
 test('echoes: what virtual users and the bot do (a network edit, reaction or deletion coming back) is never sent to the network', async () => {
   const { room, remote } = await bridgedRoom();
   const bob = await fromNetwork(remote, 'mine');

@@ -113,16 +113,16 @@ test('scrollback past its expiry is not replayed, even before TTL deletes it', a
 
 test('message mapping: NETMSG#<id>/EVENT, one item, kept 30 days by default, read both ways', async () => {
   const before = (await table.items()).length;
-  await store.recordBridgedMessage({ networkId: 'irc-9', eventId: '$e9', roomId: '!r:hs' });
+  await store.recordBridgedMessage({ networkId: 'irc-9', eventId: '$e9', roomId: '!r:hs', sender: '@irc_bob:hs' });
   assert.equal((await table.items()).length, before + 1, 'one write, one item: the other direction is the index');
   const raw = await item('NETMSG#irc-9', 'EVENT');
   assert.deepEqual([raw?.eventId, raw?.roomId], ['$e9', '!r:hs']);
   assert.ok(inDays(raw?.expiresAt, 30));
-  assert.deepEqual(await store.getBridgedMessage('irc-9'), { networkId: 'irc-9', eventId: '$e9', roomId: '!r:hs' });
+  assert.deepEqual(await store.getBridgedMessage('irc-9'), { networkId: 'irc-9', eventId: '$e9', roomId: '!r:hs', sender: '@irc_bob:hs' });
   assert.equal(await store.getBridgedMessage('irc-10'), undefined);
   // The index (byEvent) is eventually consistent: DynamoDB Local shows it at once.
-  assert.equal(await store.networkIdOf('$e9'), 'irc-9');
-  assert.equal(await store.networkIdOf('$nothing'), undefined);
+  assert.deepEqual(await store.mappingOfEvent('$e9'), { networkId: 'irc-9', sender: '@irc_bob:hs' });
+  assert.equal(await store.mappingOfEvent('$nothing'), undefined);
 });
 
 test('message mapping: the time it is kept comes from the store options (MESSAGE_MAPPING_DAYS)', async () => {

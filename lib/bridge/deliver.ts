@@ -52,7 +52,7 @@ export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[],
   const counts: DeliverCounts = { delivered: 0, refused: 0, deadLettered: 0, retried: 0 };
   const latencies: number[] = [];
   // Event → network id of what this batch delivered, for references to it later in the batch.
-  const delivered = new Map<string, string>();
+  const delivered = new Map<string, Mapped>();
   await Promise.all(
     [...rooms.values()].map(async (room) => {
       for (let i = 0; i < room.length; i++) {
@@ -107,17 +107,24 @@ export function parseQueued(text: string): Delivery {
  * delivered (the table's index may not show those yet). A reference whose id is not known
  * keeps the event ID alone, which the network was given too.
  */
-async function resolveRefs(b: Bridge, d: Delivery, delivered: Map<string, string>): Promise<Delivery> {
+async function resolveRefs(b: Bridge, d: Delivery, delivered: Map<string, Mapped>): Promise<Delivery> {
   const ref = d.kind === 'messages' ? d.body.replyTo : d.body.target;
   if (!ref) return d;
-  const id = delivered.get(ref.eventId) ?? (await b.store.networkIdOf(ref.eventId));
+  const mapped = delivered.get(ref.eventId) ?? (await b.store.mappingOfEvent(ref.eventId));
+  // Matrix shows an edit only from whoever sent the message: anyone else's is not one, anywhere.
+  if (d.kind === 'edits' && mapped?.sender !== undefined && mapped.sender !== d.body.sender.userId) {
+    throw new UnknownTargetError(`${d.body.sender.userId} edited a message ${mapped.sender} sent: Matrix ignores such an edit`);
+  }
   // Recorded under its event ID: the network answered no id of its own for it.
-  if (id === undefined || id === ref.eventId) return d;
-  const resolved = { ...ref, id };
+  if (mapped === undefined || mapped.networkId === ref.eventId) return d;
+  const resolved = { ...ref, id: mapped.networkId };
   return (d.kind === 'messages' ? { ...d, body: { ...d.body, replyTo: resolved } } : { ...d, body: { ...d.body, target: resolved } }) as Delivery;
 }
 
-async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number, delivered: Map<string, string>): Promise<Outcome> {
+/** What this batch delivered: event → the network's id, and who sent it. */
+type Mapped = { networkId: string; sender: string };
+
+async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number, delivered: Map<string, Mapped>): Promise<Outcome> {
   const log = b.log.child({ roomId: e.roomId, eventId: e.eventId });
   let delivery: Delivery;
   try {
@@ -130,6 +137,7 @@ async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number, deliver
   const about = { roomId: e.roomId, eventId: e.eventId, sender: e.sender, type: EVENT_TYPE[delivery.kind] ?? 'm.room.message' };
   let answer: Delivered;
   try {
+    // Inside the try: a reference that makes the delivery pointless (UnknownTargetError) drops it quietly.
     answer = await b.network.deliver(await resolveRefs(b, delivery, delivered));
   } catch (err) {
     if (err instanceof UnsupportedDeliveryError || err instanceof UnknownTargetError) {
@@ -165,11 +173,11 @@ async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number, deliver
  * the event ID when it answered none). A failed write costs only the network's id in later
  * references (they still carry the event ID), never the delivery: it is logged, not retried.
  */
-async function recordMapping(b: Bridge, e: ReceivedEvent, answer: Delivered, delivered: Map<string, string>): Promise<void> {
+async function recordMapping(b: Bridge, e: ReceivedEvent, answer: Delivered, delivered: Map<string, Mapped>): Promise<void> {
   const networkId = answer.id ?? e.eventId;
-  delivered.set(e.eventId, networkId);
+  delivered.set(e.eventId, { networkId, sender: e.sender });
   try {
-    await b.store.recordBridgedMessage({ networkId, eventId: e.eventId, roomId: e.roomId });
+    await b.store.recordBridgedMessage({ networkId, eventId: e.eventId, roomId: e.roomId, sender: e.sender });
   } catch (err) {
     b.log.warn('could not record the network id of a delivered message', { roomId: e.roomId, eventId: e.eventId, networkId, err });
   }

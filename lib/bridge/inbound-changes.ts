@@ -43,6 +43,11 @@ const counted = (run: () => Promise<ChangeOutcome>) => countOutcome('InboundMess
 export const handleInboundEdit = (b: Bridge, edit: InboundEdit, deadline: number) =>
   counted(async () => {
     const { room, target } = await targetOf(b, edit);
+    // Matrix shows an edit only from whoever sent the message (Synapse stores another's, and no client shows it).
+    const editor = b.ns.userIdFor(edit.sender.id);
+    if (target.sender !== undefined && target.sender !== editor) {
+      throw new MatrixError(403, ErrCode.Forbidden, `only the sender of ${edit.target} may edit it in Matrix (${editor} is not)`);
+    }
     const next = textContent(b, edit);
     // What clients without edits show: the new text marked as an edit.
     const fallback = textContent(b, { ...edit, body: `* ${edit.body}`, formattedBody: edit.formattedBody === undefined ? undefined : `* ${edit.formattedBody}` });
@@ -76,7 +81,7 @@ export const handleInboundReaction = (b: Bridge, r: InboundReaction, deadline: n
       }
       throw e;
     }
-    await b.store.recordBridgedMessage({ networkId: r.id, eventId, roomId: room.roomId });
+    await b.store.recordBridgedMessage({ networkId: r.id, eventId, roomId: room.roomId, sender: b.ns.userIdFor(r.sender.id) });
     return { eventId };
   });
 

@@ -92,7 +92,7 @@ export async function postOnce(b: Bridge, room: BridgedRoom, m: InboundMessage, 
 /** Posts, then records what it became (for when the caller has just checked there is no record). */
 export async function postAndRecord(b: Bridge, room: BridgedRoom, m: InboundMessage, deadline: number): Promise<string> {
   const eventId = await postAsVirtualUser(b, room, m, deadline);
-  await b.store.recordBridgedMessage({ networkId: m.id, eventId, roomId: room.roomId });
+  await b.store.recordBridgedMessage({ networkId: m.id, eventId, roomId: room.roomId, sender: b.ns.userIdFor(m.sender.id) });
   return eventId;
 }
 

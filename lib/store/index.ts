@@ -64,7 +64,7 @@ export function dynamoStore(t: Table, opts: StoreOptions = { messageTtlS: MESSAG
     dropScrollback: guard(scrollback.dropScrollback, t),
     getBridgedMessage: guard(messages.getBridgedMessage, t),
     recordBridgedMessage: guard((t: Table, m: BridgedMessage) => messages.recordBridgedMessage(t, m, opts.messageTtlS), t),
-    networkIdOf: guard(messages.networkIdOf, t),
+    mappingOfEvent: guard(messages.mappingOfEvent, t),
     // rooms healed from the homeserver
     adoptRoom: guard(aliases.adoptRoom, t),
   };

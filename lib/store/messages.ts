@@ -9,8 +9,8 @@
  * and answered its own id for it (or, when it answers none, under the event id it was given).
  *
  * The other direction, Matrix event → network id (a Matrix user's reply, edit, reaction or
- * redaction of a bridged message), is the table's sparse index `byEvent` on `eventId`: the
- * same single write keeps both directions. An index is read eventually consistently, so a
+ * redaction of a bridged message), is the table's sparse index `byEvent` on `eventId` (with
+ * the sender, for edits): the same single write keeps both directions. An index is read eventually consistently, so a
  * mapping written a moment ago may not show there yet; deliveries always carry the event id
  * as well (the network was given it), so nothing is lost when it does not.
  */
@@ -29,17 +29,17 @@ export async function getBridgedMessage(t: Table, networkId: string): Promise<Br
   const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: key(networkId), ConsistentRead: true }));
   // An expired record is no longer ours to use, even before DynamoDB's TTL deletes it.
   if (!out.Item || Number(out.Item.expiresAt) <= Date.now() / 1000) return undefined;
-  return { networkId, eventId: out.Item.eventId, roomId: out.Item.roomId };
+  return { networkId, eventId: out.Item.eventId, roomId: out.Item.roomId, ...(out.Item.sender ? { sender: out.Item.sender } : {}) };
 }
 
 export async function recordBridgedMessage(t: Table, m: BridgedMessage, ttlS: number): Promise<void> {
   await t.doc.send(
-    new PutCommand({ TableName: t.tableName, Item: { ...key(m.networkId), eventId: m.eventId, roomId: m.roomId, expiresAt: expiresIn(ttlS) } }),
+    new PutCommand({ TableName: t.tableName, Item: { ...key(m.networkId), eventId: m.eventId, roomId: m.roomId, sender: m.sender, expiresAt: expiresIn(ttlS) } }),
   );
 }
 
-/** The network's id of a Matrix event, when one is recorded (and the index has caught up). */
-export async function networkIdOf(t: Table, eventId: string): Promise<string | undefined> {
+/** The network's id of a Matrix event, and who sent it, when recorded (and the index has caught up). */
+export async function mappingOfEvent(t: Table, eventId: string): Promise<Pick<BridgedMessage, 'networkId' | 'sender'> | undefined> {
   const out = await t.doc.send(
     new QueryCommand({
       TableName: t.tableName,
@@ -49,6 +49,7 @@ export async function networkIdOf(t: Table, eventId: string): Promise<string | u
       Limit: 2,
     }),
   );
-  const pk = out.Items?.map((i) => String(i.pk)).find((p) => p.startsWith(PK_PREFIX));
-  return pk?.slice(PK_PREFIX.length);
+  const item = out.Items?.find((i) => String(i.pk).startsWith(PK_PREFIX));
+  if (!item) return undefined;
+  return { networkId: String(item.pk).slice(PK_PREFIX.length), ...(item.sender ? { sender: String(item.sender) } : {}) };
 }

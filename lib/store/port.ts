@@ -178,10 +178,10 @@ export interface Store {
   /** One write, kept MESSAGE_MAPPING_DAYS; it serves both directions. */
   recordBridgedMessage(message: BridgedMessage): Promise<void>;
   /**
-   * Matrix event → the network's id for it, when recorded. Read from an index: a mapping
-   * written within the last second or so may not show yet.
+   * Matrix event → the network's id for it (and its sender), when recorded. Read from an index:
+   * a mapping written within the last second or so may not show yet.
    */
-  networkIdOf(eventId: string): Promise<string | undefined>;
+  mappingOfEvent(eventId: string): Promise<Pick<BridgedMessage, 'networkId' | 'sender'> | undefined>;
 
   /**
    * Rooms healed from the homeserver: records room ↔ alias, ready, for a room the homeserver
@@ -197,6 +197,11 @@ export interface BridgedMessage {
   networkId: string;
   eventId: string;
   roomId: RoomId;
+  /**
+   * Who sent it in Matrix (a virtual user for the network's): only they may edit it. Absent on
+   * records written before it was kept.
+   */
+  sender?: string;
 }
 
 /**

@@ -11,166 +11,38 @@
  * Synapse's database is wiped first (reset.sh); Synapse and `npm start` are always stopped at the
  * end, also when a step fails or the run is interrupted.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
+import { HS, LAB, LAB_SCRIPT_MS, AS_READY_MS, REGISTRATION_FILE, ROOT, SERVER, asLogLines, asTail, call, cs, eventually, lab, run, startAs, synapseLog } from './lab.js';
+import type { Registration } from './lab.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const LAB = process.env.HS_LAB?.trim() ?? '';
-/** The lab's Synapse (its start.sh honours HS_PORT too). */
-const HS = `http://127.0.0.1:${process.env.HS_PORT?.trim() || '8008'}`;
-const SERVER = 'localhost';
 const PREFIX = 'irc.freenode.net/';
 const ALIAS = `#${PREFIX}#matrix:${SERVER}`;
 const BOB = `@${PREFIX}_bob:${SERVER}`;
 const CAROL = `@${PREFIX}_carol:${SERVER}`;
 const ALICE = `@alice:${SERVER}`;
 const NETWORK_SECRET = randomBytes(24).toString('hex');
-const AS_READY_MS = 120_000;
-const LAB_SCRIPT_MS = 180_000;
-/** How long we keep looking for something to happen; never asserted as a speed. */
-const LOOK_MS = 15_000;
-
-const DIR = mkdtempSync(join(tmpdir(), 'mal-synapse-'));
-const REGISTRATION_FILE = join(DIR, 'registration.yaml');
-
-interface Registration {
-  id: string;
-  as_token: string;
-  hs_token: string;
-}
 
 const state: {
-  as?: ChildProcess;
-  asUrl?: string;
-  asOut: string;
   reg?: Registration;
-  synapseStarted: boolean;
   alice?: string;
   roomId?: string;
   hello?: { ts: number };
-} = { asOut: '', synapseStarted: false };
+} = {};
 
 // ---------------------------------------------------------------- helpers
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Runs one of the lab's scripts; its output goes to stderr (TAP stays on stdout), a failure throws. */
-function lab(script: string, ...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [join(LAB, script), ...args], {
-      cwd: DIR,
-      env: { ...process.env, HS_LAB: LAB },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), LAB_SCRIPT_MS);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      for (const line of out.split('\n')) if (line.trim()) process.stderr.write(`[${script}] ${line}\n`);
-      if (code === 0) resolve(out);
-      else reject(new Error(`$HS_LAB/${script} ${args.join(' ')} failed (${signal ?? `exit code ${code}`}):\n${out}`));
-    });
-  });
-}
-
-/** Synapse's own log (the lab's data/homeserver.log), wiped by reset.sh. */
-const synapseLog = () => {
-  const file = join(LAB, 'data', 'homeserver.log');
-  return existsSync(file) ? readFileSync(file, 'utf8') : '';
-};
-
-/** The last lines the AS printed, for failure messages. */
-const asTail = (n = 40) => `--- last lines of npm start:\n${state.asOut.split('\n').slice(-n).join('\n')}`;
-
-/** The AS's JSON log lines (serverless-offline passes the handlers' stdout through). */
-function asLogLines(): Record<string, any>[] {
-  const lines: Record<string, any>[] = [];
-  for (const line of state.asOut.split('\n')) {
-    const at = line.indexOf('{');
-    if (at < 0) continue;
-    try {
-      const j = JSON.parse(line.slice(at));
-      if (j && typeof j === 'object') lines.push(j);
-    } catch {
-      // not a JSON line (serverless-offline's own chatter)
-    }
-  }
-  return lines;
-}
-
-async function call(
-  base: string,
-  method: string,
-  path: string,
-  opts: { token?: string; body?: string | object; headers?: Record<string, string> } = {},
-): Promise<{ status: number; body: any }> {
-  const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
-  const res = await fetch(base + path, {
-    method,
-    body,
-    headers: {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...opts.headers,
-    },
-    signal: AbortSignal.timeout(60_000),
-  });
-  const text = await res.text();
-  let json: unknown = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // keep the text
-  }
-  return { status: res.status, body: json };
-}
-
-const cs = (method: string, path: string, opts: { token?: string; body?: object } = {}) => call(HS, method, path, opts);
 
 /** POST {AS}/network/messages, signed the way the contract says. */
 function fromNetwork(message: object) {
   const body = JSON.stringify(message);
   const t = Math.floor(Date.now() / 1000);
   const v1 = createHmac('sha256', NETWORK_SECRET).update(`${t}.${body}`).digest('hex');
-  return call(state.asUrl!, 'POST', '/network/messages', { body, headers: { 'x-signature': `t=${t},v1=${v1}` } });
-}
-
-/** Polls `probe` until it returns something, for at most LOOK_MS; then fails with `what`. */
-async function eventually<T>(what: () => string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const until = Date.now() + LOOK_MS;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() >= until) assert.fail(what());
-    await sleep(300);
-  }
+  return call(run.asUrl!, 'POST', '/network/messages', { body, headers: { 'x-signature': `t=${t},v1=${v1}` } });
 }
 
 interface ClientEvent {
@@ -190,110 +62,6 @@ async function roomMessages(roomId: string): Promise<ClientEvent[]> {
 const show = (events: ClientEvent[]) =>
   events.map((e) => `  ${e.sender} ${JSON.stringify(e.content.body)} ts=${e.origin_server_ts} ${e.event_id}`).join('\n') || '  (none)';
 
-// ---------------------------------------------------------------- start and stop
-
-async function startAs(): Promise<void> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'lib/local/start.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      REGISTRATION_FILE,
-      // Its own data folder: never the developer's npm start state, fresh each run.
-      DATA_DIR: join(dirname(REGISTRATION_FILE), 'data'),
-      HOMESERVER_URL: HS,
-      HOMESERVER_NAME: SERVER,
-      USER_PREFIX: PREFIX,
-      NETWORK: 'open',
-      NETWORK_SECRET,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group: stopping it takes serverless-offline and DynamoDB Local along.
-    detached: true,
-  });
-  state.as = child;
-  child.stdout!.on('data', (b: Buffer) => (state.asOut += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (state.asOut += b.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`npm start not ready after ${AS_READY_MS / 1000} s\n${asTail()}`)), AS_READY_MS);
-    const check = () => {
-      if (/is ready on/.test(state.asOut)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', check);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`npm start exited (${signal ?? code}) before it was ready\n${asTail(200)}`));
-    });
-  });
-  state.asUrl = `http://127.0.0.1:${port}`;
-}
-
-/** Members of a process group that still run (zombies waiting to be reaped do not count). */
-const liveInGroup = (pgid: number) =>
-  spawnSync('ps', ['-eo', 'pid=,pgid=,stat=,args='], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter(([, g, stat]) => Number(g) === pgid && stat !== undefined && !stat.startsWith('Z'))
-    .map((f) => `${f[0]} ${f.slice(3).join(' ')}`);
-
-/**
- * Ctrl-C to npm start's process group, as a user would; SIGKILL to the group if it lingers.
- * Synchronous, like all of the clean-up: on Ctrl-C the test runner's own signal handler calls
- * process.exit() right after ours, so nothing asynchronous would get to run.
- */
-function stopAs(): void {
-  const pid = state.as?.pid;
-  if (!pid || !liveInGroup(pid).length) return;
-  try {
-    process.kill(-pid, 'SIGINT');
-  } catch {
-    return; // already gone
-  }
-  const until = Date.now() + 20_000;
-  while (liveInGroup(pid).length && Date.now() < until) spawnSync('sleep', ['0.2']);
-  const left = liveInGroup(pid);
-  if (left.length) {
-    // The group still has members, so its id is still ours: nothing else can have been given it.
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-    process.stderr.write(`npm start did not stop within 20 s of SIGINT; SIGKILL sent to its group:\n${left.join('\n')}\n`);
-  }
-}
-
-/** Synapse, then npm start, then the temp dir: once, whichever way the run ends. */
-let cleanedUp = false;
-function cleanup(): void {
-  if (cleanedUp) return;
-  cleanedUp = true;
-  if (state.synapseStarted) {
-    // Output captured, not inherited: after Ctrl-C our stdout may be a closed pipe, and a write
-    // there would kill the script half-way (SIGPIPE).
-    const r = spawnSync('bash', [join(LAB, 'stop.sh')], { env: { ...process.env, HS_LAB: LAB }, encoding: 'utf8', timeout: 60_000 });
-    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-    try {
-      for (const line of out.split('\n')) if (line.trim()) process.stderr.write(`[stop.sh] ${line}\n`);
-      if (r.status !== 0) process.stderr.write(`[stop.sh] failed (${r.signal ?? `exit code ${r.status}`}${r.error ? `: ${r.error.message}` : ''})\n`);
-    } catch {
-      // nowhere left to say it
-    }
-  }
-  stopAs();
-  rmSync(DIR, { recursive: true, force: true });
-}
-
-after(cleanup);
-// Before the test runner's own handlers, which end the process at once.
-process.prependListener('SIGINT', cleanup);
-process.prependListener('SIGTERM', cleanup);
-process.on('exit', cleanup);
-
 // ---------------------------------------------------------------- the scenario
 // The steps run in order and each needs the ones before it: once one fails, the rest fail at once
 // with "needs …" rather than repeat the same error.
@@ -302,12 +70,11 @@ let ready = false;
 test('setup: npm start (open network, signed inbound), then a fresh Synapse with its registration', { timeout: AS_READY_MS + 2 * LAB_SCRIPT_MS }, async () => {
   assert.ok(LAB && existsSync(join(LAB, 'start.sh')), 'HS_LAB must point at a synapse-lab (run.ts checks this)');
   // 1. npm start, which writes the registration file.
-  await startAs();
+  await startAs({ USER_PREFIX: PREFIX, NETWORK: 'open', NETWORK_SECRET });
   state.reg = parse(readFileSync(REGISTRATION_FILE, 'utf8')) as Registration;
   assert.ok(state.reg.id && state.reg.as_token && state.reg.hs_token, `registration file: ${readFileSync(REGISTRATION_FILE, 'utf8')}`);
   // 2. A fresh Synapse database, then Synapse with this registration.
   await lab('reset.sh');
-  state.synapseStarted = true;
   await lab('start.sh', REGISTRATION_FILE);
   ready = true;
 });
@@ -327,7 +94,7 @@ test('b. Bob says "hello?" in #matrix before the Matrix room exists: 202 kept', 
   assert.ok(ready, 'needs setup');
   const hello = { id: 'irc-1', room: '#matrix', sender: { id: 'Bob' }, body: 'hello?', ts: Date.now() - 60_000 };
   const res = await fromNetwork(hello);
-  assert.deepEqual(res, { status: 202, body: { kept: true } }, asTail());
+  assert.deepEqual({ status: res.status, body: res.body }, { status: 202, body: { kept: true } }, asTail());
   state.hello = { ts: hello.ts };
 });
 
@@ -424,7 +191,7 @@ test('g. ping: Synapse pings the AS through /_matrix/client/v1/appservice/{id}/p
   assert.equal(res.status, 200, `${JSON.stringify(res.body)}\n${asTail()}`);
   assert.equal(typeof res.body.duration_ms, 'number');
   // npm start asked Synapse to ping it as soon as Synapse answered, and said how that went.
-  assert.match(state.asOut, /^ping: the homeserver reached the AS: its call took \d+ ms/m, asTail());
+  assert.match(run.asOut, /^ping: the homeserver reached the AS: its call took \d+ ms/m, asTail());
   // npm run ping, with the registration file npm start wrote.
   const cli = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/ping.ts', '--url', HS], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, REGISTRATION_FILE } });
   assert.equal(cli.status, 0, cli.stderr);

@@ -128,6 +128,11 @@ test('a reaction is an m.annotation as the virtual user, posted once for a resen
   assert.equal(reactions.length, 1);
   assert.deepEqual(reactions[0]!.content['m.relates_to'], { rel_type: 'm.annotation', event_id: m.eventId, key: '👍' });
   assert.equal(reactions[0]!.sender, '@irc__carol:example.org');
+  // A reaction is no message: it is not edited or reacted to, only taken back.
+  const editReaction = await send('edits', { id: uniq('edit-'), room: remote, target: id, body: 'x', sender: { id: 'Carol' } });
+  assert.deepEqual([editReaction.status, editReaction.body.errcode], [404, 'M_NOT_FOUND']);
+  const reactToReaction = await send('reactions', { id: uniq('react-'), room: remote, target: id, key: '!' });
+  assert.deepEqual([reactToReaction.status, reactToReaction.body.errcode], [404, 'M_NOT_FOUND']);
   // The same reaction again under another id: Matrix takes one per user, target and key.
   const twice = await send('reactions', { id: uniq('react-'), room: remote, target: m.id, key: '👍', sender: { id: 'Carol' } });
   assert.deepEqual([twice.status, twice.body.errcode], [409, 'M_DUPLICATE_ANNOTATION']);
@@ -172,6 +177,11 @@ test('media upload refusals: no or wrong signature, no sender, empty, over the l
   assert.deepEqual([noSender.status, noSender.body.errcode], [400, 'M_INVALID_PARAM']);
   assert.match(noSender.body.error, /sender/);
   assert.equal((await upload(Buffer.alloc(0), { sender: 'Dave' }, 'text/plain')).status, 400);
+  // A type no header may carry would fail at the homeserver every time: refused here, at once.
+  for (const type of ['\u0000', 'a\nb', 'Ā/x', 'nonsense']) {
+    const bad = await upload(bytes, { sender: 'Dave' }, type);
+    assert.deepEqual([bad.status, bad.body.errcode], [400, 'M_INVALID_PARAM'], JSON.stringify(type));
+  }
   const big = await upload(Buffer.alloc(MESSAGES.MEDIA_MAX_BYTES + 1), { sender: 'Dave' }, 'application/octet-stream');
   assert.deepEqual([big.status, big.body.errcode], [413, 'M_TOO_LARGE']);
   assert.equal(as.hs.media.size, before);

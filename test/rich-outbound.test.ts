@@ -13,6 +13,7 @@ import { startFakeNetwork } from './support/fake-network.js';
 import type { Received } from './support/fake-network.js';
 import type { FakeRoom } from './support/fake-hs.js';
 import { MESSAGES } from '../lib/defaults.js';
+import { signLink } from '../lib/signature.js';
 import { SEND_STATUS_TYPE } from '../lib/bridge/send-status.js';
 
 const network = await startFakeNetwork();
@@ -250,6 +251,18 @@ test('media links: tampered, for another medium, or expired: 403; unknown medium
   noSig.search = '';
   const unsigned = await fetchLink(noSig.href);
   assert.deepEqual([unsigned.status, unsigned.body.errcode], [403, 'M_FORBIDDEN']);
+  // Signed (only a holder of the secret could), yet no medium's name: never a path on the homeserver.
+  const expires = Math.floor(Date.now() / 1000) + 600;
+  const calls = as.hs.calls.length;
+  for (const [server, mediaId] of [['..', 'x'], ['.', 'x'], ['example.org', 'a.b']]) {
+    const walk = await as.call('network-media-download', {
+      method: 'GET',
+      path: `/network/media/${encodeURIComponent(server)}/${encodeURIComponent(mediaId)}`,
+      query: { expires: String(expires), sig: signLink(network.secret, `${server}/${mediaId}`, expires) },
+    });
+    assert.equal(walk.status, 404, `${server}/${mediaId}`);
+  }
+  assert.equal(as.hs.calls.length, calls, 'the homeserver was not asked');
   await as.later(MESSAGES.MEDIA_LINK_HOURS * 3600_000 + 60_000);
   const expired = await fetchLink(url);
   assert.equal(expired.status, 403);

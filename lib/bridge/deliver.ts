@@ -162,7 +162,7 @@ async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number, deliver
     if (e.receiveCount === 1) await sendStatus(b, about, 'PENDING', deadline);
     return { retryInMs };
   }
-  if (delivery.kind === 'messages' || delivery.kind === 'reactions') await recordMapping(b, e, answer, delivered);
+  if (delivery.kind === 'messages' || delivery.kind === 'reactions') await recordMapping(b, e, answer, delivered, delivery.kind === 'reactions');
   // It had been late (PENDING), or dead-lettered and redriven (FAIL_PERMANENT): now it is through.
   if (e.receiveCount > 1 || e.lastError !== undefined) await sendStatus(b, about, 'SUCCESS', deadline);
   return 'delivered';
@@ -173,11 +173,11 @@ async function deliverOne(b: Bridge, e: ReceivedEvent, deadline: number, deliver
  * the event ID when it answered none). A failed write costs only the network's id in later
  * references (they still carry the event ID), never the delivery: it is logged, not retried.
  */
-async function recordMapping(b: Bridge, e: ReceivedEvent, answer: Delivered, delivered: Map<string, Mapped>): Promise<void> {
+async function recordMapping(b: Bridge, e: ReceivedEvent, answer: Delivered, delivered: Map<string, Mapped>, reaction: boolean): Promise<void> {
   const networkId = answer.id ?? e.eventId;
   delivered.set(e.eventId, { networkId, sender: e.sender });
   try {
-    await b.store.recordBridgedMessage({ networkId, eventId: e.eventId, roomId: e.roomId, sender: e.sender });
+    await b.store.recordBridgedMessage({ networkId, eventId: e.eventId, roomId: e.roomId, sender: e.sender, ...(reaction ? { reaction } : {}) });
   } catch (err) {
     b.log.warn('could not record the network id of a delivered message', { roomId: e.roomId, eventId: e.eventId, networkId, err });
   }

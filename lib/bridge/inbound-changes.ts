@@ -18,8 +18,11 @@ export interface ChangeOutcome {
   eventId: string;
 }
 
-/** The mapped message a change is about, and its bridged room (the one the network named). */
-async function targetOf(b: Bridge, c: InboundChange): Promise<{ room: BridgedRoom; target: BridgedMessage }> {
+/**
+ * The mapped message a change is about, and its bridged room (the one the network named). Only a
+ * deletion may be about a reaction (taking it back): a reaction is not edited or reacted to.
+ */
+async function targetOf(b: Bridge, c: InboundChange, reactionTargets = false): Promise<{ room: BridgedRoom; target: BridgedMessage }> {
   try {
     b.ns.userIdFor(c.sender.id);
   } catch (e) {
@@ -28,6 +31,7 @@ async function targetOf(b: Bridge, c: InboundChange): Promise<{ room: BridgedRoo
   }
   const target = await b.store.getBridgedMessage(c.target);
   if (!target) throw notFound(`no bridged message has the id ${c.target} (never bridged, or older than the mapping is kept)`);
+  if (target.reaction && !reactionTargets) throw notFound(`${c.target} is a reaction, not a message: only a deletion can be about it`);
   let room = b.roomCache.get(target.roomId);
   if (!room) {
     room = (await b.store.getBridgedRooms([target.roomId])).get(target.roomId);
@@ -81,7 +85,7 @@ export const handleInboundReaction = (b: Bridge, r: InboundReaction, deadline: n
       }
       throw e;
     }
-    await b.store.recordBridgedMessage({ networkId: r.id, eventId, roomId: room.roomId, sender: b.ns.userIdFor(r.sender.id) });
+    await b.store.recordBridgedMessage({ networkId: r.id, eventId, roomId: room.roomId, sender: b.ns.userIdFor(r.sender.id), reaction: true });
     return { eventId };
   });
 
@@ -92,7 +96,7 @@ export const handleInboundReaction = (b: Bridge, r: InboundReaction, deadline: n
  */
 export const handleInboundDeletion = (b: Bridge, d: InboundDeletion, deadline: number) =>
   counted(async () => {
-    const { room, target } = await targetOf(b, d);
+    const { room, target } = await targetOf(b, d, true);
     const txnId = csTxnIdFor(d.id);
     const userId = b.ns.userIdFor(d.sender.id);
     try {

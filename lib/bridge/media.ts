@@ -22,6 +22,12 @@ export function parseMxc(uri: unknown): { server: string; mediaId: string } | un
 
 const resourceOf = (server: string, mediaId: string) => `${server}/${mediaId}`;
 
+/** `type/subtype` and parameters, in printable ASCII: what an HTTP header may carry on. */
+const MEDIA_TYPE = /^[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?$/;
+
+/** Both parts of an mxc URI by the spec's grammar; `.` and `..` would walk the homeserver's paths. */
+const isMediaResource = (server: string, mediaId: string) => parseMxc(`mxc://${server}/${mediaId}`) !== undefined && !/^\.+$/.test(server);
+
 /** What the link settings need: the AS's public URL and the secret to sign with. */
 type LinkSettings = { asUrl?: string; secret?: string; linkHours: number };
 
@@ -81,6 +87,8 @@ export async function serveMediaLink(
   if (secrets.length === 0) throw forbidden('media links are disabled: NETWORK_SECRET is not configured');
   const check = verifyLink(resourceOf(link.server, link.mediaId), link.expires, link.sig, secrets, b.now());
   if (!check.ok) throw forbidden(check.reason);
+  // Signed, yet not a medium's name (only a holder of the secret could make such a link).
+  if (!isMediaResource(link.server, link.mediaId)) throw notFound(`${link.server}/${link.mediaId} is not an mxc:// medium`);
   const got = await b.cs.downloadMedia(link.server, link.mediaId, { deadline, maxBytes: MESSAGES.MEDIA_MAX_BYTES });
   if (got.kind === 'ok') return got;
   if (got.kind === 'tooLarge') {
@@ -111,6 +119,8 @@ export function parseMediaUpload(query: Record<string, string | undefined>, cont
   if (filename !== undefined && (filename.length === 0 || filename.length > 255)) throw invalidParam('filename (query) must be 1 to 255 characters when given');
   if (bytes.length === 0) throw invalidParam('the body must hold the medium\'s bytes');
   if (bytes.length > MESSAGES.MEDIA_MAX_BYTES) throw tooLarge(`the medium is ${bytes.length} bytes; the AS takes at most ${MESSAGES.MEDIA_MAX_BYTES}`);
+  // It goes on to the homeserver as a header: a value no header may hold would fail there, every time.
+  if (contentType && !MEDIA_TYPE.test(contentType)) throw invalidParam('content-type must be a media type (type/subtype, printable ASCII)');
   return { sender, filename, contentType: contentType || 'application/octet-stream', bytes };
 }
 

@@ -97,6 +97,8 @@ export function createCsClient(opts: CsClientOptions) {
         wait = backoffMs(attempt, retries, res.status === 429 && Number.isFinite(retryAfter) ? retryAfter : undefined);
       } catch (e) {
         if (e instanceof MatrixError) throw e;
+        // fetch refused the request itself (a header it cannot send): no retry can change that.
+        if (e instanceof TypeError && e.message !== 'fetch failed') throw new Error(`${method} ${path}: the request could not be made: ${e.message}`);
         const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
         recordMetricsBy('Errcode', timedOut ? 'TIMEOUT' : 'UNREACHABLE', { HomeserverError: 1 });
         last = new HomeserverError({ status: 0, errcode: ErrCode.Unknown }, `${method} ${path}: ${timedOut ? 'timed out' : 'unreachable'}`);

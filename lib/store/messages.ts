@@ -29,12 +29,18 @@ export async function getBridgedMessage(t: Table, networkId: string): Promise<Br
   const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: key(networkId), ConsistentRead: true }));
   // An expired record is no longer ours to use, even before DynamoDB's TTL deletes it.
   if (!out.Item || Number(out.Item.expiresAt) <= Date.now() / 1000) return undefined;
-  return { networkId, eventId: out.Item.eventId, roomId: out.Item.roomId, ...(out.Item.sender ? { sender: out.Item.sender } : {}) };
+  return {
+    networkId,
+    eventId: out.Item.eventId,
+    roomId: out.Item.roomId,
+    ...(out.Item.sender ? { sender: out.Item.sender } : {}),
+    ...(out.Item.reaction ? { reaction: true as const } : {}),
+  };
 }
 
 export async function recordBridgedMessage(t: Table, m: BridgedMessage, ttlS: number): Promise<void> {
   await t.doc.send(
-    new PutCommand({ TableName: t.tableName, Item: { ...key(m.networkId), eventId: m.eventId, roomId: m.roomId, sender: m.sender, expiresAt: expiresIn(ttlS) } }),
+    new PutCommand({ TableName: t.tableName, Item: { ...key(m.networkId), eventId: m.eventId, roomId: m.roomId, sender: m.sender, reaction: m.reaction, expiresAt: expiresIn(ttlS) } }),
   );
 }
 

@@ -202,6 +202,8 @@ export interface BridgedMessage {
    * records written before it was kept.
    */
   sender?: string;
+  /** A reaction, not a message: it can be taken back (deleted), not edited or reacted to. */
+  reaction?: true;
 }
 
 /**

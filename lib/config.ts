@@ -47,6 +47,23 @@ export interface Config {
   delivery: DeliveryConfig;
   /** Rich messages: how long mappings are kept, how long media links work. */
   messages: MessagesConfig;
+  /** The third-party protocol the bridge provides (the AS API's `/thirdparty/…` endpoints, the registration's `protocols`). */
+  thirdParty: ThirdPartyConfig;
+}
+
+export interface ThirdPartyConfig {
+  /** PROTOCOL: the protocol's id, e.g. `irc`: `protocols: [protocol]` in the registration, `{protocol}` in the lookups' paths. */
+  protocol: string;
+  /** PROTOCOL_USER_FIELD: the field that names a network user (its id on the network) in a search. */
+  userField: string;
+  /** PROTOCOL_LOCATION_FIELD: the field that names a network room. */
+  locationField: string;
+  /** PROTOCOL_ICON: the protocol's icon, an `mxc://` URI; '' for none. */
+  icon: string;
+  /** PROTOCOL_NETWORK_NAME: the network's name, for people (the protocol's one instance's `desc`); AS_ID unless set. */
+  networkName: string;
+  /** The instance's `network_id`: the protocol's id (one bridge, one network). */
+  networkId: string;
 }
 
 export interface MessagesConfig {
@@ -138,6 +155,11 @@ function url(env: Env, name: string, value: string): string {
 const PREFIX = /^[a-z0-9._=\-/+]+$/;
 const SERVER_NAME = /^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9.-]+)(:\d{1,5})?$/;
 const LOCALPART = /^[a-z0-9._=\-/+]+$/;
+/** A protocol id: one path segment, as homeservers put it in the URL unescaped. */
+const PROTOCOL_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** A field name: a query parameter the homeserver passes on as the client sent it. */
+const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+const MXC = /^mxc:\/\/[A-Za-z0-9.:[\]-]+\/[A-Za-z0-9_-]+$/;
 
 function secret(env: Env, name: string): SecretSource {
   const value = env[name]?.trim();
@@ -201,6 +223,7 @@ export function parseConfig(env: Env): UnresolvedConfig {
     };
   } else throw new ConfigError('NETWORK', `must be "open" or "webhook", got ${JSON.stringify(kind)}`);
 
+  const asId = optional(env, 'AS_ID', DEFAULTS.AS_ID);
   const dynamoEndpoint = env.DYNAMODB_ENDPOINT?.trim();
   const sqsEndpoint = env.SQS_ENDPOINT?.trim();
   const asUrl = env.AS_URL?.trim();
@@ -209,7 +232,7 @@ export function parseConfig(env: Env): UnresolvedConfig {
     serverName,
     asToken: secret(env, 'AS_TOKEN'),
     hsTokens,
-    asId: optional(env, 'AS_ID', DEFAULTS.AS_ID),
+    asId,
     senderLocalpart,
     userPrefix,
     aliasPrefix,
@@ -232,7 +255,28 @@ export function parseConfig(env: Env): UnresolvedConfig {
       mappingDays: wholeNumber(env, 'MESSAGE_MAPPING_DAYS', MESSAGES.MAPPING_DAYS, 1, 365),
       mediaLinkHours: wholeNumber(env, 'MEDIA_LINK_HOURS', MESSAGES.MEDIA_LINK_HOURS, 1, 365 * 24),
     },
+    thirdParty: thirdParty(env, asId),
   };
+}
+
+/** PROTOCOL and the protocol's metadata (lib/bridge/thirdparty.ts answers it). */
+function thirdParty(env: Env, asId: string): ThirdPartyConfig {
+  const protocol = optional(env, 'PROTOCOL', DEFAULTS.PROTOCOL);
+  if (!PROTOCOL_ID.test(protocol)) throw new ConfigError('PROTOCOL', `must be 1 to 64 of a-z 0-9 . _ - (starting with a letter or digit), got ${JSON.stringify(protocol)}`);
+  const field = (name: string, fallback: string) => {
+    const f = optional(env, name, fallback);
+    // access_token is the homeserver's legacy authentication, taken out of every query.
+    if (!FIELD_NAME.test(f) || f === 'access_token') throw new ConfigError(name, `must be a field name (a letter, then letters, digits, _ . -; at most 64), not access_token, got ${JSON.stringify(f)}`);
+    return f;
+  };
+  const userField = field('PROTOCOL_USER_FIELD', DEFAULTS.PROTOCOL_USER_FIELD);
+  const locationField = field('PROTOCOL_LOCATION_FIELD', DEFAULTS.PROTOCOL_LOCATION_FIELD);
+  if (userField === locationField) throw new ConfigError('PROTOCOL_LOCATION_FIELD', `must differ from PROTOCOL_USER_FIELD (both are ${JSON.stringify(userField)})`);
+  const icon = env.PROTOCOL_ICON?.trim() ?? '';
+  if (icon && !MXC.test(icon)) throw new ConfigError('PROTOCOL_ICON', `must be an mxc:// URI (upload the image to the homeserver first), got ${JSON.stringify(icon)}`);
+  const networkName = optional(env, 'PROTOCOL_NETWORK_NAME', asId);
+  if (networkName.length > 255) throw new ConfigError('PROTOCOL_NETWORK_NAME', 'must be at most 255 characters');
+  return { protocol, userField, locationField, icon, networkName, networkId: protocol };
 }
 
 export type ParameterReader = (names: string[]) => Promise<Record<string, string>>;

@@ -22,6 +22,30 @@ export const DEFAULTS = {
   /** npm start's port. */
   PORT: '9000',
   LISTEN_HOST: '127.0.0.1',
+  /**
+   * The third-party protocol the bridge provides (the Application Service API's `/thirdparty/…`
+   * endpoints, and the registration's `protocols: [PROTOCOL]`): its id, and the one field that
+   * names a network user (PROTOCOL_USER_FIELD) and a network room (PROTOCOL_LOCATION_FIELD) in
+   * clients' searches. Its icon (PROTOCOL_ICON, an mxc:// URI) and its network's name
+   * (PROTOCOL_NETWORK_NAME, AS_ID's value) have no default of their own here.
+   */
+  PROTOCOL: 'irc',
+  PROTOCOL_USER_FIELD: 'nickname',
+  PROTOCOL_LOCATION_FIELD: 'channel',
+} as const;
+
+/** The protocol's metadata that is not a setting (GET /_matrix/app/v1/thirdparty/protocol/{protocol}). */
+export const THIRD_PARTY = {
+  /**
+   * Every field's `regexp` (the spec: "relatively coarse"): what the AS takes as a network name,
+   * 1 to 255 characters, as the network's own ids (docs/network-api.yaml NetworkId).
+   */
+  FIELD_REGEXP: '^.{1,255}$',
+  /** The fields' `placeholder`s, an example of each for clients to show. */
+  USER_PLACEHOLDER: 'Bob',
+  LOCATION_PLACEHOLDER: '#matrix',
+  /** The network answers more: only this many go to the homeserver. */
+  MAX_RESULTS: 100,
 } as const;
 
 /**

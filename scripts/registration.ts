@@ -6,8 +6,8 @@
  *
  * The stage's settings come from its stack (`osls info --verbose`, AWS credentials and region
  * from the environment): the API's URL (HttpApiUrl) and the registration settings it was deployed
- * with (HomeserverName, AppserviceId, SenderLocalpart, UserPrefix, AliasPrefix outputs). Any of
- * AS_URL, HOMESERVER_NAME, AS_ID, SENDER_LOCALPART, USER_PREFIX, ALIAS_PREFIX in the environment
+ * with (HomeserverName, AppserviceId, SenderLocalpart, UserPrefix, AliasPrefix, Protocol outputs). Any of
+ * AS_URL, HOMESERVER_NAME, AS_ID, SENDER_LOCALPART, USER_PREFIX, ALIAS_PREFIX, PROTOCOL in the environment
  * wins; with AS_URL and HOMESERVER_NAME both given, osls is not asked at all. AS_TOKEN / HS_TOKEN
  * are used when given (the ones already in SSM); otherwise new ones are made, and the commands
  * that store them in SSM go to stderr.
@@ -26,6 +26,7 @@ const FROM_STACK: Record<string, string> = {
   SENDER_LOCALPART: 'SenderLocalpart',
   USER_PREFIX: 'UserPrefix',
   ALIAS_PREFIX: 'AliasPrefix',
+  PROTOCOL: 'Protocol',
 };
 
 function main(): void {
@@ -39,7 +40,7 @@ function main(): void {
     if (!env.AS_URL) throw new StageError(`the stack of stage '${stage}' has no HttpApiUrl output; give AS_URL (the API's URL)`);
   }
   // The same checks and defaults as the functions apply; the values only the functions need are stand-ins.
-  const pickEnv = ['AS_URL', 'HOMESERVER_NAME', 'AS_ID', 'SENDER_LOCALPART', 'USER_PREFIX', 'ALIAS_PREFIX'];
+  const pickEnv = ['AS_URL', 'HOMESERVER_NAME', 'AS_ID', 'SENDER_LOCALPART', 'USER_PREFIX', 'ALIAS_PREFIX', 'PROTOCOL'];
   const cfg = parseConfig({
     HOMESERVER_URL: 'http://unused.invalid',
     TABLE_NAME: 'unused',
@@ -53,7 +54,7 @@ function main(): void {
   const given = { asToken: env.AS_TOKEN?.trim(), hsToken: env.HS_TOKEN?.trim() };
   const asToken = given.asToken || newToken();
   const hsToken = given.hsToken || newToken();
-  process.stdout.write(registrationYaml({ ...cfg, asUrl: cfg.asUrl ?? '', asToken, hsToken }));
+  process.stdout.write(registrationYaml({ ...cfg, asUrl: cfg.asUrl ?? '', asToken, hsToken, protocol: cfg.thirdParty.protocol }));
 
   const fresh = [...(given.asToken ? [] : [['as_token', asToken]]), ...(given.hsToken ? [] : [['hs_token', hsToken]])];
   if (fresh.length) {

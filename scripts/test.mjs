@@ -14,8 +14,19 @@ function testFiles(dir) {
   );
 }
 
+/**
+ * The longest files start first (each runs a minute or more: npm start's JVM and serverless-offline,
+ * the soak's 2,000 transactions, packaging), so that they run beside the short ones instead of
+ * after them: the same work, about a minute less wall time on two cores.
+ */
+const SLOW_FIRST = ['e2e/restart', 'soak', 'e2e/start', 'e2e/walkthrough', 'e2e/rich-messages', 'artifact', 'fuzz'].map((f) => `test/${f}.test.ts`);
+const rank = (f) => {
+  const i = SLOW_FIRST.indexOf(f.split('\\').join('/'));
+  return i === -1 ? SLOW_FIRST.length : i;
+};
+
 const args = process.argv.slice(2);
-const files = args.length ? args : testFiles('test').sort();
+const files = args.length ? args : testFiles('test').sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 let dynamo;
 try {
   dynamo = await startDynamoLocal();
@@ -26,10 +37,10 @@ try {
   }
   throw e;
 }
-// Test files run three at a time (TEST_CONCURRENCY overrides): most of a file's time is spent waiting
+// Test files run four at a time (TEST_CONCURRENCY overrides): most of a file's time is spent waiting
 // on DynamoDB Local, the queue, serverless-offline or a child process, and Node's default on two
-// cores is one at a time.
-const concurrency = process.env.TEST_CONCURRENCY ?? '3';
+// cores is one at a time. On 2 idle cores: 5m11s three at a time, 4m43s four at a time.
+const concurrency = process.env.TEST_CONCURRENCY ?? '4';
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
   stdio: 'inherit',
   env: { ...process.env, TEST_DYNAMODB_ENDPOINT: dynamo.endpoint },

@@ -141,7 +141,7 @@ test('the package: the stage this file made, every zip holding its bundle alone,
   assert.equal(p.StateTable?.Properties.TableName, tableName);
   assert.equal(p.DeliveryQueue?.Properties.QueueName, queueNamesFor(STAGE).queue);
   assert.equal(p.DeadLetterQueue?.Properties.QueueName, queueNamesFor(STAGE).deadLetters);
-  for (const name of ['userQuery', 'roomQuery', 'push', 'ping', 'networkInbound', 'networkMediaUpload', 'networkMediaDownload', 'deliver', 'unrecognized']) fn(name);
+  for (const name of ['userQuery', 'roomQuery', 'push', 'ping', 'thirdParty', 'networkInbound', 'networkMediaUpload', 'networkMediaDownload', 'deliver', 'unrecognized']) fn(name);
   // Every bundle over the budget, named at the end (the other checks still run for every function).
   const overBudget: string[] = [];
   for (const f of Object.values(fns)) {
@@ -327,6 +327,33 @@ test('media: the network uploads through the upload bundle, and fetches it back 
   assert.equal(JSON.parse(forged.body).errcode, 'M_FORBIDDEN');
   assert.equal(hs.calls.length, before, 'no homeserver call for a forged link');
   assert.deepEqual(hs.specErrors, []);
+});
+
+test('third-party lookups: the protocol and a search of the webhook network, with no table, queue or homeserver', async () => {
+  const f = fn('thirdParty');
+  // The function has no IAM grant for the table or the queues, and never calls the homeserver: here all three are unreachable.
+  const env: Record<string, string> = { ...envOf(f), AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9', AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:9', HOMESERVER_URL: 'http://127.0.0.1:9' };
+  const lookup = async (path: string, query: Record<string, string> = {}) => {
+    const r = await invokeFunction(runtime, f, env, apiGatewayEvent({ method: 'GET', path, query, headers: asHs }));
+    const v = valueOf(r);
+    return { status: v.statusCode as number, body: JSON.parse(v.body), logs: r.logs };
+  };
+  const protocol = await lookup('/_matrix/app/v1/thirdparty/protocol/irc');
+  assert.equal(protocol.status, 200, protocol.logs);
+  assert.deepEqual([protocol.body.location_fields, protocol.body.user_fields, protocol.body.instances[0].desc], [['channel'], ['nickname'], 'matrix-appservice-lambda']);
+
+  network.rooms.set('#artifact', { name: '#artifact' });
+  const from = network.received.length;
+  const found = await lookup('/_matrix/app/v1/thirdparty/location/irc', { channel: 'artifact' });
+  assert.equal(found.status, 200, found.logs);
+  assert.deepEqual(found.body, [{ alias: `#irc_#artifact:${SERVER}`, protocol: 'irc', fields: { channel: '#artifact' } }]);
+  assert.deepEqual(network.received.slice(from).map((r) => `${r.method} ${r.rawPath} ${r.status}`), ['GET /search/rooms 200'], 'one signed search');
+  const back = await lookup('/_matrix/app/unstable/thirdparty/user', { userid: `@irc__bob:${SERVER}`, access_token: HS_TOKEN });
+  assert.deepEqual([back.status, back.body], [200, [{ userid: `@irc__bob:${SERVER}`, protocol: 'irc', fields: { nickname: 'Bob' } }]]);
+  assert.deepEqual(network.specErrors, []);
+  // Its bundle carries neither AWS client: its dependencies are the configuration and the network.
+  const code = readFileSync(f.bundle, 'utf8');
+  for (const client of ['DynamoDBClient', 'SQSClient']) assert.ok(!code.includes(client), `thirdParty carries ${client}`);
 });
 
 test('unrecognized: 404 M_UNRECOGNIZED for a path no function serves', async () => {

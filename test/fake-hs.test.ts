@@ -1249,3 +1249,124 @@ describe('spec checks: rich messages', () => {
     assert.deepEqual(checkEventContent('m.reaction', reaction('$e', '👍')), []);
   });
 });
+
+// ------------------------------------------------------------------ third-party lookups (issue 24)
+
+describe("fake HS: its clients' third-party lookups, passed on to the AS as Synapse does", () => {
+  /** A stub AS at a URL: what it was asked, and what it answers (by path, without the prefix). */
+  const asked: Array<{ path: string; query: string; authorization?: string }> = [];
+  let answers: Record<string, { status: number; body: unknown }> = {};
+  const stub = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://as');
+    asked.push({ path: url.pathname, query: url.search, authorization: req.headers.authorization });
+    const a = answers[url.pathname.replace(/^\/_matrix\/app\/(v1|unstable)/, '')] ?? { status: 404, body: { errcode: 'M_NOT_FOUND', error: 'none' } };
+    res.writeHead(a.status, { 'content-type': 'application/json' }).end(JSON.stringify(a.body));
+  });
+  let asUrl = '';
+  before(async () => {
+    await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));
+    asUrl = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((r) => stub.close(() => r())));
+  beforeEach(() => {
+    asked.length = 0;
+    answers = {};
+    hs.options.forwardReverseLookups = false;
+    hs.options.legacyThirdPartyPaths = false;
+    hs.registration = { id: 'bridge', url: asUrl, hsToken: 'hs-secret', protocols: ['irc', 'gitter'] };
+  });
+  const protocol = (desc: string) => ({
+    user_fields: ['nickname'],
+    location_fields: ['channel'],
+    icon: '',
+    field_types: { nickname: { regexp: '.+', placeholder: 'Bob' }, channel: { regexp: '.+', placeholder: '#matrix' } },
+    instances: [{ network_id: desc.toLowerCase(), desc, fields: {} }],
+  });
+  const client = (path: string, token = hs.clientToken('@alice:example.org')) => call('GET', `${CS}/thirdparty${path}`, undefined, { token });
+
+  it('a local user asks with their own token; an unknown token is refused', async () => {
+    assert.equal((await client('/protocols', 'syt_not-a-token')).status, 401);
+    assert.equal((await client('/protocols')).status, 200);
+    assert.equal(hs.calls.at(-1)?.userId, '@alice:example.org');
+    assert.equal(hs.clientToken('@alice:example.org'), hs.clientToken('@alice:example.org'), 'one token per user');
+    assert.notEqual(hs.clientToken('@alice:example.org'), hs.clientToken('@bob:example.org'));
+  });
+
+  it('protocols: each of the registration asked, instance_id added, a protocol the AS fails left out', async () => {
+    answers['/thirdparty/protocol/irc'] = { status: 200, body: protocol('Libera') };
+    answers['/thirdparty/protocol/gitter'] = { status: 500, body: { errcode: 'M_UNKNOWN', error: 'down' } };
+    const all = await client('/protocols');
+    assert.equal(all.status, 200);
+    assert.deepEqual(Object.keys(all.json), ['irc']);
+    assert.deepEqual(all.json.irc.instances, [{ network_id: 'libera', desc: 'Libera', fields: {}, instance_id: 'bridge|libera' }]);
+    assert.deepEqual(asked.map((a) => [a.path, a.authorization]), [
+      ['/_matrix/app/v1/thirdparty/protocol/irc', 'Bearer hs-secret'],
+      ['/_matrix/app/v1/thirdparty/protocol/gitter', 'Bearer hs-secret'],
+    ]);
+    assert.equal((await client('/protocol/irc')).json.instances[0].instance_id, 'bridge|libera');
+    // Synapse's 404 for a protocol without an answer, and for one no AS registered (never asked).
+    const before = asked.length;
+    assert.deepEqual(await client('/protocol/gitter'), { status: 404, json: { error: 'Unknown protocol' } });
+    assert.deepEqual(await client('/protocol/slack'), { status: 404, json: { error: 'Unknown protocol' } });
+    assert.equal(asked.length, before + 1, 'slack was not asked');
+    // An answer without a list of instances is no answer.
+    answers['/thirdparty/protocol/irc'] = { status: 200, body: { user_fields: [] } };
+    assert.deepEqual((await client('/protocols')).json, {});
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it("searches: the client's query but its token passed on; results without their fields dropped; any failure []", async () => {
+    answers['/thirdparty/location/irc'] = {
+      status: 200,
+      body: [{ alias: '#irc_#a:example.org', protocol: 'irc', fields: { channel: '#a' } }, { alias: '#irc_#b:example.org', protocol: 'irc' }, 'junk'],
+    };
+    const token = hs.clientToken('@alice:example.org');
+    const res = await call('GET', `${CS}/thirdparty/location/irc?channel=%23a&channel=%23b&x=a+b`, undefined, { token, tokenInQuery: true });
+    assert.deepEqual(res, { status: 200, json: [{ alias: '#irc_#a:example.org', protocol: 'irc', fields: { channel: '#a' } }] });
+    assert.deepEqual(asked.map((a) => [a.path, a.query]), [['/_matrix/app/v1/thirdparty/location/irc', '?channel=%23a&channel=%23b&x=a+b']]);
+    // The AS failing, or answering no list: [] (Synapse logs it).
+    answers['/thirdparty/user/irc'] = { status: 503, body: { errcode: 'M_UNKNOWN', error: 'later' } };
+    assert.deepEqual(await client('/user/irc?nickname=bob'), { status: 200, json: [] });
+    answers['/thirdparty/user/irc'] = { status: 200, body: { userid: '@irc_bob:example.org' } };
+    assert.deepEqual(await client('/user/irc?nickname=bob'), { status: 200, json: [] });
+    // A protocol no AS registered: [] without asking.
+    const before = asked.length;
+    assert.deepEqual(await client('/location/slack?channel=x'), { status: 200, json: [] });
+    assert.equal(asked.length, before);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('reverse lookups: [] without asking, as Synapse; asked with forwardReverseLookups', async () => {
+    answers['/thirdparty/user'] = { status: 200, body: [{ userid: '@irc_bob:example.org', protocol: 'irc', fields: { nickname: 'bob' } }] };
+    assert.deepEqual(await client('/user?userid=%40irc_bob%3Aexample.org'), { status: 200, json: [] });
+    assert.equal(asked.length, 0, 'the AS was not asked');
+    hs.options.forwardReverseLookups = true;
+    assert.deepEqual((await client('/user?userid=%40irc_bob%3Aexample.org')).json, answers['/thirdparty/user']!.body);
+    assert.deepEqual(asked.map((a) => a.path + a.query), ['/_matrix/app/v1/thirdparty/user?userid=%40irc_bob%3Aexample.org']);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('legacyThirdPartyPaths: /_matrix/app/unstable/, the hs_token in the query and no header (Synapse before 1.81)', async () => {
+    hs.options.legacyThirdPartyPaths = true;
+    answers['/thirdparty/protocol/irc'] = { status: 200, body: protocol('Libera') };
+    assert.equal((await client('/protocol/irc')).status, 200);
+    assert.deepEqual(asked, [{ path: '/_matrix/app/unstable/thirdparty/protocol/irc', query: '?access_token=hs-secret', authorization: undefined }]);
+  });
+
+  it('no registration, or one without a URL: nothing to ask', async () => {
+    hs.registration = { id: 'bridge', url: null, hsToken: 'hs-secret', protocols: ['irc'] };
+    assert.deepEqual(await client('/protocols'), { status: 200, json: {} });
+    hs.registration = undefined;
+    assert.deepEqual(await client('/location/irc?channel=x'), { status: 200, json: [] });
+    assert.deepEqual(asked, []);
+  });
+
+  it('knows the Client-Server lookups and checks them against third_party_lookup.yaml', () => {
+    assert.equal(matchOperation('cs', 'GET', `${CS}/thirdparty/protocols`).operationId, 'getProtocols');
+    assert.equal(matchOperation('cs', 'GET', `${CS}/thirdparty/location/irc`).operationId, 'queryLocationByProtocol');
+    assert.equal(matchOperation('cs', 'GET', `${CS}/thirdparty/user`).operationId, 'queryUserByID');
+    assert.deepEqual(checkCsResponse('GET', `${CS}/thirdparty/protocol/irc`, 200, { ...protocol('Libera'), instances: [{ network_id: 'l', desc: 'L', fields: {}, instance_id: 'b|l' }] }), []);
+    assert.notDeepEqual(checkCsResponse('GET', `${CS}/thirdparty/protocols`, 200, { irc: { instances: [] } }), []);
+    assert.equal(matchOperation('as', 'GET', '/_matrix/app/v1/thirdparty/location/irc').operationId, 'queryLocationByProtocol');
+  });
+});

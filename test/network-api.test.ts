@@ -104,6 +104,8 @@ test('the contract\'s paths are all there, each on its side with its servers, an
     'as POST /network/messages',
     'as POST /network/reactions',
     'network GET /rooms/{remoteRoomId}',
+    'network GET /search/rooms',
+    'network GET /search/users',
     'network GET /users/{remoteUserId}',
     'network POST /deletions',
     'network POST /edits',
@@ -405,6 +407,39 @@ test('the fake network: lookups and every kind of delivery, each answer as the d
     ['reactions', true],
     ['deletions', true],
   ]);
+  assert.deepEqual(net.specErrors, []);
+});
+
+test('searches: the checker takes the contract\'s traffic and names what breaks it; the fake network answers them as documented', async () => {
+  assert.deepEqual(checkNetworkRequest('GET', '/search/rooms?channel=%23matrix', undefined, { 'x-signature': 't=1,v1=00' }), []);
+  assert.deepEqual(checkNetworkRequest('GET', '/search/users?nickname=bob', undefined), []);
+  assert.deepEqual(checkNetworkRequest('GET', '/search/users?nickname=bob', undefined, {}), ['not authenticated: needs header X-Signature (signature)']);
+  assert.throws(() => checkNetworkRequest('GET', '/search/everything?q=x', undefined), /no operation/);
+  assert.deepEqual(checkNetworkAnswer('GET', '/search/rooms?channel=x', 200, [{ id: '#x', fields: { channel: '#x', network: 'irc.example.org' }, extra: 1 }]), []);
+  assert.deepEqual(checkNetworkAnswer('GET', '/search/rooms?channel=x', 200, []), []);
+  assert.deepEqual(checkNetworkAnswer('GET', '/search/users?nickname=x', 404, undefined), [], 'a network without searches');
+  assert.deepEqual(checkNetworkAnswer('GET', '/search/users?nickname=x', 501, undefined), []);
+  assert.deepEqual(checkNetworkAnswer('GET', '/search/rooms?channel=x', 200, { rooms: [] }), ['200 body must be array']);
+  assert.deepEqual(checkNetworkAnswer('GET', '/search/rooms?channel=x', 200, [{ name: 'x' }]), ["200 body/0 must have required property 'id'"]);
+  assert.deepEqual(checkNetworkAnswer('GET', '/search/rooms?channel=x', 200, [{ id: '' }]), ['200 body/0/id must NOT have fewer than 1 characters']);
+
+  net.rooms.set('#matrix-dev', { name: 'Matrix development' });
+  net.users.set('bobby', { displayName: 'Robert' });
+  const rooms = await asCall(net, 'GET', `/search/rooms?channel=${encodeURIComponent('#MATRIX')}`);
+  assert.deepEqual([rooms.status, rooms.body], [200, [{ id: '#matrix' }, { id: '#matrix-dev' }]], 'every room holding the text, in any case');
+  assert.deepEqual((await asCall(net, 'GET', '/search/users?nickname=robert')).body, [{ id: 'bobby' }], 'users by display name too');
+  assert.deepEqual((await asCall(net, 'GET', '/search/users?nickname=nobody-at-all')).body, []);
+  const asked: unknown[] = [];
+  net.onSearch = (kind, fields) => {
+    asked.push([kind, fields]);
+    return fields.channel?.[0] === 'none' ? { status: 404 } : [{ id: '#x', fields: { network: 'n' } }];
+  };
+  assert.deepEqual((await asCall(net, 'GET', '/search/rooms?channel=x&channel=y')).body, [{ id: '#x', fields: { network: 'n' } }]);
+  assert.equal((await asCall(net, 'GET', '/search/rooms?channel=none')).status, 404);
+  assert.deepEqual(asked, [['rooms', { channel: ['x', 'y'] }], ['rooms', { channel: ['none'] }]]);
+  net.onSearch = () => ({ status: 503, retryAfter: 3 });
+  assert.deepEqual(await asCall(net, 'GET', '/search/users?nickname=x').then((r) => [r.status, r.retryAfter]), [503, '3']);
+  net.onSearch = undefined;
   assert.deepEqual(net.specErrors, []);
 });
 

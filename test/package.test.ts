@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DELIVERY, queueNamesFor, tableNameFor } from '../lib/defaults.js';
+import { DEFAULTS, DELIVERY, queueNamesFor, tableNameFor } from '../lib/defaults.js';
 import { METRICS, METRICS_NAMESPACE } from '../lib/metrics.js';
 import { BY_EVENT_INDEX } from '../lib/store/messages.js';
 
@@ -44,6 +44,19 @@ const FUNCTIONS: Record<string, { file: string; timeout?: number; memory?: numbe
   roomQuery: { file: 'room-query', timeout: 25, routes: ['GET /_matrix/app/v1/rooms/{roomAlias+}', 'GET /rooms/{roomAlias+}'], reserved: 10 },
   push: { file: 'push', timeout: 28, routes: ['PUT /_matrix/app/v1/transactions/{txnId+}', 'PUT /transactions/{txnId+}'], reserved: 20 },
   ping: { file: 'ping', routes: ['POST /_matrix/app/v1/ping'], reserved: 2 },
+  // The third-party lookups, and the legacy prefix Synapse called them under before 1.81.
+  thirdParty: {
+    file: 'thirdparty',
+    timeout: 25,
+    routes: ['v1', 'unstable'].flatMap((v) => [
+      `GET /_matrix/app/${v}/thirdparty/protocol/{protocol+}`,
+      `GET /_matrix/app/${v}/thirdparty/location/{protocol+}`,
+      `GET /_matrix/app/${v}/thirdparty/user/{protocol+}`,
+      `GET /_matrix/app/${v}/thirdparty/location`,
+      `GET /_matrix/app/${v}/thirdparty/user`,
+    ]),
+    reserved: 2,
+  },
   networkInbound: {
     file: 'network-inbound',
     timeout: 25,
@@ -64,8 +77,8 @@ const HTTP_FUNCTIONS = Object.keys(FUNCTIONS).filter((fn) => FUNCTIONS[fn]!.rout
 const LAMBDA_ALARMED = Object.keys(FUNCTIONS).filter((fn) => fn !== 'pingHomeserver');
 /** The network's routes (everything under /network/): each throttled at networkRateLimit, not the stage default. */
 const NETWORK_ROUTES = Object.values(FUNCTIONS).flatMap((f) => f.routes.filter((r) => /^[A-Z]+ \/network\//.test(r)));
-/** The functions without the state table: they read their configuration and call the homeserver only. */
-const TABLELESS = ['networkMediaDownload'];
+/** The functions without the state table: they read their configuration and call the homeserver (media) or the network (lookups) only. */
+const TABLELESS = ['networkMediaDownload', 'thirdParty'];
 const deployedName = (fn: string) => `matrix-appservice-lambda-dev-${fn}`;
 
 /**
@@ -388,8 +401,8 @@ describe('npm run package', () => {
     ];
     const alarms = ofType('AWS::CloudWatch::Alarm');
     assert.deepEqual(alarms.map(([id]) => id).sort(), [...expected].sort());
-    // 4 of the stack, a 5xx one for each of the 8 HTTP functions, errors and throttles for 9 functions.
-    assert.equal(alarms.length, 30);
+    // 4 of the stack, a 5xx one for each of the 9 HTTP functions, errors and throttles for 10 functions.
+    assert.equal(alarms.length, 33);
     const names = alarms.map(([, a]) => a.Properties.AlarmName as string);
     assert.equal(new Set(names).size, names.length, `alarm names are unique: ${names.join(', ')}`);
     for (const [id, a] of alarms) {
@@ -631,9 +644,9 @@ describe('npm run package', () => {
       const param = (VARIANT_PARAMS as Record<string, string>)[`${fn}ReservedConcurrency`];
       assert.equal(Number(given), Number(param ?? VARIANT_PARAMS.deliverMaxConcurrency), `${fn}ReservedConcurrency`);
     }
-    // AWS refuses a deploy that leaves the account under 100 unreserved: infra/limits.yml and the README say the defaults need 170.
+    // AWS refuses a deploy that leaves the account under 100 unreserved: infra/limits.yml and the README say the defaults need 172.
     const total = Object.values(FUNCTIONS).reduce((sum, f) => sum + f.reserved, 0);
-    assert.equal(total, 70);
+    assert.equal(total, 72);
     // Every place that states the total says this one (a line break may fall anywhere: \s+, and a comment's #).
     const states = (text: string) =>
       new RegExp(`\\b${total} in all\\b`).test(text) && new RegExp(`concurrency[\\s#]+limit[\\s#]+must[\\s#]+be[\\s#]+${total + 100}[\\s#]+or more`).test(text);
@@ -651,6 +664,8 @@ describe('npm run package', () => {
     assert.deepEqual(outputs.DeadLetterQueueUrl?.Value, { Ref: 'DeadLetterQueue' });
     assert.deepEqual(outputs.DeadLetterQueueArn?.Value, { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] });
     assert.deepEqual(outputs.StateTableName?.Value, { Ref: 'StateTable' });
+    // npm run registration reads the protocol the stage was deployed with (the registration's `protocols`).
+    assert.equal(outputs.Protocol?.Value, DEFAULTS.PROTOCOL);
   });
 
   test('each function: nodejs22.x on arm64, its handler, timeout, its stage for the metrics, and a bundle zip', () => {
@@ -787,17 +802,20 @@ describe('npm run package', () => {
     for (const [id] of ofType('AWS::IAM::Policy')) assert.fail(`a stand-alone policy ${id}`);
   });
 
-  test('IAM: networkMediaDownload runs under a role of its own, without the table; the table roles are the others', () => {
-    const [download] = TABLELESS;
-    const role = roleOf(download!);
-    for (const fn of Object.keys(FUNCTIONS).filter((f) => !TABLELESS.includes(f))) assert.notEqual(roleOf(fn), role, fn);
-    // Nothing in its role names the table or a queue: secrets and logs only.
-    const text = JSON.stringify(statementsOf(download!));
-    for (const what of ['dynamodb:', 'StateTable', 'sqs:', 'Queue']) assert.ok(!text.includes(what), `${download}'s role: ${what}`);
-    assert.deepEqual(
-      [...new Set(statementsOf(download!).flatMap((s) => asArray(s.Action)))].sort(),
-      ['logs:CreateLogStream', 'logs:PutLogEvents', 'ssm:GetParameters'],
-    );
+  test('IAM: networkMediaDownload and thirdParty run under roles of their own, without the table; the table roles are the others', () => {
+    assert.equal(new Set(TABLELESS.map(roleOf)).size, TABLELESS.length, 'a role each');
+    for (const tableless of TABLELESS) {
+      const role = roleOf(tableless);
+      for (const fn of Object.keys(FUNCTIONS).filter((f) => !TABLELESS.includes(f))) assert.notEqual(roleOf(fn), role, fn);
+      // Nothing in its role names the table or a queue: secrets and logs only.
+      const text = JSON.stringify(statementsOf(tableless));
+      for (const what of ['dynamodb:', 'StateTable', 'sqs:', 'Queue']) assert.ok(!text.includes(what), `${tableless}'s role: ${what}`);
+      assert.deepEqual(
+        [...new Set(statementsOf(tableless).flatMap((s) => asArray(s.Action)))].sort(),
+        ['logs:CreateLogStream', 'logs:PutLogEvents', 'ssm:GetParameters'],
+        tableless,
+      );
+    }
   });
 
   test('secrets: SSM parameter names in the environment, never token values', () => {
@@ -824,6 +842,12 @@ describe('npm run package', () => {
       assert.equal(vars.DEAD_LETTER_NOTICES, String(DELIVERY.DEAD_LETTER_NOTICES), fn);
       // The media links' base: the API's own URL unless --param asUrl gives another.
       assert.deepEqual(vars.AS_URL, { 'Fn::GetAtt': ['HttpApi', 'ApiEndpoint'] }, fn);
+      // The third-party protocol: lib/defaults.ts's, the network named after AS_ID, no icon.
+      assert.deepEqual(
+        [vars.PROTOCOL, vars.PROTOCOL_USER_FIELD, vars.PROTOCOL_LOCATION_FIELD, vars.PROTOCOL_ICON ?? '', vars.PROTOCOL_NETWORK_NAME],
+        [DEFAULTS.PROTOCOL, DEFAULTS.PROTOCOL_USER_FIELD, DEFAULTS.PROTOCOL_LOCATION_FIELD, '', DEFAULTS.AS_ID],
+        fn,
+      );
     }
     for (const sentinel of [SENTINEL_AS, SENTINEL_HS, SENTINEL_NETWORK_NEXT]) assert.ok(!templateText.includes(sentinel), 'a secret value is in the template');
   });

@@ -254,7 +254,7 @@ test('media links: tampered, for another medium, or expired: 403; unknown medium
   // Signed (only a holder of the secret could), yet no medium's name: never a path on the homeserver.
   const expires = Math.floor(Date.now() / 1000) + 600;
   const calls = as.hs.calls.length;
-  for (const [server, mediaId] of [['..', 'x'], ['.', 'x'], ['example.org', 'a.b']]) {
+  for (const [server, mediaId] of [['..', 'x'], ['.', 'x'], ['example.org', 'a.b']] as const) {
     const walk = await as.call('network-media-download', {
       method: 'GET',
       path: `/network/media/${encodeURIComponent(server)}/${encodeURIComponent(mediaId)}`,

@@ -25,7 +25,9 @@ test('ping: 200 {} for a valid token, from any copy, with no state', async () =>
 
 test('unknown routes are 404 M_UNRECOGNIZED; a known path with the wrong method is 405', async () => {
   for (const [method, path] of [
-    ['GET', '/_matrix/app/v1/thirdparty/protocol/irc'],
+    ['GET', '/_matrix/app/v1/thirdparty/protocols'],
+    ['GET', '/_matrix/app/v1/thirdparty/network/irc'],
+    ['GET', '/thirdparty/protocol/irc'],
     ['GET', '/_matrix/app/v1/nothing'],
     ['POST', '/_matrix/app/unstable/whatever'],
     ['GET', '/'],
@@ -41,6 +43,9 @@ test('unknown routes are 404 M_UNRECOGNIZED; a known path with the wrong method 
     ['POST', '/_matrix/app/v1/rooms/%23irc_x:example.org'],
     ['GET', '/_matrix/app/v1/transactions/1'],
     ['GET', '/_matrix/app/v1/ping'],
+    ['POST', '/_matrix/app/v1/thirdparty/protocol/irc'],
+    ['PUT', '/_matrix/app/unstable/thirdparty/location'],
+    ['DELETE', '/_matrix/app/v1/thirdparty/user/irc'],
     ['DELETE', '/transactions/1'],
     ['GET', '/network/messages'],
   ]) {
@@ -143,6 +148,9 @@ test('npm run registration prints a valid registration, and names what is missin
   assert.equal(reg.sender_localpart, 'ircbot');
   assert.deepEqual(reg.namespaces.users, [{ exclusive: true, regex: '@irc_.*:example\\.org' }]);
   assert.deepEqual(reg.namespaces.aliases, [{ exclusive: true, regex: '#irc_.*:example\\.org' }]);
+  // The homeserver passes its clients' third-party lookups of this protocol to the AS.
+  assert.deepEqual(reg.protocols, ['irc']);
+  assert.deepEqual(parse(run({ AS_URL: 'https://as.example.org', HOMESERVER_NAME: 'example.org', AS_TOKEN, HS_TOKEN, PROTOCOL: 'gitter' }).stdout).protocols, ['gitter']);
   const fresh = run({ AS_URL: 'https://as.example.org', HOMESERVER_NAME: 'example.org' });
   const freshReg = parse(fresh.stdout);
   assert.ok(freshReg.as_token.length >= 40 && freshReg.as_token !== freshReg.hs_token, 'new random tokens');

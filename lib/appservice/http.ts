@@ -242,3 +242,37 @@ export function mediaPath(rawPath: string): { server: string; mediaId: string } 
     throw invalidParam('the path is not validly percent-encoded');
   }
 }
+
+/**
+ * The third-party lookup a path asks for: `/_matrix/app/v1/thirdparty/protocol/{protocol}`,
+ * `…/location/{protocol}`, `…/user/{protocol}`, `…/location`, `…/user`, and the same under
+ * `/_matrix/app/unstable/` (what Synapse called before 1.81). The protocol is read from the raw
+ * path, percent-decoded once, as pathId reads IDs.
+ */
+export function thirdPartyPath(rawPath: string): { kind: 'protocol' | 'location' | 'user'; protocol?: string } {
+  const m = /^\/_matrix\/app\/(?:v1|unstable)\/thirdparty\/(protocol|location|user)(?:\/(.*))?$/.exec(rawPath);
+  if (!m || (m[1] === 'protocol' && m[2] === undefined)) throw invalidParam('the path is not a third-party lookup');
+  const kind = m[1] as 'protocol' | 'location' | 'user';
+  if (m[2] === undefined) return { kind };
+  try {
+    return { kind, protocol: decodeURIComponent(m[2]) };
+  } catch {
+    throw invalidParam('the path is not validly percent-encoded');
+  }
+}
+
+/**
+ * The query string's values by name, each as often as it was given, from the raw query string:
+ * API Gateway's queryStringParameters join repeated names with commas, which a value may hold.
+ * `access_token` (the homeserver's legacy authentication, checked by the hs_token middleware) is
+ * left out: it is not part of any lookup.
+ */
+export function queryValues(event: Pick<APIGatewayProxyEventV2, 'rawQueryString'>): Record<string, string[]> {
+  // No prototype: a parameter named __proto__ or constructor is just a name.
+  const out: Record<string, string[]> = Object.create(null);
+  for (const [name, value] of new URLSearchParams(event.rawQueryString ?? '')) {
+    if (name === 'access_token') continue;
+    (out[name] ??= []).push(value);
+  }
+  return out;
+}

@@ -9,6 +9,8 @@ export interface RegistrationInput extends NamespaceConfig {
   asUrl: string;
   asToken: string;
   hsToken: string;
+  /** The third-party protocol the AS provides (PROTOCOL): the homeserver asks the AS's /thirdparty/… about it. */
+  protocol: string;
 }
 
 export function registration(r: RegistrationInput) {
@@ -20,6 +22,8 @@ export function registration(r: RegistrationInput) {
     hs_token: r.hsToken,
     sender_localpart: r.senderLocalpart,
     rate_limited: false,
+    // The homeserver forwards its clients' /thirdparty/… about these protocols to the AS.
+    protocols: [r.protocol],
     namespaces: {
       users: [{ exclusive: true, regex: ns.userRegex }],
       aliases: [{ exclusive: true, regex: ns.aliasRegex }],

@@ -7,6 +7,9 @@ const KNOWN: Array<[RegExp, string]> = [
   [/^\/_matrix\/app\/v1\/rooms\/.+$/, 'GET'],
   [/^\/_matrix\/app\/v1\/transactions\/.+$/, 'PUT'],
   [/^\/_matrix\/app\/v1\/ping$/, 'POST'],
+  // The third-party lookups, and their legacy prefix (Synapse before 1.81).
+  [/^\/_matrix\/app\/(v1|unstable)\/thirdparty\/(protocol|location|user)\/.+$/, 'GET'],
+  [/^\/_matrix\/app\/(v1|unstable)\/thirdparty\/(location|user)$/, 'GET'],
   [/^\/users\/.+$/, 'GET'],
   [/^\/rooms\/.+$/, 'GET'],
   [/^\/transactions\/.+$/, 'PUT'],

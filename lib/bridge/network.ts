@@ -121,10 +121,28 @@ export class RetryLaterError extends Error {
   }
 }
 
+/**
+ * A search of the network's rooms or users (the Application Service API's third-party lookups):
+ * the protocol's fields a Matrix client filled in, by name, e.g. `{channel: "#matrix"}`.
+ */
+export type SearchFields = Record<string, string>;
+
+/** One room or user a search found: its id on the network, and the fields that identify it, when the network says. */
+export interface SearchHit {
+  id: string;
+  fields?: Record<string, string>;
+}
+
 export interface NetworkPort {
   /** undefined when the network does not know the user; throws when it cannot tell. */
   lookupUser(remoteUserId: string): Promise<RemoteUser | undefined>;
   lookupRoom(remoteRoomId: string): Promise<RemoteRoom | undefined>;
+  /**
+   * The network's rooms or users matching the fields, best first; [] when none (or when the
+   * network does no searches); throws (503) when it cannot tell, never a false "none".
+   */
+  searchRooms(fields: SearchFields): Promise<SearchHit[]>;
+  searchUsers(fields: SearchFields): Promise<SearchHit[]>;
   /**
    * Resolves when delivered, with the network's own id when it answered one;
    * PermanentDeliveryError (UnsupportedDeliveryError, UnknownTargetError) for a refusal;

@@ -15,7 +15,7 @@
  * Settings (environment): HOMESERVER_URL (http://127.0.0.1:8008), HOMESERVER_NAME (localhost),
  * NETWORK (open), PORT (9000), AS_URL (http://127.0.0.1:$PORT), REGISTRATION_FILE
  * (./registration.yaml), DATA_DIR (./.local), and AS_ID / SENDER_LOCALPART / USER_PREFIX /
- * ALIAS_PREFIX as in config.ts.
+ * ALIAS_PREFIX / PROTOCOL as in config.ts.
  * It listens on 127.0.0.1 only (LISTEN_HOST); for a homeserver in a container set
  * LISTEN_HOST=0.0.0.0 and AS_URL to an address the container can reach (e.g.
  * http://host.docker.internal:9000). serverless-offline's own ports stay on 127.0.0.1 whatever it is.
@@ -67,6 +67,8 @@ export interface LocalSettings {
   senderLocalpart: string;
   userPrefix: string;
   aliasPrefix: string;
+  /** PROTOCOL: the registration's `protocols`, the third-party lookups' protocol. */
+  protocol: string;
 }
 
 const pick = (env: Env, name: string, fallback: string) => env[name]?.trim() || fallback;
@@ -89,6 +91,7 @@ export function localSettings(env: Env): LocalSettings {
     senderLocalpart: pick(env, 'SENDER_LOCALPART', DEFAULTS.SENDER_LOCALPART),
     userPrefix,
     aliasPrefix: pick(env, 'ALIAS_PREFIX', userPrefix),
+    protocol: pick(env, 'PROTOCOL', DEFAULTS.PROTOCOL),
   };
 }
 
@@ -148,6 +151,7 @@ function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, queues: Q
     SENDER_LOCALPART: s.senderLocalpart,
     USER_PREFIX: s.userPrefix,
     ALIAS_PREFIX: s.aliasPrefix,
+    PROTOCOL: s.protocol,
     // Plain values win over the *_PARAM names serverless.yml also sets (config.ts), so no SSM.
     AS_TOKEN: t.asToken,
     HS_TOKEN: t.hsToken,

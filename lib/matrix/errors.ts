@@ -16,6 +16,7 @@ export const ErrCode = {
   NotJson: 'M_NOT_JSON',
   BadJson: 'M_BAD_JSON',
   InvalidParam: 'M_INVALID_PARAM',
+  MissingParam: 'M_MISSING_PARAM',
   TooLarge: 'M_TOO_LARGE',
   LimitExceeded: 'M_LIMIT_EXCEEDED',
   UserInUse: 'M_USER_IN_USE',
@@ -106,6 +107,7 @@ export const isMatrixError = (e: unknown, errcode?: string): e is MatrixError =>
 export const badJson = (message: string) => new MatrixError(400, ErrCode.BadJson, message);
 export const notJson = (message: string) => new MatrixError(400, ErrCode.NotJson, message);
 export const invalidParam = (message: string) => new MatrixError(400, ErrCode.InvalidParam, message);
+export const missingParam = (message: string) => new MatrixError(400, ErrCode.MissingParam, message);
 /** 401: no credentials at all. */
 export const unauthorized = (message: string) => new MatrixError(401, ErrCode.Unauthorized, message);
 /** 403: credentials that are wrong, or a thing not allowed. */

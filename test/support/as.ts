@@ -59,6 +59,7 @@ export type FunctionName =
   | 'room-query'
   | 'push'
   | 'ping'
+  | 'thirdparty'
   | 'unrecognized'
   | 'network-inbound'
   | 'network-media-upload'

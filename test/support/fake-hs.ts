@@ -22,6 +22,12 @@
  * (push(): transaction ids 1, 2, 3... that a restart starts again at 1, the
  * same transaction retried with backoff until it is accepted).
  *
+ * Its clients' third-party lookups (`GET /_matrix/client/v3/thirdparty/…`) are
+ * passed on to the AS over HTTP as Synapse does (see thirdPartyLookup): the
+ * protocols of its registration asked at its URL, answers merged and filtered,
+ * every failure of the AS an empty answer. clientToken() gives a local user a
+ * token to ask them with.
+ *
  * Every request body is checked against the spec fixtures (spec.ts); problems
  * land in `specErrors` (tests should assert it stays empty), as do problems
  * with the fake's own answers.
@@ -94,6 +100,20 @@ export interface FakeHsOptions {
    * `m.reference`s, say). A relation to an event of another room is always refused.
    */
   refuseUnknownRelationTargets?: boolean;
+  /**
+   * Synapse answers its clients' reverse lookups, `GET /thirdparty/location?alias=` and
+   * `/thirdparty/user?userid=`, with `200 []` itself, asking no AS (its handler looks for the
+   * ASes of protocol `None`, and there are none). true: the fake asks the AS
+   * (`GET /_matrix/app/v1/thirdparty/location?alias=`, `…/user?userid=`), as the spec's AS API
+   * describes and other homeservers may do. Default false.
+   */
+  forwardReverseLookups?: boolean;
+  /**
+   * Ask the AS's third-party lookups as Synapse before 1.81 did: under `/_matrix/app/unstable/`,
+   * the hs_token as `?access_token=` and no Authorization header (Synapse 1.67, measured).
+   * Default false: `/_matrix/app/v1/` with `Authorization: Bearer`, as Synapse 1.90+.
+   */
+  legacyThirdPartyPaths?: boolean;
 }
 
 /** A file in the fake's media repository (uploaded through the API, or addMedia). */
@@ -299,7 +319,20 @@ export interface FakeHs {
    * `POST /_matrix/app/v1/ping` with the hs_token as Synapse does. Unset, or `url: null`, a ping
    * answers 400 M_URL_NOT_SET.
    */
-  registration?: { id: string; url: string | null; hsToken: string; /** how long the AS may take; default 10 s */ pingTimeoutMs?: number };
+  registration?: {
+    id: string;
+    url: string | null;
+    hsToken: string;
+    /** how long the AS may take (a ping, a third-party lookup); default 10 s */
+    pingTimeoutMs?: number;
+    /** the registration's `protocols`: the third-party protocols whose lookups the HS asks the AS */
+    protocols?: string[];
+  };
+  /**
+   * An access token for a local user (not the AS's), made on first use: the fake takes it as
+   * that user's, as Synapse takes a logged-in client's (for the third-party lookups, say).
+   */
+  clientToken(userId: string): string;
   /** every request, in arrival order (including rejected ones) */
   calls: RecordedCall[];
   /** registered users (the bot is always there) */
@@ -563,6 +596,8 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
   let pushing: Promise<unknown> = Promise.resolve(); // the transaction in flight, if any
   const hanging = new Set<ServerResponse>();
   const timers = new Set<NodeJS.Timeout>();
+  // access token -> local user (clientToken)
+  const clientTokens = new Map<string, string>();
 
   const initUsers = (): void => {
     users.set(botUserId, { displayName: senderLocalpart });
@@ -1203,6 +1238,77 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     return { status: 200, body: { duration_ms: Date.now() - started } };
   };
 
+  /**
+   * Synapse's ApplicationServiceApi asking the AS a third-party lookup (`path` under its prefix,
+   * with the client's query `args`): the JSON of a 2xx answer; undefined for anything else, which
+   * Synapse only logs ("query_3pe to … threw exception").
+   */
+  const askAsThirdParty = async (path: string, args: Array<[string, string]>): Promise<unknown> => {
+    const reg = fake.registration;
+    if (!reg?.url) return undefined;
+    const legacy = opts.legacyThirdPartyPaths === true;
+    const params = new URLSearchParams(args);
+    if (legacy) params.append('access_token', reg.hsToken);
+    const qs = params.toString();
+    try {
+      const res = await fetch(`${reg.url.replace(/\/+$/, '')}/_matrix/app/${legacy ? 'unstable' : 'v1'}${path}${qs ? `?${qs}` : ''}`, {
+        headers: legacy ? {} : { authorization: `Bearer ${reg.hsToken}` },
+        signal: AbortSignal.timeout(reg.pingTimeoutMs ?? 10_000),
+      });
+      if (!res.ok) return undefined;
+      return await res.json();
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** Synapse's _is_valid_3pe_result: an object with string `field` and `protocol`, and an object `fields`. */
+  const valid3pe = (r: unknown, field: string): boolean =>
+    isPlainObject(r) && typeof r[field] === 'string' && typeof r.protocol === 'string' && isPlainObject(r.fields);
+
+  /**
+   * Synapse's client servlets for `/thirdparty/protocols`, `/protocol/{p}`, `/location[/{p}]` and
+   * `/user[/{p}]` (rest/client/thirdparty.py, handlers/appservice.py): `parts` are the path's
+   * segments after `thirdparty`, decoded. Undefined for a path it does not serve. `unchecked`:
+   * Synapse's own answer is not what the spec says (its 404 has no errcode).
+   */
+  const thirdPartyLookup = async (parts: string[], query: URLSearchParams): Promise<(Answer & { unchecked?: true }) | undefined> => {
+    const reg = fake.registration;
+    const protocols = [...new Set(reg?.protocols ?? [])];
+    // get_3pe_protocol: the AS's answer when it has a list of instances, each given an instance_id.
+    const metadata = async (protocol: string): Promise<Record<string, any> | undefined> => {
+      const info = await askAsThirdParty(`/thirdparty/protocol/${synapseQuote(protocol)}`, []);
+      if (!isPlainObject(info) || !Array.isArray(info.instances)) return undefined;
+      for (const instance of info.instances) {
+        if (isPlainObject(instance) && instance.network_id !== undefined) instance.instance_id = `${reg!.id}|${String(instance.network_id)}`;
+      }
+      return info;
+    };
+    const [kind, protocol, ...rest] = parts;
+    if (rest.length) return undefined;
+    if (kind === 'protocols' && protocol === undefined) {
+      const all: Record<string, unknown> = {};
+      for (const p of protocols) {
+        const info = await metadata(p);
+        if (info) all[p] = info;
+      }
+      return { status: 200, body: all };
+    }
+    if (kind === 'protocol' && protocol !== undefined) {
+      const info = protocols.includes(protocol) ? await metadata(protocol) : undefined;
+      return info ? { status: 200, body: info } : { status: 404, body: { error: 'Unknown protocol' }, unchecked: true };
+    }
+    if (kind !== 'location' && kind !== 'user') return undefined;
+    // query_3pe: the client's whole query but its access token, to each AS of the protocol; a
+    // failure or an answer that is not a list is [], and results without the required fields go.
+    const args = [...query].filter(([k]) => k !== 'access_token');
+    const asked = protocol === undefined ? opts.forwardReverseLookups === true : protocols.includes(protocol);
+    if (!asked) return { status: 200, body: [] };
+    const answer = await askAsThirdParty(protocol === undefined ? `/thirdparty/${kind}` : `/thirdparty/${kind}/${synapseQuote(protocol)}`, args);
+    const required = kind === 'user' ? 'userid' : 'alias';
+    return { status: 200, body: Array.isArray(answer) ? answer.filter((r) => valid3pe(r, required)) : [] };
+  };
+
   const ruleMatches = (rule: FailRule, call: RecordedCall): boolean => {
     const m = rule.match;
     if (m.method !== undefined && m.method.toUpperCase() !== call.method) return false;
@@ -1218,10 +1324,12 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
     const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
-    const query: Record<string, string> = Object.fromEntries(new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1)));
+    const rawQuery = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
+    const query: Record<string, string> = Object.fromEntries(rawQuery);
     const segs = rawPath.split('/').slice(1).map(decodeSegment);
     const path = '/' + segs.join('/');
-    const userId = query.user_id ?? botUserId;
+    let userId = query.user_id ?? botUserId;
+    let asClient = false;
     const call: RecordedCall = { method, path, rawPath, query, body: undefined, userId, status: 0, response: undefined };
     calls.push(call); // in arrival order
     const raw = await readBody(req);
@@ -1262,8 +1370,14 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       const bearer = header !== undefined ? /^Bearer\s+(.+)$/i.exec(header)?.[1] : undefined;
       const token = bearer ?? query.access_token;
       if (token === undefined) return respond(res, call, 401, { errcode: 'M_MISSING_TOKEN', error: 'Missing access token.' });
-      if (token !== asToken) {
+      const client = clientTokens.get(token);
+      if (token !== asToken && client === undefined) {
         return respond(res, call, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Invalid access token passed.', soft_logout: false });
+      }
+      // A local user's own token: the request is theirs (a `?user_id=` is the AS's alone).
+      if (client !== undefined) {
+        userId = call.userId = client;
+        asClient = true;
       }
     }
 
@@ -1310,6 +1424,15 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       return selfCheck(call, rawPath);
     }
 
+    if (method === 'GET' && segs.slice(0, 4).join('/') === `${CS}/thirdparty`) {
+      const answer = await thirdPartyLookup(segs.slice(4), rawQuery);
+      if (answer) {
+        respond(res, call, answer.status, answer.body);
+        if (!answer.unchecked) selfCheck(call, rawPath);
+        return;
+      }
+    }
+
     const answer = ((): Answer => {
       let pathKnown = false;
       for (const route of routes) {
@@ -1319,7 +1442,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
         pathKnown = true;
         if (route.method !== method) continue;
         // Identity assertion (Synapse: Auth._get_appservice_user).
-        if (!route.skipAssertion && query.user_id !== undefined) {
+        if (!route.skipAssertion && query.user_id !== undefined && !asClient) {
           if (!interested(userId)) return err(403, 'M_FORBIDDEN', `Application service cannot masquerade as this user (${userId}).`);
           if (!users.has(userId)) return err(403, 'M_FORBIDDEN', `Application service has not registered this user (${userId})`);
         }
@@ -1507,7 +1630,14 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     clearFailures(): void {
       rules = [];
     },
+    clientToken(userId: string): string {
+      for (const [token, user] of clientTokens) if (user === userId) return token;
+      const token = `syt_${randomId()}`;
+      clientTokens.set(token, userId);
+      return token;
+    },
     reset(): void {
+      clientTokens.clear();
       calls.length = 0;
       specErrors.length = 0;
       users.clear();
@@ -1539,6 +1669,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       if (opts.txnIdsRestartAtOne ?? true) lastTxnId = 0;
     },
     forgetEverything(): void {
+      clientTokens.clear();
       users.clear();
       initUsers();
       rooms.clear();

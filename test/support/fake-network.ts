@@ -1,8 +1,9 @@
 /**
  * A fake third-party network speaking the webhook contract (docs/network-api.yaml) over real
- * HTTP: it checks every request's X-Signature, knows the users and rooms it is given, records
- * what it receives, and can be told to refuse or fail deliveries, to answer no ids (a 1.x
- * network), to not support a kind of delivery (501), or to refuse targets it never accepted (404).
+ * HTTP: it checks every request's X-Signature, knows the users and rooms it is given (and finds
+ * them in searches), records what it receives, and can be told to refuse or fail deliveries, to
+ * answer no ids (a 1.x network), to not support a kind of delivery (501), or to refuse targets it
+ * never accepted (404).
  *
  * Every request the AS makes and every answer the fake gives is checked against the document
  * (test/support/network-api.ts); problems land in `specErrors`, which tests should assert stays
@@ -36,6 +37,11 @@ export interface Received {
 /** A failing answer: a status (with `retryAfter`, a Retry-After header in seconds), or no answer at all. */
 export type NetworkFailure = { status: number; retryAfter?: number } | { hang: true };
 
+/** What `GET /search/rooms` and `/search/users` search: rooms or users. */
+export type SearchKind = 'rooms' | 'users';
+/** One search result, as the contract's SearchHit (anything else a test wants to answer goes too). */
+export type SearchHit = { id: string; fields?: Record<string, unknown> } & Record<string, unknown>;
+
 export interface FakeNetworkOptions {
   /** The shared NETWORK_SECRET. Default 'network-secret-for-tests'. */
   secret?: string;
@@ -64,6 +70,14 @@ export interface FakeNetwork {
   onDeliver?: (body: any, attempt: number, kind: DeliveryKind) => NetworkFailure | undefined;
   /** Answer every lookup with this (e.g. 500, hang) instead of the directory. */
   lookupFailure?: NetworkFailure;
+  /**
+   * Decides the answer to a search (`GET /search/rooms|users?<fields>`, each query parameter's
+   * values): a failure (`{status: 404}`: a network without searches; `{hang: true}`), or what to
+   * answer 200 with (the hits; any other JSON, to answer malformed ones). Undefined, or a hook that
+   * answers undefined: the default search, every room (by id or name) or user (by id or display
+   * name) holding a given value, in any case.
+   */
+  onSearch?: (kind: SearchKind, fields: Record<string, string[]>) => unknown;
   /** Kinds this network does not support: answered 501. */
   unsupported: Set<DeliveryKind>;
   /** See FakeNetworkOptions.answerIds; may be changed at any time. */
@@ -252,6 +266,23 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
       if (net.lookupFailure) return fail(net.lookupFailure);
       const found = lookup === 'users' ? net.users.get(id) : net.rooms.get(id);
       return found ? answer(200, found) : answer(404, { error: 'unknown' });
+    }
+
+    const search = method === 'GET' ? (/^\/search\/(rooms|users)$/.exec(rec.rawPath)?.[1] as SearchKind | undefined) : undefined;
+    if (search) {
+      const fields: Record<string, string[]> = {};
+      for (const [k, v] of url.searchParams) (fields[k] ??= []).push(v);
+      const decided = net.onSearch?.(search, fields);
+      const failure = decided as Partial<{ status: unknown; hang: unknown }> | undefined;
+      if (typeof failure?.status === 'number' || failure?.hang === true) return fail(decided as NetworkFailure);
+      if (decided !== undefined) return answer(200, decided);
+      const wanted = Object.values(fields).flat().map((v) => v.toLowerCase());
+      const holds = (...texts: Array<string | undefined>) => texts.some((t) => t !== undefined && wanted.some((w) => t.toLowerCase().includes(w)));
+      const hits =
+        search === 'rooms'
+          ? [...net.rooms].filter(([id, r]) => holds(id, r.name)).map(([id]) => ({ id }))
+          : [...net.users].filter(([id, u]) => holds(id, u.displayName)).map(([id]) => ({ id }));
+      return answer(200, hits);
     }
 
     const kind = rec.kind;

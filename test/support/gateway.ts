@@ -29,7 +29,7 @@ export async function startGateway(route: (method: string, path: string) => Hand
       const handler = route(method, url.pathname);
       const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]));
       const reply = handler
-        ? await invoke(handler, { method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers, rawBody: body })
+        ? await invoke(handler, { method, path: url.pathname, rawQuery: url.search.slice(1), headers, rawBody: body })
         : { status: 404, body: { errcode: 'M_UNRECOGNIZED', error: 'no route in the test gateway' }, headers: {} };
       requests.push({ method, path: url.pathname, headers: req.headers, body, status: reply.status, answer: reply.body });
       res.writeHead(reply.status, { 'content-type': 'application/json' });

@@ -6,6 +6,12 @@ export interface Invoke {
   method: string;
   path: string;
   query?: Record<string, string>;
+  /**
+   * The query string as the caller sent it (repeated names, `+` for a space, …), instead of
+   * `query`: API Gateway hands it over as `rawQueryString`, and in `queryStringParameters` each
+   * name once, its values decoded and joined with commas.
+   */
+  rawQuery?: string;
   headers?: Record<string, string>;
   body?: unknown;
   /** Send the body as it is, not JSON-encoded. */
@@ -14,8 +20,14 @@ export interface Invoke {
 }
 
 export function apiGatewayEvent(req: Invoke): APIGatewayProxyEventV2 {
-  const query = req.query ?? {};
-  const rawQueryString = new URLSearchParams(query).toString();
+  let query = req.query ?? {};
+  let rawQueryString = new URLSearchParams(query).toString();
+  if (req.rawQuery !== undefined) {
+    rawQueryString = req.rawQuery;
+    const joined: Record<string, string> = {};
+    for (const [k, v] of new URLSearchParams(req.rawQuery)) joined[k] = Object.hasOwn(joined, k) ? `${joined[k]},${v}` : v;
+    query = joined;
+  }
   const raw = req.rawBody ?? (req.body === undefined ? undefined : JSON.stringify(req.body));
   const binary = Buffer.isBuffer(raw);
   const headers = Object.fromEntries(Object.entries(req.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));

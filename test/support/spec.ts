@@ -283,13 +283,20 @@ function stripQuery(path: string): string {
   return q === -1 ? path : path.slice(0, q);
 }
 
-function matchSegments(route: Route, rest: string): Record<string, string> | undefined {
+/** The path parameters of `rest` under `route`, or undefined; `elided`: a final parameter left out (see below). */
+function matchSegments(route: Route, rest: string): (Record<string, string> & { [ELIDED]?: true }) | undefined {
   const parts = rest.split('/').slice(1);
   let segs = route.segments;
   // "When an empty string, the trailing slash on this endpoint is optional"
-  // (state keys): a final parameter may be left out entirely.
+  // (state keys): a final parameter may be left out entirely. A template that
+  // matches the path as it is wins over one that needs this (`/thirdparty/user`
+  // is not `/thirdparty/user/{protocol}` with an empty protocol).
   const last = segs[segs.length - 1];
-  if (parts.length === segs.length - 1 && last && 'param' in last) parts.push('');
+  let elided = false;
+  if (parts.length === segs.length - 1 && last && 'param' in last) {
+    parts.push('');
+    elided = true;
+  }
   if (parts.length !== segs.length) return undefined;
   const params: Record<string, string> = {};
   for (let i = 0; i < segs.length; i++) {
@@ -301,8 +308,11 @@ function matchSegments(route: Route, rest: string): Record<string, string> | und
       params[seg.param] = decodeSegment(part);
     }
   }
+  if (elided) Object.defineProperty(params, ELIDED, { value: true });
   return params;
 }
+
+const ELIDED = Symbol('a final parameter left out');
 
 function findOperation(
   api: SpecApi,
@@ -327,8 +337,8 @@ function findOperation(
     throw new Error(`no operation in the ${api === 'cs' ? 'Client-Server' : 'Application Service'} API spec matches ${method} ${path}`);
   }
   // Most literal segments first: /profile/{userId}/displayname-like templates
-  // win over wider ones.
-  best = best.sort((a, b) => b.route.literalCount - a.route.literalCount);
+  // win over wider ones; then the templates that needed no final parameter left out.
+  best = best.sort((a, b) => b.route.literalCount - a.route.literalCount || Number(ELIDED in a.params) - Number(ELIDED in b.params));
   for (const { route, params } of best) {
     const pathItem = deref({ uri: route.file, pointer: route.pathItemPointer, node: atPointer(route.file, route.pathItemPointer) });
     if (!isObject(pathItem.node)) continue;

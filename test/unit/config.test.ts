@@ -144,3 +144,23 @@ test('the delivery queue: QUEUE_URL and DEAD_LETTER_QUEUE_URL are required, SQS_
     assert.throws(() => parseConfig({ ...base, [variable]: 'not a url' }), (e: unknown) => e instanceof ConfigError && e.variable === variable, variable);
   }
 });
+
+test('the third-party protocol: its settings, and a clear error naming a bad one', () => {
+  const c = parseConfig({
+    ...base,
+    AS_ID: 'my-bridge',
+    PROTOCOL: 'libera.chat',
+    PROTOCOL_USER_FIELD: 'user',
+    PROTOCOL_LOCATION_FIELD: 'room',
+    PROTOCOL_ICON: 'mxc://example.org/AbC_12-x',
+    PROTOCOL_NETWORK_NAME: 'Libera Chat',
+  });
+  assert.deepEqual(c.thirdParty, { protocol: 'libera.chat', userField: 'user', locationField: 'room', icon: 'mxc://example.org/AbC_12-x', networkName: 'Libera Chat', networkId: 'libera.chat' });
+  assert.equal(parseConfig({ ...base, AS_ID: 'my-bridge' }).thirdParty.networkName, 'my-bridge', "the network's name is AS_ID unless given");
+  assert.equal(parseConfig({ ...base, PROTOCOL: ' ' }).thirdParty.protocol, 'irc', 'empty: the default');
+  for (const bad of ['IRC', 'irc/x', '-irc', 'x'.repeat(65)]) failsOn({ ...base, PROTOCOL: bad }, 'PROTOCOL');
+  for (const bad of ['1st', 'a b', 'access_token', 'x'.repeat(65)]) failsOn({ ...base, PROTOCOL_USER_FIELD: bad }, 'PROTOCOL_USER_FIELD');
+  failsOn({ ...base, PROTOCOL_LOCATION_FIELD: 'nickname' }, 'PROTOCOL_LOCATION_FIELD');
+  for (const bad of ['https://example.org/icon.png', 'mxc://example.org/', 'mxc://example.org/a/b']) failsOn({ ...base, PROTOCOL_ICON: bad }, 'PROTOCOL_ICON');
+  failsOn({ ...base, PROTOCOL_NETWORK_NAME: 'n'.repeat(256) }, 'PROTOCOL_NETWORK_NAME');
+});

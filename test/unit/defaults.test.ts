@@ -19,7 +19,7 @@ const fallback = (v: string) => /,\s*'?([^',}]*)'?\s*}$/.exec(v)?.[1];
 test('serverless.yml names the service and defaults every setting as lib/defaults.ts does', () => {
   assert.equal(sls.service, SERVICE);
   const env = sls.provider.environment;
-  for (const name of ['HOMESERVER_URL', 'HOMESERVER_NAME', 'AS_ID', 'SENDER_LOCALPART', 'USER_PREFIX', 'NETWORK', 'ALIAS_QUERY_WAIT_MS'] as const) {
+  for (const name of ['HOMESERVER_URL', 'HOMESERVER_NAME', 'AS_ID', 'SENDER_LOCALPART', 'USER_PREFIX', 'NETWORK', 'ALIAS_QUERY_WAIT_MS', 'PROTOCOL', 'PROTOCOL_USER_FIELD', 'PROTOCOL_LOCATION_FIELD'] as const) {
     assert.equal(fallback(env[name]), DEFAULTS[name], name);
   }
   assert.equal(fallback(env.DEAD_LETTER_AFTER_HOURS), String(DELIVERY.DEAD_LETTER_AFTER_HOURS));
@@ -27,6 +27,9 @@ test('serverless.yml names the service and defaults every setting as lib/default
   assert.equal(fallback(env.MESSAGE_MAPPING_DAYS), String(MESSAGES.MAPPING_DAYS));
   assert.equal(fallback(env.MEDIA_LINK_HOURS), String(MESSAGES.MEDIA_LINK_HOURS));
   assert.equal(env.MAX_PARKED_EVENTS_PER_ROOM, undefined);
+  // No icon unless given; the network's name is AS_ID's value unless given.
+  assert.equal(fallback(env.PROTOCOL_ICON), '');
+  assert.match(env.PROTOCOL_NETWORK_NAME, /, self:provider\.environment\.AS_ID\}$/);
   assert.equal(fallback(sls.custom['serverless-offline'].host), DEFAULTS.LISTEN_HOST);
   assert.equal(fallback(String(sls.custom['serverless-offline'].httpPort)), DEFAULTS.PORT);
 });
@@ -47,6 +50,14 @@ test('config.ts falls back on the same defaults', () => {
   assert.equal(c.network.kind, DEFAULTS.NETWORK);
   assert.equal(c.delivery.deadLetterAfterHours, DELIVERY.DEAD_LETTER_AFTER_HOURS);
   assert.equal(c.delivery.deadLetterNotices, DELIVERY.DEAD_LETTER_NOTICES);
+  assert.deepEqual(c.thirdParty, {
+    protocol: DEFAULTS.PROTOCOL,
+    userField: DEFAULTS.PROTOCOL_USER_FIELD,
+    locationField: DEFAULTS.PROTOCOL_LOCATION_FIELD,
+    icon: '',
+    networkName: DEFAULTS.AS_ID,
+    networkId: DEFAULTS.PROTOCOL,
+  });
 });
 
 test("serverless.yml's deliver event source defaults to lib/defaults.ts DELIVERY", () => {

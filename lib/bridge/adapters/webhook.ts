@@ -11,7 +11,29 @@ function retryAfterMs(header: string | null): number | undefined {
   const at = Date.parse(header);
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
 }
-import type { NetworkPort, RemoteRoom, RemoteUser } from '../network.js';
+import type { NetworkPort, RemoteRoom, RemoteUser, SearchFields, SearchHit } from '../network.js';
+
+/** An id of the network's (docs/network-api.yaml NetworkId). */
+const isNetworkId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 255;
+
+/**
+ * A search's answer: a JSON array of `{id, fields?}`, or what is wrong with it. Unknown
+ * keys are ignored, and so are `fields` entries that are not strings of at most 255 characters.
+ */
+function searchHits(json: unknown): SearchHit[] | string {
+  if (!Array.isArray(json)) return 'is not a JSON array';
+  const hits: SearchHit[] = [];
+  for (const [i, item] of json.entries()) {
+    const id = (item as { id?: unknown } | null)?.id;
+    if (typeof item !== 'object' || item === null || Array.isArray(item) || !isNetworkId(id)) return `has no id (a string of 1 to 255 characters) at [${i}]`;
+    const given = (item as { fields?: unknown }).fields;
+    const fields = typeof given === 'object' && given !== null && !Array.isArray(given)
+      ? Object.fromEntries(Object.entries(given).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1].length <= 255))
+      : undefined;
+    hits.push(fields && Object.keys(fields).length ? { id, fields } : { id });
+  }
+  return hits;
+}
 
 /** The network's own id for what it took (`{"id": "…"}`, 1 to 255 characters); a v1 network answers none. */
 function answeredId(text: string): string | undefined {
@@ -55,7 +77,26 @@ export function webhookNetwork(opts: WebhookOptions): NetworkPort {
     return json;
   }
 
+  /** GET /search/rooms|users?<fields>: what the network finds; 404 or 501 (a network without searches) is none. */
+  async function search(kind: 'rooms' | 'users', fields: SearchFields): Promise<SearchHit[]> {
+    let res: Response;
+    try {
+      res = await call('GET', `/search/${kind}?${new URLSearchParams(fields).toString()}`);
+    } catch (e) {
+      // A Matrix user waits: "try later", never a false "nothing".
+      const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+      throw unavailable(`the network ${timedOut ? 'did not answer the' : 'could not be reached for the'} ${kind} search${timedOut ? ' in time' : ''}`);
+    }
+    if (res.status === 404 || res.status === 501) return [];
+    if (!res.ok) throw unavailable(`the network answered the ${kind} search with HTTP ${res.status}`);
+    const hits = searchHits(await res.json().catch(() => undefined));
+    if (typeof hits === 'string') throw unavailable(`the network's answer to the ${kind} search ${hits}`);
+    return hits;
+  }
+
   return {
+    searchRooms: (fields) => search('rooms', fields),
+    searchUsers: (fields) => search('users', fields),
     lookupUser: (id) =>
       lookup('users', id, (j): j is RemoteUser =>
         typeof j?.displayName === 'string' && (j.avatarUrl === undefined || typeof j.avatarUrl === 'string')),

@@ -64,6 +64,8 @@ export interface ThirdPartyConfig {
   networkName: string;
   /** The instance's `network_id`: the protocol's id (one bridge, one network). */
   networkId: string;
+  /** PUBLISH_ROOMS: bridged rooms are published in the homeserver's room directory under `networkId`. */
+  publishRooms: boolean;
 }
 
 export interface MessagesConfig {
@@ -276,7 +278,7 @@ function thirdParty(env: Env, asId: string): ThirdPartyConfig {
   if (icon && !MXC.test(icon)) throw new ConfigError('PROTOCOL_ICON', `must be an mxc:// URI (upload the image to the homeserver first), got ${JSON.stringify(icon)}`);
   const networkName = optional(env, 'PROTOCOL_NETWORK_NAME', asId);
   if (networkName.length > 255) throw new ConfigError('PROTOCOL_NETWORK_NAME', 'must be at most 255 characters');
-  return { protocol, userField, locationField, icon, networkName, networkId: protocol };
+  return { protocol, userField, locationField, icon, networkName, networkId: protocol, publishRooms: flag(env, 'PUBLISH_ROOMS', DEFAULTS.PUBLISH_ROOMS) };
 }
 
 export type ParameterReader = (names: string[]) => Promise<Record<string, string>>;

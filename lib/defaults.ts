@@ -19,6 +19,8 @@ export const DEFAULTS = {
   NETWORK_TIMEOUT_MS: '5000',
   /** How long the alias query, asked while the bridge looks the alias up itself, waits to see whether a user's join asked too. */
   ALIAS_QUERY_WAIT_MS: '2000',
+  /** Publish bridged rooms in the homeserver's room directory, under the protocol (PUBLISH_ROOMS). */
+  PUBLISH_ROOMS: false,
   /** npm start's port. */
   PORT: '9000',
   LISTEN_HOST: '127.0.0.1',

@@ -124,6 +124,7 @@ async function createBridgedRoom(
   }
   b.roomCache.set(roomId, room);
   forgetNotOurs(b, roomId);
+  await publishRoom(b, roomId, deadline);
   pending ||= await keptMeanwhile(b, alias);
   if (!pending) return room;
   try {
@@ -160,5 +161,20 @@ async function createOrAdopt(b: Bridge, alias: RoomAlias, remoteRoom: string, in
     // Best effort: a room made by hand, or before rooms carried it, is given the bridge event.
     await ensureBridgeState(b, room_id, remoteRoom, deadline, info.name);
     return room_id;
+  }
+}
+
+/**
+ * With PUBLISH_ROOMS, a new bridged room goes into the homeserver's room directory under our
+ * network, so users find it in "Explore rooms". Best effort: the room is there and the user's
+ * join waits on this query, so a refusal is logged, not answered.
+ */
+async function publishRoom(b: Bridge, roomId: RoomId, deadline: number): Promise<void> {
+  const { publishRooms, networkId } = b.config.thirdParty;
+  if (!publishRooms) return;
+  try {
+    await b.cs.setAppserviceRoomVisibility(networkId, roomId, 'public', { deadline });
+  } catch (err) {
+    b.log.warn('could not publish a bridged room in the room directory', { roomId, networkId, err });
   }
 }

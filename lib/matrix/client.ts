@@ -210,6 +210,10 @@ export function createCsClient(opts: CsClientOptions) {
       throw new Error('unreachable');
     },
 
+    /** Publishes a room in (or takes it out of) the homeserver's room directory under our network (spec v1.1, as the AS). */
+    setAppserviceRoomVisibility: (networkId: string, roomId: RoomId, visibility: 'public' | 'private', call: CallOptions) =>
+      request('PUT', `/_matrix/client/v3/directory/list/appservice/${enc(networkId)}/${enc(roomId)}`, { ...call, body: { visibility } }),
+
     /** A state event's content; 404 when the room has none. */
     getState: (roomId: RoomId, type: string, stateKey: string, call: CallOptions) =>
       request<Record<string, unknown>>('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, call),

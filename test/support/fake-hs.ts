@@ -340,6 +340,8 @@ export interface FakeHs {
   rooms: Map<string, FakeRoom>;
   /** alias -> room ID */
   aliases: Map<string, string>;
+  /** The application services' published room directory: room ID → the network it is listed under (PUT /directory/list/appservice). */
+  appserviceDirectory: Map<string, { networkId: string; visibility: string }>;
   /** spec violations in requests received (and in the fake's own answers) */
   specErrors: string[];
   /** the media repository: media ID (of `mxc://<serverName>/<media ID>`) -> the file */
@@ -587,6 +589,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
   const users = new Map<string, FakeUser>();
   const rooms = new Map<string, FakeRoom>();
   const aliases = new Map<string, string>();
+  const appserviceDirectory = new Map<string, { networkId: string; visibility: string }>();
   const specErrors: string[] = [];
   const media = new Map<string, FakeMedia>();
   let rules: Array<FailRule & { times: number }> = [];
@@ -983,6 +986,22 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     return { status: 200, body: {} };
   };
 
+  /**
+   * Synapse 1.94 (rest/client/directory.py ClientAppserviceDirectoryListServer): only an AS may,
+   * the room must exist, `visibility` is public or private.
+   */
+  const publishAppservice: Handler = (ctx) => {
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const visibility: unknown = ctx.body.visibility;
+    if (visibility !== 'public' && visibility !== 'private') return err(400, 'M_INVALID_PARAM', 'Invalid visibility setting');
+    const roomId = ctx.params.roomId!;
+    if (!rooms.has(roomId)) return err(404, 'M_NOT_FOUND', 'Unknown room');
+    if (visibility === 'public') appserviceDirectory.set(roomId, { networkId: ctx.params.networkId!, visibility });
+    else appserviceDirectory.delete(roomId);
+    return { status: 200, body: {} };
+  };
+
   const join: Handler = (ctx) => {
     const target = ctx.params.roomIdOrAlias!;
     const roomId = target.startsWith('#') ? aliases.get(target) : target;
@@ -1146,6 +1165,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     { method: 'POST', pattern: [...CS.split('/'), 'createRoom'], handler: createRoom },
     { method: 'GET', pattern: [...CS.split('/'), 'directory', 'room', ':alias'], handler: getAlias },
     { method: 'PUT', pattern: [...CS.split('/'), 'directory', 'room', ':alias'], handler: putAlias },
+    { method: 'PUT', pattern: [...CS.split('/'), 'directory', 'list', 'appservice', ':networkId', ':roomId'], handler: publishAppservice },
     { method: 'POST', pattern: [...CS.split('/'), 'join', ':roomIdOrAlias'], handler: join },
     { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'join'], handler: joinById },
     { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'invite'], handler: invite },
@@ -1615,6 +1635,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     users,
     rooms,
     aliases,
+    appserviceDirectory,
     specErrors,
     media,
     addMedia(bytes, contentType, filename, uploader) {
@@ -1644,6 +1665,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       initUsers();
       rooms.clear();
       aliases.clear();
+      appserviceDirectory.clear();
       media.clear();
       txns.clear();
       rules = [];
@@ -1674,6 +1696,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       initUsers();
       rooms.clear();
       aliases.clear();
+      appserviceDirectory.clear();
       media.clear();
       txns.clear();
       lastTxnId = 0; // completed transactions lived in the database too

@@ -154,8 +154,10 @@ test('the third-party protocol: its settings, and a clear error naming a bad one
     PROTOCOL_LOCATION_FIELD: 'room',
     PROTOCOL_ICON: 'mxc://example.org/AbC_12-x',
     PROTOCOL_NETWORK_NAME: 'Libera Chat',
+    PUBLISH_ROOMS: 'true',
   });
-  assert.deepEqual(c.thirdParty, { protocol: 'libera.chat', userField: 'user', locationField: 'room', icon: 'mxc://example.org/AbC_12-x', networkName: 'Libera Chat', networkId: 'libera.chat' });
+  assert.deepEqual(c.thirdParty, { protocol: 'libera.chat', userField: 'user', locationField: 'room', icon: 'mxc://example.org/AbC_12-x', networkName: 'Libera Chat', networkId: 'libera.chat', publishRooms: true });
+  failsOn({ ...base, PUBLISH_ROOMS: 'maybe' }, 'PUBLISH_ROOMS');
   assert.equal(parseConfig({ ...base, AS_ID: 'my-bridge' }).thirdParty.networkName, 'my-bridge', "the network's name is AS_ID unless given");
   assert.equal(parseConfig({ ...base, PROTOCOL: ' ' }).thirdParty.protocol, 'irc', 'empty: the default');
   for (const bad of ['IRC', 'irc/x', '-irc', 'x'.repeat(65)]) failsOn({ ...base, PROTOCOL: bad }, 'PROTOCOL');

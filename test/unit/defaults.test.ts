@@ -26,6 +26,7 @@ test('serverless.yml names the service and defaults every setting as lib/default
   assert.equal(fallback(env.DEAD_LETTER_NOTICES), String(DELIVERY.DEAD_LETTER_NOTICES));
   assert.equal(fallback(env.MESSAGE_MAPPING_DAYS), String(MESSAGES.MAPPING_DAYS));
   assert.equal(fallback(env.MEDIA_LINK_HOURS), String(MESSAGES.MEDIA_LINK_HOURS));
+  assert.equal(fallback(env.PUBLISH_ROOMS), String(DEFAULTS.PUBLISH_ROOMS));
   assert.equal(env.MAX_PARKED_EVENTS_PER_ROOM, undefined);
   // No icon unless given; the network's name is AS_ID's value unless given.
   assert.equal(fallback(env.PROTOCOL_ICON), '');
@@ -57,6 +58,7 @@ test('config.ts falls back on the same defaults', () => {
     icon: '',
     networkName: DEFAULTS.AS_ID,
     networkId: DEFAULTS.PROTOCOL,
+    publishRooms: DEFAULTS.PUBLISH_ROOMS,
   });
 });
 

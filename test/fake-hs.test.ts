@@ -253,7 +253,8 @@ describe('fake HS: rooms', () => {
 
   it('sends messages once per transaction ID, keeping ?ts=', async () => {
     const bob = await register('irc_bob');
-    const room = hs.seedRoom({ creator: `@alice:${SERVER}`, joinRule: 'public' });
+    // a moderator: the topic below needs the power (see the state power tests)
+    const room = hs.seedRoom({ creator: `@alice:${SERVER}`, joinRule: 'public', moderators: [bob] });
     const path = `${CS}/rooms/${enc(room.roomId)}/send/m.room.message/net-1`;
     const content = { msgtype: 'm.text', body: 'hello' };
 
@@ -1368,5 +1369,464 @@ describe("fake HS: its clients' third-party lookups, passed on to the AS as Syna
     assert.deepEqual(checkCsResponse('GET', `${CS}/thirdparty/protocol/irc`, 200, { ...protocol('Libera'), instances: [{ network_id: 'l', desc: 'L', fields: {}, instance_id: 'b|l' }] }), []);
     assert.notDeepEqual(checkCsResponse('GET', `${CS}/thirdparty/protocols`, 200, { irc: { instances: [] } }), []);
     assert.equal(matchOperation('as', 'GET', '/_matrix/app/v1/thirdparty/location/irc').operationId, 'queryLocationByProtocol');
+  });
+});
+
+describe('fake HS: POST /rooms/{roomId}/leave', () => {
+  const leavePath = (roomId: string) => `${CS}/rooms/${enc(roomId)}/leave`;
+
+  it('a joined user leaves (reason in the event), an invited one rejects the invite: removed, the leave event from them appended', async () => {
+    const bob = await register('irc_bob');
+    const carol = await register('irc_carol');
+    const room = hs.seedRoom({ creator: BOT, members: [bob], invited: [carol] });
+    const left = await call('POST', leavePath(room.roomId), { reason: 'bye' }, { userId: bob });
+    assert.deepEqual([left.status, left.json], [200, {}]);
+    assert.equal(room.members.has(bob), false);
+    assert.deepEqual(
+      room.events.map((e) => [e.type, e.sender, e.stateKey, e.content]),
+      [['m.room.member', bob, bob, { reason: 'bye', membership: 'leave' }]],
+    );
+    assert.equal((await call('PUT', sendPath(room.roomId, 't1'), text('hi'), { userId: bob })).status, 403);
+
+    const rejected = await call('POST', leavePath(room.roomId), {}, { userId: carol });
+    assert.equal(rejected.status, 200);
+    assert.equal(room.invited.has(carol), false);
+    assert.deepEqual(room.events.at(-1)?.content, { membership: 'leave' });
+    assert.equal(room.events.at(-1)?.sender, carol);
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: carol })).status, 403, 'the invite is gone');
+    // the bot itself (no ?user_id=)
+    assert.equal((await call('POST', leavePath(room.roomId), {})).status, 200);
+    assert.equal(room.members.has(BOT), false);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('refuses as Synapse 1.94: an unknown room 404 M_UNKNOWN; never there, kicked or banned 403 "<user> not in room <room>."', async () => {
+    const bob = await register('irc_bob');
+    const carol = await register('irc_carol');
+    const dave = await register('irc_dave');
+    const room = hs.seedRoom({ creator: BOT, members: [carol, dave] });
+    const unknown = await call('POST', leavePath(`!nope:${SERVER}`), {}, { userId: bob });
+    assert.deepEqual([unknown.status, unknown.json], [404, { errcode: 'M_UNKNOWN', error: 'Not a known room' }]);
+    const never = await call('POST', leavePath(room.roomId), {}, { userId: bob });
+    assert.deepEqual([never.status, never.json], [403, { errcode: 'M_FORBIDDEN', error: `${bob} not in room ${room.roomId}.` }]);
+    hs.kick(room.roomId, carol);
+    const kicked = await call('POST', leavePath(room.roomId), {}, { userId: carol });
+    assert.deepEqual([kicked.status, kicked.json.error], [403, `${carol} not in room ${room.roomId}.`]);
+    hs.ban(room.roomId, dave);
+    const banned = await call('POST', leavePath(room.roomId), {}, { userId: dave });
+    assert.deepEqual([banned.status, banned.json.errcode], [403, 'M_FORBIDDEN']);
+    assert.ok(room.banned.has(dave), 'still banned');
+    assert.deepEqual(room.events.map((e) => e.content.membership), ['leave', 'ban'], 'only the kick and the ban');
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('leaving again with the same content is 200 and adds nothing (Synapse drops the duplicate); with another reason 403', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob] });
+    assert.equal((await call('POST', leavePath(room.roomId), {}, { userId: bob })).status, 200);
+    const again = await call('POST', leavePath(room.roomId), {}, { userId: bob });
+    assert.deepEqual([again.status, again.json], [200, {}]);
+    assert.equal(room.events.length, 1);
+    const other = await call('POST', leavePath(room.roomId), { reason: 'really' }, { userId: bob });
+    assert.equal(other.status, 403);
+    assert.equal(room.events.length, 1);
+    // joined again (not recorded): a leave is a leave, not the duplicate of the old one
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: bob })).status, 200);
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: bob })).status, 200);
+    assert.equal((await call('POST', leavePath(room.roomId), {}, { userId: bob })).status, 200);
+    assert.equal(room.members.has(bob), false);
+    assert.equal(room.events.length, 2);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('takes no body (Synapse does; the spec wants one) and refuses a body that is not an object with 400 M_BAD_JSON', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob] });
+    const bad = await call('POST', leavePath(room.roomId), ['x'], { userId: bob });
+    assert.deepEqual([bad.status, bad.json.errcode], [400, 'M_BAD_JSON']);
+    assert.ok(room.members.has(bob));
+    assert.match(hs.specErrors.join('\n'), /leave: body must be object/);
+    hs.specErrors.length = 0;
+    assert.equal((await call('POST', leavePath(room.roomId), undefined, { userId: bob })).status, 200);
+    assert.deepEqual(hs.specErrors, [`POST ${CS}/rooms/${room.roomId}/leave: body is required`]);
+    assert.equal(matchOperation('cs', 'POST', leavePath('!r:hs')).operationId, 'leaveRoom');
+  });
+});
+
+describe('fake HS: unsigned.prev_content and replaces_state on state events', () => {
+  const rec = hsWith({ recordMembership: true });
+  const statePath = (roomId: string, type: string, key = '') => `${CS}/rooms/${enc(roomId)}/state/${type}/${enc(key)}`;
+
+  it('a state event remembers the one it replaced; clientEvent pushes replaces_state, prev_content and prev_sender as Synapse', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob], moderators: [bob] });
+    const one = (await call('PUT', statePath(room.roomId, 'm.room.name'), { name: 'One' })).json.event_id as string;
+    const two = (await call('PUT', statePath(room.roomId, 'm.room.name'), { name: 'Two' }, { userId: bob })).json.event_id as string;
+    const [first, second] = room.events;
+    assert.deepEqual([first?.replacesState, first?.prevContent], [undefined, undefined]);
+    assert.deepEqual([second?.eventId, second?.replacesState, second?.prevContent], [two, one, { name: 'One' }]);
+    assert.deepEqual(hs.clientEvent(room.roomId, first!).unsigned, { age: 0 });
+    const pushed = hs.clientEvent(room.roomId, second!);
+    assert.deepEqual(pushed.unsigned, { age: 0, replaces_state: one, prev_content: { name: 'One' }, prev_sender: BOT });
+    assert.deepEqual(checkEvent('m.room.name', pushed), []);
+    assert.deepEqual(checkAsRequest('PUT', '/_matrix/app/v1/transactions/1', { events: [pushed] }), []);
+    // another state key, another type: nothing to replace
+    await call('PUT', statePath(room.roomId, 'm.bridge', 'irc'), { protocol: { id: 'irc' } });
+    assert.equal(room.events.at(-1)?.replacesState, undefined);
+    // the room's initial state is replaced too
+    const named = hs.seedRoom({ creator: BOT, name: 'Seeded' });
+    await call('PUT', statePath(named.roomId, 'm.room.name'), { name: 'Renamed' });
+    assert.deepEqual(hs.clientEvent(named.roomId, named.events[0]!).unsigned.prev_content, { name: 'Seeded' });
+    assert.equal(named.events[0]?.replacesState, named.initialState.find((e) => e.type === 'm.room.name')?.eventId);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('prev_content is the replaced event as the HS has it when pushing: pruned once redacted', async () => {
+    const room = hs.seedRoom({ creator: BOT });
+    const one = (await call('PUT', statePath(room.roomId, 'm.room.name'), { name: 'One' })).json.event_id as string;
+    await call('PUT', statePath(room.roomId, 'm.room.name'), { name: 'Two' });
+    const second = room.events[1]!;
+    await call('PUT', `${CS}/rooms/${enc(room.roomId)}/redact/${enc(one)}/r1`, {});
+    assert.deepEqual(hs.clientEvent(room.roomId, second).unsigned.prev_content, {});
+    assert.deepEqual(second.prevContent, { name: 'One' }, 'what it replaced when it was made');
+  });
+
+  it('member events from invites, joins, kicks, bans and unbans carry the previous membership', async () => {
+    const on = rec();
+    const bob = await register('irc_bob', on);
+    const room = on.seedRoom({ creator: BOT });
+    await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: bob }, { on });
+    await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { on, userId: bob });
+    on.kick(room.roomId, bob, BOT, 'out');
+    on.ban(room.roomId, bob);
+    on.unban(room.roomId, bob);
+    const pushed = room.events.map((e) => on.clientEvent(room.roomId, e));
+    assert.deepEqual(
+      pushed.map((e) => [e.content.membership, e.unsigned.prev_content?.membership, e.unsigned.prev_sender]),
+      [
+        ['invite', undefined, undefined],
+        ['join', 'invite', BOT],
+        ['leave', 'join', bob],
+        ['ban', 'leave', BOT],
+        ['leave', 'ban', BOT],
+      ],
+    );
+    assert.deepEqual(pushed[1]?.unsigned.prev_content, { membership: 'invite', displayname: 'irc_bob' });
+    assert.deepEqual(pushed[2]?.unsigned.replaces_state, room.events[1]?.eventId);
+    for (const e of pushed) assert.deepEqual(checkEvent('m.room.member', e), []);
+    assert.deepEqual(checkAsRequest('PUT', '/_matrix/app/v1/transactions/1', { events: pushed }), []);
+    assert.deepEqual(on.specErrors, []);
+  });
+});
+
+describe('fake HS: createRoom with is_direct, invite and presets', () => {
+  const rec = hsWith({ recordMembership: true });
+
+  it('invites the listed users; trusted_private_chat: join rule invite, the invitees get the power (moderators); no events by default', async () => {
+    const bob = await register('irc_bob');
+    const r = await call('POST', `${CS}/createRoom`, { preset: 'trusted_private_chat', is_direct: true, invite: [bob] });
+    assert.equal(r.status, 200);
+    const room = hs.rooms.get(r.json.room_id)!;
+    assert.deepEqual([...room.invited], [bob]);
+    assert.deepEqual([...room.moderators], [bob]);
+    assert.equal(room.joinRule, 'invite');
+    assert.deepEqual(room.events, [], 'createRoom records no membership unless asked');
+    const priv = hs.rooms.get((await call('POST', `${CS}/createRoom`, { preset: 'private_chat', invite: [bob] })).json.room_id)!;
+    assert.deepEqual([...priv.invited], [bob]);
+    assert.deepEqual([...priv.moderators], [], 'private_chat gives invitees no power');
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('with recordMembership: the creator\'s join, then the invites, with is_direct when asked', async () => {
+    const on = rec();
+    const bob = await register('irc_bob', on);
+    const alice = `@alice:${SERVER}`;
+    const dm = on.rooms.get((await call('POST', `${CS}/createRoom`, { preset: 'trusted_private_chat', is_direct: true, invite: [bob, alice] }, { on })).json.room_id)!;
+    assert.deepEqual(
+      dm.events.map((e) => [e.type, e.sender, e.stateKey, e.content]),
+      [
+        ['m.room.member', BOT, BOT, { membership: 'join', displayname: 'bot' }],
+        ['m.room.member', BOT, bob, { is_direct: true, membership: 'invite', displayname: 'irc_bob' }],
+        ['m.room.member', BOT, alice, { is_direct: true, membership: 'invite' }],
+      ],
+    );
+    const group = on.rooms.get((await call('POST', `${CS}/createRoom`, { invite: [bob] }, { on })).json.room_id)!;
+    assert.deepEqual(group.events.at(-1)?.content, { membership: 'invite', displayname: 'irc_bob' }, 'no is_direct unless asked');
+    assert.equal(group.events.length, 2);
+    assert.deepEqual(on.specErrors, []);
+  });
+
+  it('refuses an unknown preset (400 M_BAD_JSON) and an invite that is not a user ID (400), making no room', async () => {
+    const preset = await call('POST', `${CS}/createRoom`, { preset: 'secret_chat' });
+    assert.deepEqual([preset.status, preset.json], [400, { errcode: 'M_BAD_JSON', error: "'secret_chat' is not a valid preset" }]);
+    const invite = await call('POST', `${CS}/createRoom`, { invite: ['bob'] });
+    assert.deepEqual([invite.status, invite.json], [400, { errcode: 'M_UNKNOWN', error: 'Invalid user_id: bob' }]);
+    assert.equal(hs.rooms.size, 0);
+    assert.deepEqual(hs.specErrors, [
+      `POST ${CS}/createRoom: body/preset must be equal to one of the allowed values (["private_chat","public_chat","trusted_private_chat"])`,
+      `POST ${CS}/createRoom: body/invite/0 must match pattern "^@"`,
+      `POST ${CS}/createRoom: body/invite/0 must match format "mx-user-id"`,
+    ]);
+  });
+
+  it('keeps the name and topic as state events of the creator (GET state, currentState)', async () => {
+    const r = await call('POST', `${CS}/createRoom`, { name: 'Chan', topic: 'About', initial_state: [{ type: 'm.room.name', content: { name: 'Overridden' } }] });
+    const room = hs.rooms.get(r.json.room_id)!;
+    assert.equal(room.name, 'Chan');
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.name'), { name: 'Chan' });
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.topic'), { topic: 'About' });
+    const got = await call('GET', `${CS}/rooms/${enc(room.roomId)}/state/m.room.topic/`);
+    assert.deepEqual([got.status, got.json], [200, { topic: 'About' }]);
+    const fromInitial = hs.rooms.get((await call('POST', `${CS}/createRoom`, { initial_state: [{ type: 'm.room.name', content: { name: 'Initial' } }] })).json.room_id)!;
+    assert.equal(fromInitial.name, 'Initial');
+    assert.equal(fromInitial.initialState.filter((e) => e.type === 'm.room.name').length, 1);
+    assert.deepEqual(hs.specErrors, []);
+  });
+});
+
+describe('fake HS: account data', () => {
+  const adPath = (userId: string, type: string) => `${CS}/user/${enc(userId)}/account_data/${enc(type)}`;
+  const ALICE = `@alice:${SERVER}`;
+
+  it('stores a user\'s own account data, per user, and answers it back', async () => {
+    const bob = await register('irc_bob');
+    const direct = { [ALICE]: ['!dm:example.org'] };
+    const put = await call('PUT', adPath(bob, 'm.direct'), direct, { userId: bob });
+    assert.deepEqual([put.status, put.json], [200, {}]);
+    const got = await call('GET', adPath(bob, 'm.direct'), undefined, { userId: bob });
+    assert.deepEqual([got.status, got.json], [200, direct]);
+    assert.deepEqual(hs.accountData(bob, 'm.direct'), direct);
+    assert.equal(hs.accountData(BOT, 'm.direct'), undefined, 'per user');
+    // the bot (no ?user_id=), and a local user with their own token
+    assert.equal((await call('PUT', adPath(BOT, 'org.example.state'), { a: 1 })).status, 200);
+    assert.deepEqual(hs.accountData(BOT, 'org.example.state'), { a: 1 });
+    assert.equal((await call('PUT', adPath(ALICE, 'm.direct'), { [bob]: ['!x:example.org'] }, { token: hs.clientToken(ALICE) })).status, 200);
+    assert.deepEqual(hs.accountData(ALICE, 'm.direct'), { [bob]: ['!x:example.org'] });
+    assert.equal((await call('PUT', adPath(bob, 'm.direct'), { replaced: [] }, { userId: bob })).status, 200);
+    assert.deepEqual(hs.accountData(bob, 'm.direct'), { replaced: [] });
+    assert.deepEqual(hs.specErrors, []);
+    hs.reset();
+    assert.equal(hs.accountData(ALICE, 'm.direct'), undefined);
+  });
+
+  it('refuses other users\' account data with 403 M_FORBIDDEN, and answers 404 for a type never set', async () => {
+    const bob = await register('irc_bob');
+    const put = await call('PUT', adPath(ALICE, 'm.direct'), {}, { userId: bob });
+    assert.deepEqual([put.status, put.json], [403, { errcode: 'M_FORBIDDEN', error: 'Cannot add account data for other users.' }]);
+    const get = await call('GET', adPath(bob, 'm.direct'));
+    assert.deepEqual([get.status, get.json], [403, { errcode: 'M_FORBIDDEN', error: 'Cannot get account data for other users.' }]);
+    const none = await call('GET', adPath(bob, 'm.direct'), undefined, { userId: bob });
+    assert.deepEqual([none.status, none.json], [404, { errcode: 'M_NOT_FOUND', error: 'Account data not found' }]);
+    assert.equal(hs.accountData(ALICE, 'm.direct'), undefined);
+    assert.deepEqual(hs.specErrors, []);
+    const bad = await call('PUT', adPath(bob, 'm.direct'), [1], { userId: bob });
+    assert.deepEqual([bad.status, bad.json.errcode], [400, 'M_BAD_JSON']);
+    assert.equal(matchOperation('cs', 'PUT', adPath('@a:hs', 'm.direct')).operationId, 'setAccountData');
+    assert.equal(matchOperation('cs', 'GET', adPath('@a:hs', 'm.direct')).operationId, 'getAccountData');
+  });
+});
+
+describe('fake HS: GET /rooms/{roomId}/joined_members', () => {
+  const membersPath = (roomId: string) => `${CS}/rooms/${enc(roomId)}/joined_members`;
+  const ALICE = `@alice:${SERVER}`;
+  const CAROL = `@carol:${SERVER}`;
+
+  it('answers the joined members with their profiles as Synapse 1.94: both keys, null when unset', async () => {
+    const bob = await register('irc_bob');
+    await call('PUT', `${CS}/profile/${enc(bob)}/displayname`, { displayname: 'Bob' }, { userId: bob });
+    await call('PUT', `${CS}/profile/${enc(bob)}/avatar_url`, { avatar_url: 'mxc://example.org/bob' }, { userId: bob });
+    const room = hs.seedRoom({ creator: BOT, members: [ALICE], invited: [CAROL], joinRule: 'public' });
+    await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { userId: bob });
+    const r = await call('GET', membersPath(room.roomId));
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, {
+      joined: {
+        [BOT]: { avatar_url: null, display_name: 'bot' },
+        [ALICE]: { avatar_url: null, display_name: null },
+        [bob]: { avatar_url: 'mxc://example.org/bob', display_name: 'Bob' },
+      },
+    });
+    assert.deepEqual(hs.specErrors, [], 'the nulls are Synapse\'s: the spec check sees the answer without them');
+    assert.equal(matchOperation('cs', 'GET', membersPath('!r:hs')).operationId, 'getJoinedMembersByRoom');
+  });
+
+  it('takes the profile of the member\'s join event (per room) over the global one', async () => {
+    const room = hs.seedRoom({ creator: ALICE, joinRule: 'public', members: [BOT] });
+    hs.userSetProfile(CAROL, { displayName: 'Carol' });
+    hs.userJoinRoom(CAROL, room.roomId);
+    hs.users.get(CAROL)!.displayName = 'Changed behind the room\'s back';
+    const r = await call('GET', membersPath(room.roomId));
+    assert.deepEqual(r.json.joined[CAROL], { avatar_url: null, display_name: 'Carol' });
+  });
+
+  it('the AS may when the user it acts as is joined or any member is in its namespace; else 403 "Appservice not in room"', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: ALICE, members: [CAROL] });
+    const out = await call('GET', membersPath(room.roomId));
+    assert.deepEqual([out.status, out.json], [403, { errcode: 'M_FORBIDDEN', error: 'Appservice not in room' }]);
+    assert.equal((await call('GET', membersPath(room.roomId), undefined, { userId: bob })).status, 403);
+    assert.equal((await call('GET', membersPath(`!nope:${SERVER}`))).status, 403);
+    room.members.add(bob);
+    const asBot = await call('GET', membersPath(room.roomId));
+    assert.equal(asBot.status, 200, 'the bot is not there, one of the AS\'s users is');
+    assert.deepEqual(Object.keys(asBot.json.joined).sort(), [ALICE, CAROL, bob].sort());
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('a local user must be joined: 403 "not in room" for a stranger, another 403 for one who left', async () => {
+    const room = hs.seedRoom({ creator: ALICE, members: [CAROL, BOT] });
+    assert.equal((await call('GET', membersPath(room.roomId), undefined, { token: hs.clientToken(ALICE) })).status, 200);
+    const stranger = await call('GET', membersPath(room.roomId), undefined, { token: hs.clientToken(`@dave:${SERVER}`) });
+    assert.deepEqual([stranger.status, stranger.json], [403, { errcode: 'M_FORBIDDEN', error: `User @dave:${SERVER} not in room ${room.roomId}, and room previews are disabled` }]);
+    hs.leave(room.roomId, CAROL);
+    const departed = await call('GET', membersPath(room.roomId), undefined, { token: hs.clientToken(CAROL) });
+    assert.deepEqual([departed.status, departed.json], [403, { errcode: 'M_FORBIDDEN', error: 'Getting joined members while not being a current member of the room is forbidden.' }]);
+    assert.deepEqual(hs.specErrors, []);
+  });
+});
+
+describe('fake HS: who may set the room name and topic', () => {
+  const statePath = (roomId: string, type: string, key = '') => `${CS}/rooms/${enc(roomId)}/state/${type}/${enc(key)}`;
+
+  it('the creator and moderators; any other member gets 403 M_FORBIDDEN as from Synapse\'s power levels, nothing stored', async () => {
+    const bob = await register('irc_bob');
+    const carol = await register('irc_carol');
+    const room = hs.seedRoom({ creator: `@alice:${SERVER}`, members: [BOT, bob, carol], moderators: [carol], name: 'Old', topic: 'Old topic' });
+    for (const [type, content] of [['m.room.name', { name: 'Mine' }], ['m.room.topic', { topic: 'Mine' }]] as const) {
+      for (const userId of [bob, BOT]) {
+        const r = await call('PUT', statePath(room.roomId, type), content, { userId });
+        assert.deepEqual([r.status, r.json], [403, { errcode: 'M_FORBIDDEN', error: "You don't have permission to post that to the room. user_level (0) < send_level (50)" }]);
+      }
+    }
+    assert.deepEqual([room.name, room.topic, room.events.length], ['Old', 'Old topic', 0]);
+    assert.equal((await call('PUT', statePath(room.roomId, 'm.room.name'), { name: 'By the moderator' }, { userId: carol })).status, 200);
+    assert.equal((await call('PUT', statePath(room.roomId, 'm.room.topic'), { topic: 'New topic' }, { userId: carol })).status, 200);
+    assert.deepEqual([room.name, room.topic], ['By the moderator', 'New topic']);
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.topic'), { topic: 'New topic' });
+    // other state is not checked: an AS's bridge info from anyone in the room
+    assert.equal((await call('PUT', statePath(room.roomId, 'm.bridge', 'irc'), { protocol: { id: 'irc' } }, { userId: bob })).status, 200);
+    // the creator (here the bot's own room)
+    const own = hs.seedRoom({ creator: BOT });
+    assert.equal((await call('PUT', statePath(own.roomId, 'm.room.name'), { name: 'Bot room' })).status, 200);
+    assert.equal(own.name, 'Bot room');
+    assert.deepEqual(hs.specErrors, []);
+  });
+});
+
+describe('fake HS: a local user\'s direct chats and profile (userCreateRoom, userJoinRoom, userSetProfile, currentState)', () => {
+  const ALICE = `@alice:${SERVER}`;
+  const DAVE = `@dave:${SERVER}`;
+
+  it('userCreateRoom: "start a direct chat" as Element does: the join and the invites with is_direct, appended whatever recordMembership says', async () => {
+    const bob = await register('irc_bob');
+    const { room, events } = hs.userCreateRoom(ALICE, { invite: [bob], isDirect: true });
+    assert.equal(hs.options.recordMembership, undefined);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.sender, e.stateKey, e.content]),
+      [
+        ['m.room.member', ALICE, ALICE, { membership: 'join' }],
+        ['m.room.member', ALICE, bob, { is_direct: true, membership: 'invite', displayname: 'irc_bob' }],
+      ],
+    );
+    assert.deepEqual(room.events, events);
+    assert.equal(room.events[1], events[1], 'the stored events themselves');
+    assert.deepEqual([room.creator, room.joinRule, [...room.members], [...room.invited], [...room.moderators]], [ALICE, 'invite', [ALICE], [bob], [bob]]);
+    assert.equal(hs.rooms.get(room.roomId), room);
+    const pushed = hs.clientEvent(room.roomId, events[1]!);
+    assert.equal(pushed.content.is_direct, true);
+    assert.deepEqual(checkAsRequest('PUT', '/_matrix/app/v1/transactions/1', { events: events.map((e) => hs.clientEvent(room.roomId, e)) }), []);
+    assert.equal(hs.calls.length, 1, 'no HTTP but the registration');
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('userCreateRoom: other presets, a name, no is_direct; refusals thrown', () => {
+    const { room, events } = hs.userCreateRoom(ALICE, { invite: [DAVE], preset: 'public_chat', name: 'Hangout' });
+    assert.deepEqual(events.map((e) => e.content), [{ membership: 'join' }, { membership: 'invite' }]);
+    assert.deepEqual([room.joinRule, room.name, [...room.moderators]], ['public', 'Hangout', []]);
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.name'), { name: 'Hangout' });
+    const plain = hs.userCreateRoom(ALICE);
+    assert.deepEqual(plain.events.map((e) => e.content.membership), ['join']);
+    assert.equal(plain.room.joinRule, 'invite');
+    assert.deepEqual(hs.specErrors, []);
+    assert.throws(() => hs.userCreateRoom(ALICE, { invite: ['dave'] }), /400 M_UNKNOWN: Invalid user_id: dave/);
+    assert.throws(() => hs.userCreateRoom(ALICE, { preset: 'nope' }), /400 M_BAD_JSON/);
+    assert.equal(hs.rooms.size, 2);
+  });
+
+  it('userJoinRoom: accepting the invite (prev_content the invite), a public room; refusals thrown; joined already gives the same join', async () => {
+    const { room } = hs.userCreateRoom(ALICE, { invite: [DAVE], isDirect: true });
+    const join = hs.userJoinRoom(DAVE, room.roomId);
+    assert.deepEqual([join.type, join.sender, join.stateKey, join.content], ['m.room.member', DAVE, DAVE, { membership: 'join' }]);
+    assert.equal(room.events.at(-1), join);
+    assert.ok(room.members.has(DAVE) && !room.invited.has(DAVE));
+    assert.deepEqual(hs.clientEvent(room.roomId, join).unsigned.prev_content, { is_direct: true, membership: 'invite' });
+    assert.equal(hs.userJoinRoom(DAVE, room.roomId), join);
+    assert.equal(room.events.length, 3);
+    assert.throws(() => hs.userJoinRoom(`@mallory:${SERVER}`, room.roomId), /403 M_FORBIDDEN: You are not invited to this room\./);
+    assert.throws(() => hs.userJoinRoom(DAVE, `!nope:${SERVER}`), /404 M_NOT_FOUND/);
+    const pub = hs.seedRoom({ creator: BOT, joinRule: 'public', members: [ALICE] });
+    assert.equal(hs.userJoinRoom(`@erin:${SERVER}`, pub.roomId).content.membership, 'join');
+    hs.ban(pub.roomId, `@erin:${SERVER}`);
+    assert.throws(() => hs.userJoinRoom(`@erin:${SERVER}`, pub.roomId), /403 M_FORBIDDEN: You are banned/);
+    // a member whose join the fake never recorded: one is made
+    const seeded = hs.userJoinRoom(ALICE, pub.roomId);
+    assert.equal(pub.events.at(-1), seeded);
+    assert.deepEqual(seeded.content, { membership: 'join' });
+  });
+
+  it('userSetProfile: the global profile, and a new join event with prev_content in every room the user is joined to', async () => {
+    const dm = hs.userCreateRoom(ALICE, { invite: [DAVE], isDirect: true }).room;
+    const seeded = hs.seedRoom({ creator: BOT, members: [ALICE] });
+    const left = hs.seedRoom({ creator: BOT, members: [ALICE] });
+    hs.leave(left.roomId, ALICE);
+    const changed = hs.userSetProfile(ALICE, { displayName: 'Alice' });
+    assert.deepEqual(changed.map((c) => c.roomId), [dm.roomId, seeded.roomId]);
+    for (const { roomId, event } of changed) {
+      assert.deepEqual([event.type, event.sender, event.stateKey, event.content], ['m.room.member', ALICE, ALICE, { membership: 'join', displayname: 'Alice' }]);
+      assert.equal(hs.rooms.get(roomId)!.events.at(-1), event);
+    }
+    assert.deepEqual(changed[0]!.event.prevContent, { membership: 'join' });
+    assert.deepEqual(hs.clientEvent(dm.roomId, changed[0]!.event).unsigned.prev_content, { membership: 'join' });
+    assert.equal(changed[1]!.event.prevContent, undefined, 'a seeded membership has no event to replace');
+    assert.equal(left.events.length, 1);
+    assert.equal(hs.users.get(ALICE)?.displayName, 'Alice');
+    const profile = await call('GET', `${CS}/profile/${enc(ALICE)}`);
+    assert.deepEqual(profile.json, { displayname: 'Alice' });
+
+    assert.deepEqual(hs.userSetProfile(ALICE, { displayName: 'Alice' }), [], 'nothing changes: no new event');
+    const avatar = hs.userSetProfile(ALICE, { avatarUrl: 'mxc://example.org/alice' });
+    assert.deepEqual(avatar[0]?.event.content, { membership: 'join', displayname: 'Alice', avatar_url: 'mxc://example.org/alice' });
+    assert.deepEqual(avatar[0]?.event.prevContent, { membership: 'join', displayname: 'Alice' });
+    assert.deepEqual(hs.currentState(dm.roomId, 'm.room.member', ALICE), { membership: 'join', displayname: 'Alice', avatar_url: 'mxc://example.org/alice' });
+    assert.deepEqual(checkEvent('m.room.member', hs.clientEvent(dm.roomId, avatar[0]!.event)), []);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('currentState: events first, then the initial state; undefined when none; throws for an unknown room', async () => {
+    const room = hs.seedRoom({ creator: BOT, alias: `#irc_x:${SERVER}`, name: 'Seeded' });
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.canonical_alias'), { alias: `#irc_x:${SERVER}` });
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.name', ''), { name: 'Seeded' });
+    await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.room.name/`, { name: 'Live' });
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.name'), { name: 'Live' });
+    assert.equal(hs.currentState(room.roomId, 'm.room.topic'), undefined);
+    assert.equal(hs.currentState(room.roomId, 'm.room.name', 'other'), undefined);
+    assert.throws(() => hs.currentState(`!nope:${SERVER}`, 'm.room.name'), /no room/);
+  });
+
+  describe('with recordMembership', () => {
+    const rec = hsWith({ recordMembership: true });
+    it('the AS setting a user\'s profile sends the new join event into the user\'s rooms, as Synapse does', async () => {
+      const on = rec();
+      const bob = await register('irc_bob', on);
+      const room = on.seedRoom({ creator: BOT, joinRule: 'public' });
+      await call('POST', `${CS}/rooms/${enc(room.roomId)}/join`, {}, { on, userId: bob });
+      await call('PUT', `${CS}/profile/${enc(bob)}/displayname`, { displayname: 'Bob' }, { on, userId: bob });
+      assert.deepEqual(room.events.map((e) => [e.sender, e.content]), [
+        [bob, { membership: 'join', displayname: 'irc_bob' }],
+        [bob, { membership: 'join', displayname: 'Bob' }],
+      ]);
+      assert.deepEqual(room.events[1]?.prevContent, { membership: 'join', displayname: 'irc_bob' });
+      assert.deepEqual(on.specErrors, []);
+    });
   });
 });

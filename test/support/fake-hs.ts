@@ -2,10 +2,20 @@
  * A fake Matrix homeserver speaking real HTTP on 127.0.0.1, for integration
  * tests of the Application Service. It implements the Client-Server API calls
  * an AS makes (v3; register, profile, createRoom, directory, join, invite,
- * send, state, redact; the media repository's upload and both downloads) with
- * the AS extensions (`as_token`, `?user_id=` identity assertion, `?ts=`
- * timestamp massaging), behaves like Synapse where the spec leaves room, and
- * can be told to fail on demand (see FailRule).
+ * leave, send, state, redact, joined_members, account data; the media
+ * repository's upload and both downloads) with the AS extensions (`as_token`,
+ * `?user_id=` identity assertion, `?ts=` timestamp massaging), behaves like
+ * Synapse where the spec leaves room, and can be told to fail on demand (see
+ * FailRule).
+ *
+ * Membership and direct chats as Synapse 1.94 has them: createRoom's `invite`
+ * with `is_direct` in the invite events' content, `trusted_private_chat`
+ * giving the invitees the creator's power; state events (member events above
+ * all) carrying `unsigned.prev_content` / `replaces_state` when pushed
+ * (clientEvent); a profile change sending a new join event into each of the
+ * user's rooms; `m.room.name` and `m.room.topic` only from the creator and
+ * `moderators`. A local user's side (userCreateRoom for "start a direct chat",
+ * userJoinRoom, userSetProfile) makes the events a test pushes to the AS.
  *
  * Rich messages as Synapse handles them: relations (`m.annotation` duplicates
  * refused with 400 M_DUPLICATE_ANNOTATION, edits and replies checked against
@@ -36,6 +46,7 @@ import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { checkCsRequest, checkCsResponse, checkEventContent, checkSchemaFile } from './spec.js';
 
 export interface FakeHsOptions {
@@ -153,6 +164,13 @@ export interface FakeEvent {
   redacts?: string;
   /** Set once the event is redacted: the redaction's event ID. `content` is then pruned. */
   redactedBy?: string;
+  /**
+   * For a state event that replaced another of the same type and state key (in `events` or
+   * `initialState`): that event's ID, as Synapse keeps it in `unsigned.replaces_state`.
+   */
+  replacesState?: string;
+  /** The content of the event it replaced (see replacesState), as it was when this one was made. */
+  prevContent?: any;
   /** The content as it was sent, kept when the event is redacted (a real HS drops it). */
   unredactedContent?: any;
 }
@@ -175,15 +193,18 @@ export interface FakeRoom {
    */
   moderators: Set<string>;
   /**
-   * events sent through /send, /state and /redact (and userSend, userRedact), and the
-   * `m.room.member` events of kick, ban, unban and leave (and of API joins and invites with
-   * `recordMembership`); not the ones createRoom makes
+   * Events sent through /send, /state and /redact (and userSend, userRedact); the
+   * `m.room.member` events of POST .../leave, of kick, ban, unban and leave, of userCreateRoom,
+   * userJoinRoom and userSetProfile (and, with `recordMembership`, of API joins and invites,
+   * of createRoom's join of the creator and its invites, and of API profile changes); not the
+   * other state createRoom makes (see initialState). A state event here remembers the one it
+   * replaced (replacesState, prevContent).
    */
   events: FakeEvent[];
   /**
    * The state the room was made with, as Synapse keeps it: createRoom's `initial_state` (an AS's
-   * `m.bridge` event, say) and `m.room.canonical_alias` for the alias it was made (or seeded)
-   * with. Apart from `events`, so tests that count `events` as what the AS sent still can; GET
+   * `m.bridge` event, say), `m.room.canonical_alias` for the alias it was made (or seeded)
+   * with, and `m.room.name` / `m.room.topic` for its name and topic. Apart from `events`, so tests that count `events` as what the AS sent still can; GET
    * state answers from `events` first, then from this.
    */
   initialState: FakeEvent[];
@@ -205,8 +226,20 @@ export interface ClientEvent {
    * 1.94's default) and as `content.redacts` (where version 11 has it): the fake does too.
    */
   redacts?: string;
-  /** `redacted_because`: the redaction, for an event that was redacted (its content pruned) */
-  unsigned: { age: number; redacted_because?: ClientEvent };
+  unsigned: {
+    age: number;
+    /** the redaction, for an event that was redacted (its content pruned) */
+    redacted_because?: ClientEvent;
+    /**
+     * For a state event that replaced another (FakeEvent.replacesState): its event ID, and its
+     * content and sender as the HS has them now (pruned if it was redacted since), as Synapse
+     * 1.94 pushes them to an AS (`get_events_as_list(..., get_prev_content=True)`).
+     */
+    replaces_state?: string;
+    prev_content?: Record<string, unknown>;
+    /** Synapse's own addition, not in the spec */
+    prev_sender?: string;
+  };
 }
 
 /**
@@ -294,6 +327,17 @@ export interface SeedRoomOptions {
   moderators?: string[];
 }
 
+/** What a local user's client asks createRoom for (userCreateRoom). */
+export interface UserCreateRoomOptions {
+  /** users to invite: their invites are made by createRoom, as Synapse does */
+  invite?: string[];
+  /** `is_direct`: the invite events carry `is_direct: true` */
+  isDirect?: boolean;
+  /** default `trusted_private_chat` when isDirect (Element's "start a direct chat"), else `private_chat` */
+  preset?: string;
+  name?: string;
+}
+
 export interface FakeHs {
   /** http://127.0.0.1:PORT */
   url: string;
@@ -364,6 +408,39 @@ export interface FakeHs {
    * event appended to the room's `events`; throws with the homeserver's error otherwise.
    */
   userRedact(userId: string, roomId: string, eventId: string, reason?: string): FakeEvent;
+  /**
+   * A local user (not the AS's) creates a room from their client, as Element does for "start a
+   * direct chat" (`{preset: 'trusted_private_chat', is_direct: true, invite: [...]}`), with
+   * createRoom's rules (the body checked against the spec). `events`: the creator's join and
+   * one invite per invitee (with `is_direct: true` when isDirect), appended to the room's
+   * `events` whatever recordMembership says; push them to the AS with clientEvent. Throws
+   * with the homeserver's error when refused.
+   */
+  userCreateRoom(userId: string, opts?: UserCreateRoomOptions): { room: FakeRoom; events: FakeEvent[] };
+  /**
+   * A local user joins a room from their client (accepting an invite, or a public room), with
+   * the rules of the join endpoint. Gives the join event, appended to the room's `events`
+   * whatever recordMembership says (already joined: the join event `events` has, as Synapse
+   * answers a repeated join with the same event); throws with the homeserver's error otherwise.
+   */
+  userJoinRoom(userId: string, roomId: string): FakeEvent;
+  /**
+   * A local user sets their global profile (fields left out stay); as Synapse does, a new
+   * `m.room.member` `join` event with the new `displayname` / `avatar_url` (and `prevContent`,
+   * the old member content) is appended in every room they are joined to; a room whose
+   * member event would not change gets none (Synapse drops the duplicate). Gives those events.
+   * A local user the fake did not know is added to `users` (GET profile then answers it).
+   */
+  userSetProfile(userId: string, profile: { displayName?: string; avatarUrl?: string }): Array<{ roomId: string; event: FakeEvent }>;
+  /**
+   * The content of the room's current state event of that type and state key (the last in
+   * `events`, else in `initialState`), or undefined. Membership the fake did not record as
+   * events (seeded members, API joins without recordMembership) is not there: see the room's
+   * sets. Throws for an unknown room.
+   */
+  currentState(roomId: string, type: string, stateKey?: string): any;
+  /** A user's global account data of that type (PUT /user/{userId}/account_data/{type}), or undefined. */
+  accountData(userId: string, type: string): any;
   /** queue a failure; rules are tried in order, the first match wins */
   fail(rule: FailRule): void;
   /** create a room directly (as if some user made it), without an HTTP call */
@@ -371,7 +448,7 @@ export interface FakeHs {
   /** drop every queued failure, keeping state: the HS is healthy again */
   clearFailures(): void;
   /**
-   * clear calls, state (media too), failures and specErrors; drops hanging requests. Not the
+   * clear calls, state (media and account data too), failures and specErrors; drops hanging requests. Not the
    * AS transaction counter: the AS under test usually keeps its store between tests.
    */
   reset(): void;
@@ -385,7 +462,10 @@ export interface FakeHs {
   ban(roomId: string, userId: string, by?: string, reason?: string): FakeEvent;
   /** Lifts a ban: membership `leave` from `by` (default the creator). Throws if not banned. */
   unban(roomId: string, userId: string, by?: string): FakeEvent;
-  /** `userId` leaves (or rejects an invite) on their own: membership `leave` sent by them. */
+  /**
+   * `userId` leaves (or rejects an invite) on their own: membership `leave` sent by them (what
+   * `POST .../leave` does, without its checks).
+   */
   leave(roomId: string, userId: string): FakeEvent;
   /**
    * A local user (not the AS's) joins `#alias` from their client, as Synapse handles it: an
@@ -402,7 +482,7 @@ export interface FakeHs {
   restart(): void;
   /**
    * The HS loses its database (reset, restored backup): users (but the bot), rooms, aliases,
-   * media, the send-transaction cache and the AS transaction counter are gone, hanging
+   * media, account data, the send-transaction cache and the AS transaction counter are gone, hanging
    * requests dropped. Keeps calls, specErrors and failure rules, so tests can see what followed.
    */
   forgetEverything(): void;
@@ -417,7 +497,9 @@ export interface FakeHs {
   push(events: object[], send: PushSend, opts?: PushOptions): Promise<PushResult>;
   /**
    * A stored event in the form Synapse pushes it, for push(): a redaction with `redacts` at
-   * the top and in `content`; a redacted event pruned, with `unsigned.redacted_because`.
+   * the top and in `content`; a redacted event pruned, with `unsigned.redacted_because`; a
+   * state event that replaced another with `unsigned.replaces_state`, `prev_content` and
+   * `prev_sender`.
    */
   clientEvent(roomId: string, ev: FakeEvent): ClientEvent;
   /** Ends hanging requests and stops timers (a push() still backing off never settles). */
@@ -429,6 +511,8 @@ interface Answer {
   /** JSON, or a Buffer sent as is (media) */
   body: unknown;
   headers?: Record<string, string>;
+  /** what the check against the spec sees instead of `body`, where Synapse's answer is not spec-shaped */
+  specBody?: unknown;
 }
 
 type Handler = (ctx: Ctx) => Answer;
@@ -441,10 +525,15 @@ interface Ctx {
   userId: string;
   params: Record<string, string>;
   headers: IncomingHttpHeaders;
+  /** a local user's own token (clientToken), not the AS's */
+  asClient: boolean;
 }
 
 const CS = '_matrix/client/v3';
 const LOCALPART = /^[a-z0-9._=\-/+]+$/;
+const USER_ID = /^@[^:]+:.+$/;
+/** Synapse's createRoom presets (RoomCreationHandler._presets_dict). */
+const PRESETS = new Set(['private_chat', 'trusted_private_chat', 'public_chat']);
 
 function err(status: number, errcode: string, error: string, extra?: Record<string, unknown>): Answer {
   return { status, body: { errcode, error, ...extra } };
@@ -601,6 +690,8 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
   const timers = new Set<NodeJS.Timeout>();
   // access token -> local user (clientToken)
   const clientTokens = new Map<string, string>();
+  // user -> account data type -> content (global account data; in the database)
+  const accountDataStore = new Map<string, Map<string, unknown>>();
 
   const initUsers = (): void => {
     users.set(botUserId, { displayName: senderLocalpart });
@@ -641,39 +732,120 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
         stateKey: '',
       });
     }
-    if (o.name !== undefined) room.name = o.name;
-    if (o.topic !== undefined) room.topic = o.topic;
+    // As createRoom's `name` and `topic`: state events from the creator.
+    if (o.name !== undefined) {
+      room.name = o.name;
+      room.initialState.push({ eventId: newEventId(), type: 'm.room.name', sender: o.creator, content: { name: o.name }, originServerTs: Date.now(), stateKey: '' });
+    }
+    if (o.topic !== undefined) {
+      room.topic = o.topic;
+      room.initialState.push({ eventId: newEventId(), type: 'm.room.topic', sender: o.creator, content: { topic: o.topic }, originServerTs: Date.now(), stateKey: '' });
+    }
     rooms.set(room.roomId, room);
     return room;
   };
 
+  /** The room's current state event of that type and key: the last in `events`, else in `initialState`. */
+  const currentStateEvent = (room: FakeRoom, type: string, stateKey: string): FakeEvent | undefined => {
+    for (let i = room.events.length - 1; i >= 0; i--) {
+      const e = room.events[i]!;
+      if (e.type === type && e.stateKey === stateKey) return e;
+    }
+    for (let i = room.initialState.length - 1; i >= 0; i--) {
+      const e = room.initialState[i]!;
+      if (e.type === type && e.stateKey === stateKey) return e;
+    }
+    return undefined;
+  };
+
   /**
-   * Appends an `m.room.member` event. Like Synapse, joins and invites carry the target's
-   * profile, so the AS sees the display name it set.
+   * Appends a state event to the room's `events`, remembering the one it replaces (Synapse's
+   * `unsigned.replaces_state`, and the `prev_content` it pushes to an AS).
    */
-  const memberEvent = (room: FakeRoom, target: string, membership: string, sender: string, reason?: string): FakeEvent => {
-    const content: Record<string, unknown> = { membership };
-    const profile = membership === 'join' || membership === 'invite' ? users.get(target) : undefined;
-    if (profile?.displayName !== undefined) content.displayname = profile.displayName;
-    if (profile?.avatarUrl !== undefined) content.avatar_url = profile.avatarUrl;
-    if (reason !== undefined) content.reason = reason;
-    const ev: FakeEvent = { eventId: newEventId(), type: 'm.room.member', sender, content, originServerTs: Date.now(), stateKey: target };
+  const appendState = (room: FakeRoom, ev: FakeEvent): FakeEvent => {
+    const prev = currentStateEvent(room, ev.type, ev.stateKey!);
+    if (prev) {
+      ev.replacesState = prev.eventId;
+      ev.prevContent = structuredClone(prev.content);
+    }
     room.events.push(ev);
     return ev;
   };
 
-  const joinRoom = (room: FakeRoom, userId: string): Answer => {
-    // Synapse's message (event_auth); a ban outlasts invites and public join rules.
+  /**
+   * The content of an `m.room.member` event. Like Synapse, joins and invites carry the target's
+   * profile, so the AS sees the display name it set; `extra` (a reason, createRoom's
+   * `is_direct`) comes first, as Synapse builds it.
+   */
+  const memberContent = (target: string, membership: string, extra: Record<string, unknown> = {}): Record<string, unknown> => {
+    const content: Record<string, unknown> = { ...extra, membership };
+    const profile = membership === 'join' || membership === 'invite' ? users.get(target) : undefined;
+    if (profile?.displayName !== undefined) content.displayname = profile.displayName;
+    if (profile?.avatarUrl !== undefined) content.avatar_url = profile.avatarUrl;
+    return content;
+  };
+
+  /** Appends an `m.room.member` event (see memberContent), remembering the one it replaces. */
+  const memberEvent = (room: FakeRoom, target: string, membership: string, sender: string, reason?: string, extra: Record<string, unknown> = {}): FakeEvent => {
+    const content = memberContent(target, membership, reason === undefined ? extra : { ...extra, reason });
+    return appendState(room, { eventId: newEventId(), type: 'm.room.member', sender, content, originServerTs: Date.now(), stateKey: target });
+  };
+
+  /**
+   * A join as Synapse's event auth takes it (a ban outlasts invites and public join rules).
+   * The join event when one was appended (`record`), null when none was: not recorded, or
+   * already joined (nothing changes); the refusal otherwise.
+   */
+  const joinIn = (room: FakeRoom, userId: string, record: boolean): FakeEvent | null | Answer => {
     if (room.banned.has(userId)) return err(403, 'M_FORBIDDEN', 'You are banned from this room');
-    if (!room.members.has(userId)) {
-      if (room.joinRule !== 'public' && !room.invited.has(userId)) {
-        return err(403, 'M_FORBIDDEN', 'You are not invited to this room.');
-      }
-      room.invited.delete(userId);
-      room.members.add(userId);
-      if (opts.recordMembership) memberEvent(room, userId, 'join', userId);
+    if (room.members.has(userId)) return null;
+    if (room.joinRule !== 'public' && !room.invited.has(userId)) {
+      return err(403, 'M_FORBIDDEN', 'You are not invited to this room.');
     }
+    room.invited.delete(userId);
+    room.members.add(userId);
+    return record ? memberEvent(room, userId, 'join', userId) : null;
+  };
+
+  const joinRoom = (room: FakeRoom, userId: string): Answer => {
+    const made = joinIn(room, userId, opts.recordMembership === true);
+    if (made !== null && !('eventId' in made)) return made;
     return { status: 200, body: { room_id: room.roomId } };
+  };
+
+  /**
+   * Whether the user left or was kicked (a `leave` member event of theirs, and not banned since):
+   * Synapse's allow_departed_users lets them still read the room.
+   */
+  const departed = (room: FakeRoom, userId: string): boolean =>
+    !room.banned.has(userId) && room.events.some((e) => e.type === 'm.room.member' && e.stateKey === userId && e.content.membership === 'leave');
+
+  /**
+   * Synapse sends a user's profile change (PUT profile, here userSetProfile) into every room
+   * they are joined to (ProfileHandler._update_join_states): a new join event with the new
+   * profile from the user; none where it would not change the member event (the same sender
+   * and content: Synapse's deduplicate_state_event drops it).
+   */
+  const profileChanged = (userId: string): Array<{ roomId: string; event: FakeEvent }> => {
+    const out: Array<{ roomId: string; event: FakeEvent }> = [];
+    for (const room of rooms.values()) {
+      if (!room.members.has(userId)) continue;
+      const current = currentStateEvent(room, 'm.room.member', userId);
+      if (current && current.sender === userId && isDeepStrictEqual(current.content, memberContent(userId, 'join'))) continue;
+      out.push({ roomId: room.roomId, event: memberEvent(room, userId, 'join', userId) });
+    }
+    return out;
+  };
+
+  /**
+   * Synapse's power levels for `m.room.name` and `m.room.topic` (50, and state_default 50 for the
+   * topic) as the fake has them: the creator (100) and `moderators` (50) may, anyone else (0)
+   * gets 403 as from Synapse's event auth. Other state events are not checked.
+   */
+  const stateRefused = (room: FakeRoom, sender: string, type: string): Answer | undefined => {
+    if (type !== 'm.room.name' && type !== 'm.room.topic') return undefined;
+    if (sender === room.creator || room.moderators.has(sender)) return undefined;
+    return err(403, 'M_FORBIDDEN', "You don't have permission to post that to the room. user_level (0) < send_level (50)");
   };
 
   /** Synapse's event size limit, when the test asked for one. */
@@ -914,13 +1086,20 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       if (spec() && !value.startsWith('mxc://')) specErrors.push(`${ctx.method} ${ctx.path}: avatar_url must be an mxc:// URI, got ${value}`);
       user.avatarUrl = value;
     }
+    // Synapse sends the change into each of the user's rooms (see profileChanged).
+    if (opts.recordMembership) profileChanged(target);
     return { status: 200, body: {} };
   };
 
-  const createRoom: Handler = (ctx) => {
-    const bad = needObject(ctx);
-    if (bad) return bad;
-    const b = ctx.body as Record<string, any>;
+  /**
+   * Synapse's createRoom (handlers/room.py) for `creator`: a preset it knows (400 M_BAD_JSON
+   * otherwise), user IDs to invite (400 otherwise), the alias free. The room's name, topic,
+   * `initial_state` and canonical alias go to `initialState`. With `record`, the creator's join
+   * and then the invites (`is_direct` in their content when the body's `is_direct` is truthy,
+   * as Synapse copies it) are appended to `events` and returned. `trusted_private_chat` gives
+   * the invitees the creator's power (Synapse's `original_invitees_have_ops`): `moderators`.
+   */
+  const createRoomFor = (creator: string, b: Record<string, any>, record: boolean): { room: FakeRoom; events: FakeEvent[] } | Answer => {
     let alias: string | undefined;
     if (b.room_alias_name !== undefined) {
       if (typeof b.room_alias_name !== 'string' || /[:\s]/.test(b.room_alias_name) || b.room_alias_name === '') {
@@ -929,7 +1108,10 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       alias = `#${b.room_alias_name}:${serverName}`;
       if (aliases.has(alias)) return err(400, 'M_ROOM_IN_USE', 'Room alias already taken');
     }
-    const preset: string = typeof b.preset === 'string' ? b.preset : b.visibility === 'public' ? 'public_chat' : 'private_chat';
+    const invites: unknown[] = Array.isArray(b.invite) ? b.invite : [];
+    for (const u of invites) if (typeof u !== 'string' || !USER_ID.test(u)) return err(400, 'M_UNKNOWN', `Invalid user_id: ${String(u)}`);
+    const preset: unknown = b.preset !== undefined ? b.preset : b.visibility === 'public' ? 'public_chat' : 'private_chat';
+    if (typeof preset !== 'string' || !PRESETS.has(preset)) return err(400, 'M_BAD_JSON', `'${String(preset)}' is not a valid preset`);
     let joinRule = preset === 'public_chat' ? 'public' : 'invite';
     let name: string | undefined;
     let topic: string | undefined;
@@ -941,14 +1123,15 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
         if (ev.type === 'm.room.topic' && typeof ev.content.topic === 'string') topic = ev.content.topic;
       }
     }
-    if (typeof b.name === 'string') name = b.name;
-    if (typeof b.topic === 'string') topic = b.topic;
-    const seed: SeedRoomOptions = { creator: ctx.userId, joinRule: joinRule === 'public' ? 'public' : 'invite' };
+    const seed: SeedRoomOptions = { creator, joinRule: joinRule === 'public' ? 'public' : 'invite' };
     if (alias !== undefined) seed.alias = alias;
-    if (name !== undefined) seed.name = name;
-    if (topic !== undefined) seed.topic = topic;
-    if (Array.isArray(b.invite)) seed.invited = (b.invite as unknown[]).filter((u): u is string => typeof u === 'string');
+    // `name` and `topic` are state events of their own, after initial_state's (seedRoom makes them).
+    if (typeof b.name === 'string') seed.name = b.name;
+    if (typeof b.topic === 'string') seed.topic = b.topic;
+    const invited = invites as string[];
     const room = makeRoom(seed);
+    if (seed.name === undefined && name !== undefined) room.name = name;
+    if (seed.topic === undefined && topic !== undefined) room.topic = topic;
     // Synapse sends initial_state after the preset's events and before the alias's canonical
     // alias event; the order matters only for the same type and state key, which we keep last-wins.
     if (Array.isArray(b.initial_state)) {
@@ -956,11 +1139,27 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       for (const ev of b.initial_state as unknown[]) {
         if (!isPlainObject(ev) || !isPlainObject(ev.content) || typeof ev.type !== 'string') continue;
         const stateKey = typeof ev.state_key === 'string' ? ev.state_key : '';
-        made.push({ eventId: newEventId(), type: ev.type, sender: ctx.userId, content: ev.content, originServerTs: Date.now(), stateKey });
+        made.push({ eventId: newEventId(), type: ev.type, sender: creator, content: ev.content, originServerTs: Date.now(), stateKey });
       }
       room.initialState.unshift(...made);
     }
-    return { status: 200, body: { room_id: room.roomId } };
+    const events: FakeEvent[] = [];
+    if (record) events.push(memberEvent(room, creator, 'join', creator));
+    const extra: Record<string, unknown> = b.is_direct ? { is_direct: b.is_direct } : {};
+    for (const invitee of invited) {
+      if (record && !room.invited.has(invitee)) events.push(memberEvent(room, invitee, 'invite', creator, undefined, extra));
+      room.invited.add(invitee);
+      if (preset === 'trusted_private_chat') room.moderators.add(invitee);
+    }
+    return { room, events };
+  };
+
+  const createRoom: Handler = (ctx) => {
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    const made = createRoomFor(ctx.userId, ctx.body as Record<string, any>, opts.recordMembership === true);
+    if (!('room' in made)) return made;
+    return { status: 200, body: { room_id: made.room.roomId } };
   };
 
   const getAlias: Handler = (ctx) => {
@@ -1068,8 +1267,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     // As Synapse (check_user_in_room_or_world_readable, allow_departed_users): a user who left or
     // was kicked still reads the room (Synapse: as it was when they left; here, as it is); a room
     // the HS does not have, or one the user never joined or is banned from, is 403 "not in room".
-    const departed = room && !room.banned.has(ctx.userId) && room.events.some((e) => e.type === 'm.room.member' && e.stateKey === ctx.userId && e.content.membership === 'leave');
-    if (!room || (!room.members.has(ctx.userId) && !departed)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}, and room previews are disabled`);
+    if (!room || (!room.members.has(ctx.userId) && !departed(room, ctx.userId))) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}, and room previews are disabled`);
     if (type === 'm.room.member') {
       const membership = room.banned.has(stateKey) ? 'ban' : room.members.has(stateKey) ? 'join' : room.invited.has(stateKey) ? 'invite' : undefined;
       const left = room.events.some((e) => e.type === 'm.room.member' && e.stateKey === stateKey);
@@ -1094,6 +1292,8 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     const originServerTs = ts ?? Date.now();
     const big = tooLarge({ roomId, sender: ctx.userId, type, content: c, originServerTs, stateKey });
     if (big) return big;
+    const refused = stateRefused(room, ctx.userId, type);
+    if (refused) return refused;
     if (stateKey === '') {
       if (type === 'm.room.name') room.name = typeof c.name === 'string' && c.name !== '' ? c.name : undefined;
       if (type === 'm.room.topic') room.topic = typeof c.topic === 'string' && c.topic !== '' ? c.topic : undefined;
@@ -1101,8 +1301,98 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     }
     const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: c, originServerTs, stateKey };
     if (ts !== undefined) ev.ts = ts;
-    room.events.push(ev);
+    appendState(room, ev);
     return { status: 200, body: { event_id: ev.eventId } };
+  };
+
+  /**
+   * POST .../rooms/{roomId}/leave as Synapse 1.94 (RoomMembershipRestServlet,
+   * RoomMemberHandler.update_membership_locked, event_auth): any body or none (a `reason` goes
+   * into the event); a room the HS does not have is 404 M_UNKNOWN "Not a known room"; a joined
+   * or invited user leaves (an invite is rejected), the `leave` event sent by them appended to
+   * `events`; leaving again with the same content answers 200 and adds nothing (Synapse's
+   * deduplicate_state_event: the user's own leave is the current member event); anyone else
+   * (never there, kicked, banned, left with another reason) gets 403 M_FORBIDDEN
+   * "<user> not in room <room>." from the event auth.
+   */
+  const leaveRoom: Handler = (ctx) => {
+    if (ctx.body !== undefined && !isPlainObject(ctx.body)) return err(400, 'M_BAD_JSON', 'Content must be a JSON object.');
+    const roomId = ctx.params.roomId!;
+    const room = rooms.get(roomId);
+    if (!room) return err(404, 'M_UNKNOWN', 'Not a known room');
+    const b = (ctx.body ?? {}) as Record<string, unknown>;
+    const extra: Record<string, unknown> = 'reason' in b ? { reason: b.reason } : {};
+    if (!room.members.has(ctx.userId) && !room.invited.has(ctx.userId)) {
+      const current = currentStateEvent(room, 'm.room.member', ctx.userId);
+      if (current && current.sender === ctx.userId && isDeepStrictEqual(current.content, { ...extra, membership: 'leave' })) return { status: 200, body: {} };
+      return err(403, 'M_FORBIDDEN', `${ctx.userId} not in room ${roomId}.`);
+    }
+    room.members.delete(ctx.userId);
+    room.invited.delete(ctx.userId);
+    memberEvent(room, ctx.userId, 'leave', ctx.userId, undefined, extra);
+    return { status: 200, body: {} };
+  };
+
+  /**
+   * GET .../rooms/{roomId}/joined_members as Synapse 1.94 (MessageHandler.get_joined_members):
+   * a local user's own token must be joined (403 "not in room" as GET state; one who left is
+   * refused too); the AS (`?user_id=` or not) may when the user it acts as is joined, or any
+   * joined member is in its namespace (else 403 "Appservice not in room", an unknown room
+   * too). Each member's profile comes from their join event in `events` (its per-room profile),
+   * else their global profile; both keys always there, `null` when unset, as Synapse answers
+   * (the spec wants strings: its check sees the answer without the nulls).
+   */
+  const joinedMembers: Handler = (ctx) => {
+    const roomId = ctx.params.roomId!;
+    const room = rooms.get(roomId);
+    const members = room ? [...room.members] : [];
+    if (ctx.asClient) {
+      if (!room || (!room.members.has(ctx.userId) && !departed(room, ctx.userId))) {
+        return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}, and room previews are disabled`);
+      }
+      if (!room.members.has(ctx.userId)) {
+        return err(403, 'M_FORBIDDEN', 'Getting joined members while not being a current member of the room is forbidden.');
+      }
+    } else if (!members.includes(ctx.userId) && !members.some(interested)) {
+      return err(403, 'M_FORBIDDEN', 'Appservice not in room');
+    }
+    const joined: Record<string, { avatar_url: string | null; display_name: string | null }> = {};
+    const checked: Record<string, { avatar_url?: string; display_name?: string }> = {};
+    for (const m of members) {
+      const ev = currentStateEvent(room!, 'm.room.member', m);
+      const fromEvent = ev?.content.membership === 'join' ? (ev.content as Record<string, unknown>) : undefined;
+      const user = users.get(m);
+      const displayName = fromEvent ? fromEvent.displayname : user?.displayName;
+      const avatarUrl = fromEvent ? fromEvent.avatar_url : user?.avatarUrl;
+      joined[m] = { avatar_url: typeof avatarUrl === 'string' ? avatarUrl : null, display_name: typeof displayName === 'string' ? displayName : null };
+      checked[m] = {};
+      if (typeof avatarUrl === 'string') checked[m].avatar_url = avatarUrl;
+      if (typeof displayName === 'string') checked[m].display_name = displayName;
+    }
+    return { status: 200, body: { joined }, specBody: { joined: checked } };
+  };
+
+  /**
+   * PUT and GET /user/{userId}/account_data/{type} as Synapse 1.94 (AccountDataServlet): only
+   * for the caller's own user (403 first, whatever the body); PUT takes a JSON object and
+   * stores it; GET answers it, or 404 M_NOT_FOUND "Account data not found".
+   */
+  const putAccountData: Handler = (ctx) => {
+    const { userId, type } = ctx.params as { userId: string; type: string };
+    if (userId !== ctx.userId) return err(403, 'M_FORBIDDEN', 'Cannot add account data for other users.');
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    let mine = accountDataStore.get(userId);
+    if (!mine) accountDataStore.set(userId, (mine = new Map()));
+    mine.set(type, ctx.body);
+    return { status: 200, body: {} };
+  };
+
+  const getAccountData: Handler = (ctx) => {
+    const { userId, type } = ctx.params as { userId: string; type: string };
+    if (userId !== ctx.userId) return err(403, 'M_FORBIDDEN', 'Cannot get account data for other users.');
+    const content = accountDataStore.get(userId)?.get(type);
+    return content === undefined ? err(404, 'M_NOT_FOUND', 'Account data not found') : { status: 200, body: content };
   };
 
   /** PUT .../rooms/{roomId}/redact/{eventId}/{txnId}: once per transaction ID, as send. */
@@ -1169,6 +1459,10 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     { method: 'POST', pattern: [...CS.split('/'), 'join', ':roomIdOrAlias'], handler: join },
     { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'join'], handler: joinById },
     { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'invite'], handler: invite },
+    { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'leave'], handler: leaveRoom },
+    { method: 'GET', pattern: [...CS.split('/'), 'rooms', ':roomId', 'joined_members'], handler: joinedMembers },
+    { method: 'PUT', pattern: [...CS.split('/'), 'user', ':userId', 'account_data', ':type'], handler: putAccountData },
+    { method: 'GET', pattern: [...CS.split('/'), 'user', ':userId', 'account_data', ':type'], handler: getAccountData },
     { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'send', ':type', ':txnId'], handler: send },
     { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: state },
     { method: 'GET', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: getState },
@@ -1212,11 +1506,12 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     res.end(text);
   };
 
-  const selfCheck = (call: RecordedCall, rawPath: string): void => {
+  /** The fake's answer against the spec (`body`: what to check, when not the answer as sent; see Answer.specBody). */
+  const selfCheck = (call: RecordedCall, rawPath: string, body: unknown = call.response): void => {
     if (!spec()) return;
     let problems: string[];
     try {
-      problems = checkCsResponse(call.method, rawPath, call.status, call.response);
+      problems = checkCsResponse(call.method, rawPath, call.status, body);
     } catch {
       return; // an endpoint the spec lacks: already reported for the request
     }
@@ -1466,12 +1761,12 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
           if (!interested(userId)) return err(403, 'M_FORBIDDEN', `Application service cannot masquerade as this user (${userId}).`);
           if (!users.has(userId)) return err(403, 'M_FORBIDDEN', `Application service has not registered this user (${userId})`);
         }
-        return route.handler({ method, path, query, body, userId, params, headers: req.headers });
+        return route.handler({ method, path, query, body, userId, params, headers: req.headers, asClient });
       }
       return pathKnown ? err(405, 'M_UNRECOGNIZED', 'Unrecognized request') : err(404, 'M_UNRECOGNIZED', 'Unrecognized request');
     })();
     respond(res, call, answer.status, answer.body, answer.headers);
-    selfCheck(call, rawPath);
+    selfCheck(call, rawPath, 'specBody' in answer ? answer.specBody : call.response);
   };
 
   const server = createServer((req, res) => {
@@ -1596,15 +1891,26 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       const because = rooms.get(roomId)?.events.find((e) => e.eventId === ev.redactedBy);
       if (because) out.unsigned.redacted_because = clientEvent(roomId, because);
     }
+    if (ev.replacesState !== undefined) {
+      // Synapse reads the replaced event when it pushes: its content as it is now (pruned if redacted).
+      const room = rooms.get(roomId);
+      const prev = room?.events.find((e) => e.eventId === ev.replacesState) ?? room?.initialState.find((e) => e.eventId === ev.replacesState);
+      out.unsigned.replaces_state = ev.replacesState;
+      const prevContent: unknown = prev ? prev.content : ev.prevContent;
+      if (prevContent !== undefined) out.unsigned.prev_content = structuredClone(prevContent) as Record<string, unknown>;
+      if (prev) out.unsigned.prev_sender = prev.sender;
+    }
     return out;
   };
 
-  /** Throws the homeserver's refusal, for the test-side helpers. */
-  const orThrow = (what: string, made: FakeEvent | Answer): FakeEvent => {
-    if ('eventId' in made) return made;
-    const b = made.body as { errcode?: string; error?: string };
-    throw new Error(`fake HS: ${what}: ${made.status} ${b.errcode}: ${b.error}`);
+  /** Throws the homeserver's refusal (an Answer), for the test-side helpers. */
+  const refusal = (what: string, answer: Answer): never => {
+    const b = answer.body as { errcode?: string; error?: string };
+    throw new Error(`fake HS: ${what}: ${answer.status} ${b.errcode}: ${b.error}`);
   };
+
+  /** An event made, or the homeserver's refusal thrown. */
+  const orThrow = (what: string, made: FakeEvent | Answer): FakeEvent => ('eventId' in made ? made : refusal(what, made));
 
   const userSend = (userId: string, roomId: string, type: string, content: Record<string, unknown>): FakeEvent => {
     const room = rooms.get(roomId);
@@ -1626,6 +1932,39 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     return orThrow(where, redactIn(room, userId, eventId, reason === undefined ? {} : { reason }, Date.now()));
   };
 
+  const userCreateRoom = (userId: string, o: UserCreateRoomOptions = {}): { room: FakeRoom; events: FakeEvent[] } => {
+    const body: Record<string, unknown> = { preset: o.preset ?? (o.isDirect ? 'trusted_private_chat' : 'private_chat') };
+    if (o.isDirect !== undefined) body.is_direct = o.isDirect;
+    if (o.invite !== undefined) body.invite = o.invite;
+    if (o.name !== undefined) body.name = o.name;
+    if (spec()) for (const e of checkCsRequest('POST', `/${CS}/createRoom`, body)) specErrors.push(`userCreateRoom: ${e}`);
+    const made = createRoomFor(userId, body, true);
+    return 'room' in made ? made : refusal(`${userId} creating a room`, made);
+  };
+
+  const userJoinRoom = (userId: string, roomId: string): FakeEvent => {
+    const where = `${userId} joining ${roomId}`;
+    const room = rooms.get(roomId);
+    if (!room) return refusal(where, err(404, 'M_NOT_FOUND', 'No known servers'));
+    if (room.members.has(userId)) {
+      const current = currentStateEvent(room, 'm.room.member', userId);
+      // Joined already: Synapse answers with the join it has; the fake may not have recorded one.
+      if (current?.content.membership === 'join') return current;
+      return memberEvent(room, userId, 'join', userId);
+    }
+    const made = joinIn(room, userId, true);
+    if (made === null) return refusal(where, err(500, 'M_UNKNOWN', 'no join event made'));
+    return orThrow(where, made);
+  };
+
+  const userSetProfile = (userId: string, profile: { displayName?: string; avatarUrl?: string }): Array<{ roomId: string; event: FakeEvent }> => {
+    let user = users.get(userId);
+    if (!user) users.set(userId, (user = {}));
+    if (profile.displayName !== undefined) user.displayName = profile.displayName;
+    if (profile.avatarUrl !== undefined) user.avatarUrl = profile.avatarUrl;
+    return profileChanged(userId);
+  };
+
   const fake: FakeHs = {
     url: `http://127.0.0.1:${port}`,
     serverName,
@@ -1644,6 +1983,15 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     },
     userSend,
     userRedact,
+    userCreateRoom,
+    userJoinRoom,
+    userSetProfile,
+    currentState(roomId, type, stateKey = '') {
+      return currentStateEvent(roomOf(roomId), type, stateKey)?.content;
+    },
+    accountData(userId, type) {
+      return accountDataStore.get(userId)?.get(type);
+    },
     fail(rule: FailRule): void {
       rules.push({ ...rule, times: rule.times ?? 1 });
     },
@@ -1666,6 +2014,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       rooms.clear();
       aliases.clear();
       appserviceDirectory.clear();
+      accountDataStore.clear();
       media.clear();
       txns.clear();
       rules = [];
@@ -1697,6 +2046,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       rooms.clear();
       aliases.clear();
       appserviceDirectory.clear();
+      accountDataStore.clear();
       media.clear();
       txns.clear();
       lastTxnId = 0; // completed transactions lived in the database too

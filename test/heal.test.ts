@@ -134,7 +134,7 @@ test('the table is emptied: a Matrix message heals the room from its bridge even
   assert.ok(reads.includes(`GET /rooms/${room.roomId}/state/m.bridge/${id}://${remote} 200`), `the bridge event is read back: ${reads.join(', ')}`);
   assert.ok(as.logs.some((l) => l.includes('recognised a room we had no record of') && l.includes('"by":"bridge event"')));
   assert.equal((await as.store.getAlias(alias))?.roomId, room.roomId, 'alias → room recorded again');
-  assert.equal((await as.store.getBridgedRooms([room.roomId as RoomId])).get(room.roomId as RoomId)?.remoteRoom, remote, 'room → alias recorded again');
+  assert.deepEqual((await as.store.getBridgedRooms([room.roomId as RoomId])).get(room.roomId as RoomId), { kind: 'alias', roomId: room.roomId, alias, remoteRoom: remote }, 'room → alias recorded again');
 
   const res = await fromNetwork(remote, 'net after');
   assert.equal(res.status, 200, `posted, not kept: ${JSON.stringify(res.body)}`);

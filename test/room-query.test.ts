@@ -32,8 +32,7 @@ test('a room the network knows is created with that alias, name and topic, and b
   assert.equal(alias?.state, 'ready');
   assert.equal(alias?.roomId, roomId);
   const back = (await as.store.getBridgedRooms([roomId as RoomId])).get(roomId as RoomId);
-  assert.equal(back?.alias, '#irc_matrix:example.org');
-  assert.equal(back?.remoteRoom, 'matrix');
+  assert.deepEqual(back, { kind: 'alias', roomId, alias: '#irc_matrix:example.org', remoteRoom: 'matrix' });
   assert.deepEqual(as.hs.specErrors, []);
 });
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { testTable } from './support/dynamo.js';
-import { dynamoStore } from '../lib/store/index.js';
+import { dynamoStore, tableOf } from '../lib/store/index.js';
 import { SCROLLBACK_TTL_S } from '../lib/store/scrollback.js';
 import { TXN_TTL_S } from '../lib/store/transactions.js';
 
@@ -15,14 +15,66 @@ const store = dynamoStore(table);
 const item = async (pk: string, sk: string) => (await table.items()).find((i) => i.pk === pk && i.sk === sk);
 const inDays = (expiresAt: number, days: number) => Math.abs(expiresAt - (Date.now() / 1000 + days * 86400)) < 120;
 
-test('alias and room mapping: ALIAS#<alias>/ROOM and ROOM#<roomId>/ALIAS', async () => {
+test('alias and room record: ALIAS#<alias>/ROOM and ROOM#<roomId>/MAPPING (kind alias)', async () => {
   assert.equal(await store.lockAlias('#irc_k:hs', 'me', 5000), true);
   assert.equal(await store.lockAlias('#irc_k:hs', 'you', 5000), false, 'a live lock holds');
   assert.equal((await item('ALIAS##irc_k:hs', 'ROOM'))?.state, 'creating');
-  assert.equal(await store.markRoomReady({ alias: '#irc_k:hs', roomId: '!k:hs', remoteRoom: 'k' }, 'me', false), true);
+  assert.equal(await store.markRoomReady({ kind: 'alias', alias: '#irc_k:hs', roomId: '!k:hs', remoteRoom: 'k' }, 'me', false), true);
   assert.deepEqual(await item('ALIAS##irc_k:hs', 'ROOM'), { pk: 'ALIAS##irc_k:hs', sk: 'ROOM', state: 'ready', roomId: '!k:hs', remoteRoom: 'k' });
-  assert.deepEqual(await item('ROOM#!k:hs', 'ALIAS'), { pk: 'ROOM#!k:hs', sk: 'ALIAS', alias: '#irc_k:hs', remoteRoom: 'k' });
-  assert.deepEqual([...(await store.getBridgedRooms(['!k:hs', '!none:hs'])).values()], [{ roomId: '!k:hs', alias: '#irc_k:hs', remoteRoom: 'k' }]);
+  assert.deepEqual(await item('ROOM#!k:hs', 'MAPPING'), { pk: 'ROOM#!k:hs', sk: 'MAPPING', kind: 'alias', alias: '#irc_k:hs', remoteRoom: 'k' });
+  assert.deepEqual([...(await store.getBridgedRooms(['!k:hs', '!none:hs'])).values()], [{ kind: 'alias', roomId: '!k:hs', alias: '#irc_k:hs', remoteRoom: 'k' }]);
+});
+
+test('rooms recorded before rooms had kinds (ROOM#<roomId>/ALIAS) are read as alias rooms and moved to the record, once', async () => {
+  const t = tableOf(store)!;
+  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { pk: 'ROOM#!old:hs', sk: 'ALIAS', alias: '#irc_old:hs', remoteRoom: 'old' } }));
+  const want = { kind: 'alias', roomId: '!old:hs', alias: '#irc_old:hs', remoteRoom: 'old' };
+  // Two readers at once, as two Lambdas: both read it, one record results.
+  const [a, b] = await Promise.all([store.getBridgedRooms(['!old:hs']), store.getBridgedRooms(['!old:hs', '!other:hs'])]);
+  assert.deepEqual([...a.values(), ...b.values()], [want, want]);
+  assert.equal(await item('ROOM#!old:hs', 'ALIAS'), undefined, 'the legacy item is gone');
+  assert.deepEqual(await item('ROOM#!old:hs', 'MAPPING'), { pk: 'ROOM#!old:hs', sk: 'MAPPING', kind: 'alias', alias: '#irc_old:hs', remoteRoom: 'old' });
+  assert.deepEqual([...(await store.getBridgedRooms(['!old:hs'])).values()], [want], 'read from the record now');
+});
+
+test('a record of a kind this version does not know is not carried', async () => {
+  const t = tableOf(store)!;
+  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { pk: 'ROOM#!future:hs', sk: 'MAPPING', kind: 'portal' } }));
+  assert.equal((await store.getBridgedRooms(['!future:hs'])).size, 0);
+});
+
+test('direct chats: DIRECT#<network user>/WITH#<Matrix user> is the lock, ROOM#<roomId>/MAPPING (kind direct) the record', async () => {
+  const chat = { kind: 'direct', roomId: '!dm1:hs', matrixUser: '@alice:hs', remoteUser: 'Dave' } as const;
+  assert.equal(await store.lockDirectChat('Dave', '@alice:hs', 'me', 5000), true);
+  assert.equal(await store.lockDirectChat('Dave', '@alice:hs', 'you', 5000), false, 'a live lock holds');
+  assert.equal(await store.lockDirectChat('Dave', '@bob:hs', 'you', 5000), true, 'another pair is another lock');
+  assert.equal(await store.markDirectChatReady(chat, 'you'), false, 'only under our own lock');
+  assert.equal(await store.markDirectChatReady(chat, 'me'), true);
+  assert.deepEqual(await item('DIRECT#Dave', 'WITH#@alice:hs'), { pk: 'DIRECT#Dave', sk: 'WITH#@alice:hs', state: 'ready', roomId: '!dm1:hs' });
+  assert.deepEqual(await item('ROOM#!dm1:hs', 'MAPPING'), { pk: 'ROOM#!dm1:hs', sk: 'MAPPING', kind: 'direct', matrixUser: '@alice:hs', remoteUser: 'Dave' });
+  assert.deepEqual((await store.getBridgedRooms(['!dm1:hs'])).get('!dm1:hs'), chat);
+
+  await store.releaseDirectChat('Dave', '@bob:hs', 'me');
+  assert.equal((await store.getDirectChat('Dave', '@bob:hs'))?.state, 'creating', 'released by its owner only');
+  await store.releaseDirectChat('Dave', '@bob:hs', 'you');
+  assert.equal(await store.getDirectChat('Dave', '@bob:hs'), undefined);
+
+  // A Matrix user opens another one: it becomes the pair's; ending the old one leaves the new one.
+  const newer = { ...chat, roomId: '!dm2:hs' } as const;
+  await store.recordDirectChat(newer);
+  assert.equal((await store.getDirectChat('Dave', '@alice:hs'))?.roomId, '!dm2:hs');
+  await store.endDirectChat(chat);
+  assert.equal((await store.getDirectChat('Dave', '@alice:hs'))?.roomId, '!dm2:hs', 'the pair names the newer room: kept');
+  assert.equal(await item('ROOM#!dm1:hs', 'MAPPING'), undefined, 'the old room is no longer bridged');
+  await store.endDirectChat(newer);
+  assert.equal(await store.getDirectChat('Dave', '@alice:hs'), undefined);
+  assert.equal((await store.getBridgedRooms(['!dm2:hs'])).size, 0);
+
+  // While the network opens one under a live lock, a Matrix-side record does not take the pair.
+  assert.equal(await store.lockDirectChat('Dave', '@carol:hs', 'net', 5000), true);
+  await store.recordDirectChat({ ...chat, matrixUser: '@carol:hs', roomId: '!dm3:hs' });
+  assert.equal((await store.getDirectChat('Dave', '@carol:hs'))?.state, 'creating');
+  assert.equal((await store.getBridgedRooms(['!dm3:hs'])).get('!dm3:hs')?.kind, 'direct', 'the room itself is recorded');
 });
 
 test('alias lookup: ALIAS#<alias>/LOOKUP, one asker, "absent" replacing the mark, queries counted, tidied a day after', async () => {
@@ -51,12 +103,12 @@ test('alias lookup: ALIAS#<alias>/LOOKUP, one asker, "absent" replacing the mark
 
 test('forgetRoom: both mapping items go, the alias only while it names that room', async () => {
   await store.lockAlias('#irc_f:hs', 'me', 5000);
-  await store.markRoomReady({ alias: '#irc_f:hs', roomId: '!f2:hs', remoteRoom: 'f' }, 'me', false);
-  await store.forgetRoom({ alias: '#irc_f:hs', roomId: '!f1:hs', remoteRoom: 'f' });
+  await store.markRoomReady({ kind: 'alias', alias: '#irc_f:hs', roomId: '!f2:hs', remoteRoom: 'f' }, 'me', false);
+  await store.forgetRoom({ kind: 'alias', alias: '#irc_f:hs', roomId: '!f1:hs', remoteRoom: 'f' });
   assert.equal((await store.getAlias('#irc_f:hs'))?.roomId, '!f2:hs', 'another room: kept');
-  await store.forgetRoom({ alias: '#irc_f:hs', roomId: '!f2:hs', remoteRoom: 'f' });
+  await store.forgetRoom({ kind: 'alias', alias: '#irc_f:hs', roomId: '!f2:hs', remoteRoom: 'f' });
   assert.equal(await store.getAlias('#irc_f:hs'), undefined);
-  assert.equal(await item('ROOM#!f2:hs', 'ALIAS'), undefined);
+  assert.equal(await item('ROOM#!f2:hs', 'MAPPING'), undefined);
 });
 
 test('virtual user: USER#<userId>/PROFILE', async () => {

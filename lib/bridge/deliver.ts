@@ -92,7 +92,14 @@ export async function deliverEvents(b: Bridge, events: readonly ReceivedEvent[],
 }
 
 /** The Matrix event type a delivery came from: only a message's sender is told about its delivery. */
-const EVENT_TYPE: Record<DeliveryKind, string> = { messages: 'm.room.message', edits: 'm.room.message', deletions: 'm.room.redaction', reactions: 'm.reaction' };
+const EVENT_TYPE: Record<DeliveryKind, string> = {
+  messages: 'm.room.message',
+  edits: 'm.room.message',
+  deletions: 'm.room.redaction',
+  reactions: 'm.reaction',
+  members: 'm.room.member',
+  profile: 'm.room.member',
+};
 
 /** A queued body as push wrote it; one queued before rich messages is a bare message. */
 export function parseQueued(text: string): Delivery {
@@ -108,6 +115,7 @@ export function parseQueued(text: string): Delivery {
  * keeps the event ID alone, which the network was given too.
  */
 async function resolveRefs(b: Bridge, d: Delivery, delivered: Map<string, Mapped>): Promise<Delivery> {
+  if (d.kind === 'members' || d.kind === 'profile') return d;
   const ref = d.kind === 'messages' ? d.body.replyTo : d.body.target;
   if (!ref) return d;
   const mapped = delivered.get(ref.eventId) ?? (await b.store.mappingOfEvent(ref.eventId));

@@ -19,7 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { isHomeserverError, isMatrixError, unavailable } from '../matrix/errors.js';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
-import type { BridgedRoom } from '../store/index.js';
+import type { AliasRoom } from '../store/index.js';
 import { ensureBridgeState, hasBridgeState, setBridgeState } from './bridge-state.js';
 import type { Bridge } from './runtime.js';
 import { WarmCache } from './warm-cache.js';
@@ -39,7 +39,7 @@ const PARALLEL = 8;
 interface Memory {
   notOurs: WarmCache<RoomId, true>;
   /** Recognitions under way, so that overlapping requests of one Lambda share one. */
-  inFlight: Map<RoomId, Promise<BridgedRoom | undefined>>;
+  inFlight: Map<RoomId, Promise<AliasRoom | undefined>>;
 }
 // Beside the Bridge rather than in it: one per bridge, for as long as the bridge (the warm Lambda) lives.
 const memories = new WeakMap<Bridge, Memory>();
@@ -60,10 +60,10 @@ const isRefusal = (e: unknown) => isMatrixError(e) && !e.transient;
  * them. Rooms not ours are remembered; a passing failure (the homeserver down, rate-limiting)
  * is thrown, so that the transaction is retried rather than its events dropped.
  */
-export async function recogniseRooms(b: Bridge, roomIds: RoomId[]): Promise<Map<RoomId, BridgedRoom>> {
+export async function recogniseRooms(b: Bridge, roomIds: RoomId[]): Promise<Map<RoomId, AliasRoom>> {
   const memory = memoryOf(b);
   const unknown = roomIds.filter((id) => !memory.notOurs.has(id));
-  const found = new Map<RoomId, BridgedRoom>();
+  const found = new Map<RoomId, AliasRoom>();
   if (!unknown.length) return found;
   const deadline = Date.now() + RECOGNITION_MS;
   for (let i = 0; i < unknown.length; i += PARALLEL) {
@@ -73,7 +73,7 @@ export async function recogniseRooms(b: Bridge, roomIds: RoomId[]): Promise<Map<
   return found;
 }
 
-function recogniseOnce(b: Bridge, memory: Memory, roomId: RoomId, deadline: number): Promise<BridgedRoom | undefined> {
+function recogniseOnce(b: Bridge, memory: Memory, roomId: RoomId, deadline: number): Promise<AliasRoom | undefined> {
   let pending = memory.inFlight.get(roomId);
   if (!pending) {
     pending = recognise(b, memory, roomId, deadline).finally(() => memory.inFlight.delete(roomId));
@@ -82,7 +82,7 @@ function recogniseOnce(b: Bridge, memory: Memory, roomId: RoomId, deadline: numb
   return pending;
 }
 
-async function recognise(b: Bridge, memory: Memory, roomId: RoomId, deadline: number): Promise<BridgedRoom | undefined> {
+async function recognise(b: Bridge, memory: Memory, roomId: RoomId, deadline: number): Promise<AliasRoom | undefined> {
   const notOurs = (why: string) => {
     memory.notOurs.set(roomId, true);
     b.log.info('a room we have no record of is not ours: remembered for a while', { roomId, why, forMs: NOT_OURS_MS });
@@ -126,14 +126,14 @@ async function recognise(b: Bridge, memory: Memory, roomId: RoomId, deadline: nu
   // the alias makes the homeserver ask us, and the alias query points it here again.
   if (resolved === undefined && !marked) return notOurs(`its alias ${alias} is gone and it carries no bridge event of ours`);
 
-  const room: BridgedRoom = { roomId, alias, remoteRoom };
+  const room: AliasRoom = { kind: 'alias', roomId, alias, remoteRoom };
   if ((await adopt(b, room)) === undefined) {
     const record = await b.store.getAlias(alias);
     if (record?.state === 'creating') throw unavailable(`${alias} is being created just now; try again`);
     // Our table names another room for the alias (restored from a backup older than an upgrade
     // or a room made again), and the homeserver's alias leads here: the homeserver is right.
     const recorded = record?.state === 'ready' ? record.roomId : undefined;
-    if (!recorded || resolved !== roomId || !(await b.store.moveRoom({ roomId: recorded, alias, remoteRoom }, roomId))) {
+    if (!recorded || resolved !== roomId || !(await b.store.moveRoom({ kind: 'alias', roomId: recorded, alias, remoteRoom }, roomId))) {
       b.log.warn('a room the homeserver knows as ours is not the one our table records for its alias: left alone', { roomId, alias, recorded });
       return notOurs('our table records another room for its alias');
     }
@@ -151,7 +151,7 @@ async function recognise(b: Bridge, memory: Memory, roomId: RoomId, deadline: nu
  * for it, so that they still go first): whether messages are kept for it, or undefined when our
  * table names another room for the alias, or the alias is being created.
  */
-async function adopt(b: Bridge, room: BridgedRoom): Promise<{ scrollbackPending: boolean } | undefined> {
+async function adopt(b: Bridge, room: AliasRoom): Promise<{ scrollbackPending: boolean } | undefined> {
   let scrollbackPending = (await b.store.listScrollback(room.alias)).length > 0;
   if (!(await b.store.adoptRoom(room, scrollbackPending))) return undefined;
   scrollbackPending ||= await keptMeanwhile(b, room.alias);
@@ -185,7 +185,7 @@ export async function adoptAlias(
   deadline: number,
   /** A creation of the room was started and died: what the homeserver said before it no longer holds. */
   afterDeadCreation = false,
-): Promise<{ room: BridgedRoom; scrollbackPending: boolean } | undefined> {
+): Promise<{ room: AliasRoom; scrollbackPending: boolean } | undefined> {
   const now = b.now();
   const lookup = await b.store.getAliasLookup(alias);
   // Someone asks just now, or the homeserver said "no such alias" a short while ago.
@@ -206,7 +206,7 @@ export async function adoptAlias(
     throw e;
   }
   await b.store.endAliasLookup(alias, owner).catch((err) => b.log.warn('could not end an alias lookup; it runs out by itself', { alias, err }));
-  const room: BridgedRoom = { roomId, alias, remoteRoom };
+  const room: AliasRoom = { kind: 'alias', roomId, alias, remoteRoom };
   const adopted = await adopt(b, room);
   if (!adopted) return undefined;
   b.log.info('adopted a room we had no record of: the homeserver has its alias', { roomId, alias });
@@ -247,7 +247,7 @@ export async function isOurOwnLookup(b: Bridge, alias: RoomAlias, deadline: numb
  * that the next join makes it again (and replays what is kept meanwhile). A bot that was kicked
  * is reported to the operator; the room is left as it is.
  */
-export async function isRoomLost(b: Bridge, room: BridgedRoom, failure: unknown, deadline: number): Promise<boolean> {
+export async function isRoomLost(b: Bridge, room: AliasRoom, failure: unknown, deadline: number): Promise<boolean> {
   if (!isHomeserverError(failure) || (failure.hs.status !== 403 && failure.hs.status !== 404)) return false;
   const presence = await botPresence(b, room.roomId, deadline);
   if (presence === 'departed') botWriteFailed(b, 'a network message could not be posted', room.roomId, failure);

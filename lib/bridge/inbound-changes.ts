@@ -37,9 +37,13 @@ async function targetOf(b: Bridge, c: InboundChange, reactionTargets = false): P
     room = (await b.store.getBridgedRooms([target.roomId])).get(target.roomId);
     if (room) b.roomCache.set(target.roomId, room);
   }
-  if (room?.remoteRoom !== c.room) throw notFound(`the message ${c.target} is not in the room ${c.room}`);
+  if (!room || !isWhere(room, c)) throw notFound(`the message ${c.target} is not in ${c.to === undefined ? `the room ${c.room}` : `the direct chat of ${c.sender.id} with ${c.to}`}`);
   return { room, target };
 }
+
+/** The room is where the network says: its network room, or the direct chat of the sender with `to`. */
+const isWhere = (room: BridgedRoom, c: InboundChange) =>
+  room.kind === 'alias' ? room.remoteRoom === c.room : c.to === room.matrixUser && c.sender.id === room.remoteUser;
 
 const counted = (run: () => Promise<ChangeOutcome>) => countOutcome('InboundMessage', run, () => 'sent');
 

@@ -12,6 +12,7 @@ import { readyRoom } from './provision-room.js';
 import { drainScrollback } from './scrollback.js';
 import { adoptAlias, isRoomLost } from './heal.js';
 import { countOutcome } from './outcome.js';
+import { postPrivateMessage } from './direct-chat.js';
 
 export type { InboundMessage } from '../store/index.js';
 
@@ -25,9 +26,9 @@ export const handleInbound = (b: Bridge, m: InboundMessage, deadline: number): P
   countOutcome('InboundMessage', () => handleInboundOnce(b, m, deadline), (r) => r.kind);
 
 async function handleInboundOnce(b: Bridge, m: InboundMessage, deadline: number): Promise<InboundOutcome> {
-  let alias: RoomAlias;
+  let alias: RoomAlias | undefined;
   try {
-    alias = b.ns.aliasFor(m.room);
+    if (m.room !== undefined) alias = b.ns.aliasFor(m.room);
     b.ns.userIdFor(m.sender.id);
   } catch (e) {
     if (e instanceof RangeError) throw invalidParam(`room or sender.id makes a Matrix ID over 255 bytes: ${e.message}`);
@@ -36,6 +37,11 @@ async function handleInboundOnce(b: Bridge, m: InboundMessage, deadline: number)
   // A resend: answered with what it became, even after the homeserver forgot its txn cache.
   const posted = await b.store.getBridgedMessage(m.id);
   if (posted) return { kind: 'sent', eventId: posted.eventId };
+  if (m.to !== undefined) return { kind: 'sent', eventId: await postPrivateMessage(b, { ...m, to: m.to }, deadline) };
+  return postToNetworkRoom(b, m as InboundMessage & { room: string }, alias as RoomAlias, deadline);
+}
+
+async function postToNetworkRoom(b: Bridge, m: InboundMessage & { room: string }, alias: RoomAlias, deadline: number): Promise<InboundOutcome> {
 
   const record = await b.store.getAlias(alias);
   let room = readyRoom(record, m.room);

@@ -5,6 +5,7 @@
  */
 import { badJson } from '../matrix/errors.js';
 import { isUserId } from '../matrix/ids.js';
+import type { UserId } from '../matrix/ids.js';
 import type { InboundMedia, InboundMessage } from '../store/index.js';
 import { parseMxc } from './media.js';
 import { sanitizeFormattedBody } from './sanitize.js';
@@ -36,30 +37,53 @@ function optionalId(j: Record<string, unknown>, name: string): string | undefine
   return j[name] === undefined ? undefined : id(j, name);
 }
 
-/** id, room, sender and ts: what every request of the network carries. */
+/** A network user as the network names it in a request: its id, and its profile when it says. */
+export interface NetworkUser {
+  id: string;
+  displayName?: string;
+  /** An `mxc://` URI the network uploaded the picture to (POST /network/media). */
+  avatarUrl?: string;
+}
+
+/** id, where (a room, or `to` a Matrix user privately), sender and ts: what every request of the network carries. */
 export interface NetworkEnvelope {
   id: string;
-  room: string;
-  sender: { id: string; displayName?: string };
+  /** Exactly one of `room` (a network room) and `to` (a Matrix user, for a direct chat). */
+  room?: string;
+  to?: UserId;
+  sender: NetworkUser;
   ts: number;
+}
+
+/** `{id, displayName?, avatarUrl?}`, checked, under its name in the request. */
+export function networkUser(v: unknown, name: string): NetworkUser {
+  if (!isObject(v)) throw field(name, 'must be an object {id, displayName?, avatarUrl?}');
+  if (!nonEmptyString(v.id, 255)) throw field(`${name}.id`, 'must be a string of 1 to 255 characters');
+  const user: NetworkUser = { id: v.id };
+  if (v.displayName !== undefined) {
+    if (!nonEmptyString(v.displayName, 255)) throw field(`${name}.displayName`, 'must be a string of 1 to 255 characters when given');
+    user.displayName = v.displayName;
+  }
+  if (v.avatarUrl !== undefined) {
+    // The AS never fetches a URL it is handed: the network uploads the picture's bytes itself.
+    if (!parseMxc(v.avatarUrl)) throw field(`${name}.avatarUrl`, 'must be an mxc:// URI, as POST /network/media answered it (upload the picture\'s bytes there; the AS fetches no URL)');
+    user.avatarUrl = v.avatarUrl as string;
+  }
+  return user;
+}
+
+/** `room` (a network room) or `to` (a Matrix user ID, privately): exactly one. */
+function where(j: Record<string, unknown>): Pick<NetworkEnvelope, 'room' | 'to'> {
+  if ((j.room === undefined) === (j.to === undefined)) throw field('room', 'or to must be given, not both: room for a network room, to (a Matrix user ID) for a private message');
+  if (j.room !== undefined) return { room: id(j, 'room') };
+  if (typeof j.to !== 'string' || !isUserId(j.to)) throw field('to', 'must be a Matrix user ID (@user:server)');
+  return { to: j.to };
 }
 
 function envelope(json: unknown): NetworkEnvelope & { j: Record<string, unknown> } {
   if (!isObject(json)) throw badJson('body must be a JSON object');
   const j = json;
-  const sender = j.sender;
-  if (!isObject(sender)) throw field('sender', 'must be an object {id, displayName?}');
-  if (!nonEmptyString(sender.id, 255)) throw field('sender.id', 'must be a string of 1 to 255 characters');
-  if (sender.displayName !== undefined && !nonEmptyString(sender.displayName, 255)) {
-    throw field('sender.displayName', 'must be a string of 1 to 255 characters when given');
-  }
-  const env = {
-    id: id(j, 'id'),
-    room: id(j, 'room'),
-    sender: { id: sender.id, ...(sender.displayName ? { displayName: sender.displayName as string } : {}) },
-    ts: 0,
-    j,
-  };
+  const env = { id: id(j, 'id'), ...where(j), sender: networkUser(j.sender, 'sender'), ts: 0, j };
   if (typeof j.ts !== 'number' || !Number.isSafeInteger(j.ts) || j.ts <= 0) throw field('ts', 'must be a positive whole number of milliseconds since 1970');
   env.ts = j.ts;
   return env;

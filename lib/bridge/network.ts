@@ -38,11 +38,19 @@ export interface OutboundMedia extends MediaInfo {
   tooLarge?: true;
 }
 
+/**
+ * Where on the network a delivery belongs, exactly one of: a network room (`room`, an alias or
+ * linked room), or a private conversation with one network user (`direct`, a direct chat).
+ */
+export interface Where {
+  room?: string;
+  direct?: { with: string };
+}
+
 /** What every delivery carries: the Matrix event it is, where, from whom, when. */
-interface DeliveryBase {
+interface DeliveryBase extends Where {
   /** The Matrix event ID; also sent as Idempotency-Key so the network can drop a resend. */
   id: string;
-  room: string;
   sender: { userId: string; displayName?: string };
   ts: number;
 }
@@ -78,12 +86,29 @@ export interface OutboundReaction extends DeliveryBase {
   key: string;
 }
 
+/**
+ * A Matrix user joined, left, was kicked (`leave` sent by someone else) or banned in a bridged
+ * room (POST /members): `sender` is who did it, `user` whom it is about.
+ */
+export interface OutboundMembership extends DeliveryBase {
+  user: { userId: string; displayName?: string };
+  membership: 'join' | 'leave' | 'ban';
+  reason?: string;
+}
+
+/** A Matrix user in a bridged room changed their display name (POST /profile): `sender.displayName` is the new one. */
+export interface OutboundProfile extends DeliveryBase {
+  previousDisplayName?: string;
+}
+
 /** One delivery to the network, by kind; the kind names the webhook path. */
 export type Delivery =
   | { kind: 'messages'; body: OutboundMessage }
   | { kind: 'edits'; body: OutboundEdit }
   | { kind: 'deletions'; body: OutboundDeletion }
-  | { kind: 'reactions'; body: OutboundReaction };
+  | { kind: 'reactions'; body: OutboundReaction }
+  | { kind: 'members'; body: OutboundMembership }
+  | { kind: 'profile'; body: OutboundProfile };
 
 export type DeliveryKind = Delivery['kind'];
 

@@ -9,7 +9,7 @@ import type { Namespaces } from '../matrix/namespaces.js';
 import { HTML_FORMAT, mentionsOf, stripReplyFallback } from './formatting.js';
 import { outboundMedia } from './media.js';
 import type { linkSettings } from './media.js';
-import type { Delivery, MessageText, OutboundMessage } from './network.js';
+import type { Delivery, MessageText, OutboundMessage, OutboundMembership, Where } from './network.js';
 import type { RoomEvent } from './events/types.js';
 
 /** What turning events into deliveries needs: the namespaces (mentions), the media link settings, the time. */
@@ -24,7 +24,10 @@ const MEDIA_MSGTYPES = new Set(['m.image', 'm.file', 'm.audio', 'm.video']);
 const relatesTo = (content: Record<string, unknown>) =>
   (typeof content['m.relates_to'] === 'object' && content['m.relates_to'] !== null ? content['m.relates_to'] : {}) as Record<string, unknown>;
 
-const base = (e: RoomEvent, room: BridgedRoom) => ({ id: e.event_id, room: room.remoteRoom, sender: { userId: e.sender }, ts: e.origin_server_ts });
+/** Where the room is on the network: a network room, or the private conversation of a direct chat. */
+export const whereOf = (room: BridgedRoom): Where => (room.kind === 'direct' ? { direct: { with: room.remoteUser } } : { room: room.remoteRoom });
+
+const base = (e: RoomEvent, room: BridgedRoom) => ({ id: e.event_id, ...whereOf(room), sender: { userId: e.sender }, ts: e.origin_server_ts });
 
 /** The event a message replies to, if it is a reply. */
 export function replyTarget(content: Record<string, unknown>): string | undefined {
@@ -72,8 +75,42 @@ export function deliveryOf(c: OutboundContext, e: RoomEvent, room: BridgedRoom):
       const reason = typeof e.content.reason === 'string' ? e.content.reason : undefined;
       return { kind: 'deletions', body: { ...base(e, room), target: { eventId: target }, ...(reason ? { reason } : {}) } };
     }
+    case 'm.room.member':
+      return membershipOf(e, room);
   }
   return undefined;
+}
+
+const stringOr = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * A Matrix user's membership in a network room, as the network sees people come and go: joins,
+ * leaves, kicks and bans (not invites, knocks, or their withdrawal), and display-name changes
+ * (a join over a join, told apart by the homeserver's `unsigned.prev_content`). Direct chats
+ * have no network room: their Matrix side ends them (member.ts) instead.
+ */
+function membershipOf(e: RoomEvent, room: BridgedRoom): Delivery | undefined {
+  if (room.kind !== 'alias' || e.state_key === undefined) return undefined;
+  const membership = e.content.membership;
+  const before = e.unsigned?.prev_content;
+  const was = typeof before?.membership === 'string' ? before.membership : undefined;
+  const displayName = stringOr(e.content.displayname);
+  if (membership === 'join' && was === 'join') {
+    const previousDisplayName = stringOr(before?.displayname);
+    // An avatar change, or the same profile again: nothing the network shows.
+    if (displayName === previousDisplayName || e.sender !== e.state_key) return undefined;
+    return {
+      kind: 'profile',
+      body: { ...base(e, room), sender: { userId: e.sender, ...(displayName ? { displayName } : {}) }, ...(previousDisplayName ? { previousDisplayName } : {}) },
+    };
+  }
+  // Leaving from an invite or a knock (a rejection, a withdrawal) or from a ban (an unban): never there.
+  if (membership === 'leave' && (was === 'invite' || was === 'knock' || was === 'ban' || was === 'leave')) return undefined;
+  if (membership !== 'join' && membership !== 'leave' && membership !== 'ban') return undefined;
+  const body: OutboundMembership = { ...base(e, room), user: { userId: e.state_key, ...(membership === 'join' && displayName ? { displayName } : {}) }, membership };
+  const reason = stringOr(e.content.reason);
+  if (reason && membership !== 'join') body.reason = reason;
+  return { kind: 'members', body };
 }
 
 function messageOf(c: OutboundContext, e: RoomEvent, room: BridgedRoom, msgtype: string): Delivery | undefined {

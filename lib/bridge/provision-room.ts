@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrCode, invalidParam, isHomeserverError, notFound, unavailable } from '../matrix/errors.js';
 import { isRoomAlias } from '../matrix/ids.js';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
-import type { AliasRecord, BridgedRoom } from '../store/index.js';
+import type { AliasRecord, AliasRoom } from '../store/index.js';
 import { sleep } from '../time.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteRoom } from './network.js';
@@ -23,14 +23,14 @@ import { countOutcome } from './outcome.js';
 const POLL_MS = 150;
 
 /** The room behind an alias record, once the record says the room is made and recorded. */
-export const readyRoom = (record: AliasRecord | undefined, remoteRoom: string): BridgedRoom | undefined =>
-  record?.state === 'ready' && record.roomId ? { alias: record.alias, roomId: record.roomId, remoteRoom } : undefined;
+export const readyRoom = (record: AliasRecord | undefined, remoteRoom: string): AliasRoom | undefined =>
+  record?.state === 'ready' && record.roomId ? { kind: 'alias', alias: record.alias, roomId: record.roomId, remoteRoom } : undefined;
 
 /** The room alias query: make the room the alias names exist on the HS when the network has it. */
-export const provisionRoom = (b: Bridge, alias: string, deadline: number): Promise<BridgedRoom> =>
+export const provisionRoom = (b: Bridge, alias: string, deadline: number): Promise<AliasRoom> =>
   countOutcome('RoomQuery', () => provisionRoomOnce(b, alias, deadline), () => 'ready');
 
-async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Promise<BridgedRoom> {
+async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Promise<AliasRoom> {
   if (!isRoomAlias(alias)) throw invalidParam(`${JSON.stringify(alias)} is not a room alias`);
   const remoteRoom = b.ns.remoteRoomOf(alias);
   if (!remoteRoom) throw notFound(`${alias} is not in this bridge's namespace`);
@@ -73,7 +73,7 @@ async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Pr
  * (an admin removed the alias, a reset or restored database). The alias is pointed at the
  * recorded room again when that room still exists; undefined when it is gone too.
  */
-async function healAlias(b: Bridge, room: BridgedRoom, deadline: number): Promise<BridgedRoom | undefined> {
+async function healAlias(b: Bridge, room: AliasRoom, deadline: number): Promise<AliasRoom | undefined> {
   // Not a lookup first: Synapse answers a lookup of an alias it lacks in our namespace by asking
   // this very query again. Setting the alias asks nobody; "already there" means it had it after all.
   try {
@@ -105,7 +105,7 @@ async function createBridgedRoom(
   info: RemoteRoom,
   owner: string,
   deadline: number,
-): Promise<BridgedRoom> {
+): Promise<AliasRoom> {
   let roomId: RoomId;
   try {
     roomId = await createOrAdopt(b, alias, remoteRoom, info, deadline);
@@ -113,7 +113,7 @@ async function createBridgedRoom(
     await b.store.releaseAlias(alias, owner).catch((err) => b.log.warn('could not release alias lock', { alias, err }));
     throw e;
   }
-  const room: BridgedRoom = { alias, roomId, remoteRoom };
+  const room: AliasRoom = { kind: 'alias', alias, roomId, remoteRoom };
   // With messages kept for the room, new ones must queue behind them until the replay is done.
   let pending = (await b.store.listScrollback(alias)).length > 0;
   if (!(await b.store.markRoomReady(room, owner, pending))) {

@@ -69,14 +69,29 @@ export function forgetVirtualUser(b: Bridge, userId: UserId, roomId?: RoomId): v
   if (!roomId) b.knownUsers.delete(userId);
 }
 
+/** The profile a network user's request gives its virtual user: its display name (its id when it names none), and its avatar when given. */
+export const remoteProfile = (u: { id: string; displayName?: string; avatarUrl?: string }): RemoteUser => ({
+  displayName: u.displayName ?? u.id,
+  ...(u.avatarUrl !== undefined ? { avatarUrl: u.avatarUrl } : {}),
+});
+
 /** Makes sure a virtual user exists, without asking the network when we recorded it before. */
 export async function ensureVirtualUser(b: Bridge, userId: UserId, profile: RemoteUser, deadline: number): Promise<void> {
   // A warm Lambda remembers whom it has seen, so a busy room costs no read per message.
-  if (b.knownUsers.get(userId) === profile.displayName) return;
+  if (isUpToDate(b.knownUsers.get(userId), profile)) return;
   const known = await b.store.getUser(userId);
-  if (!known || known.displayName !== profile.displayName) await registerVirtualUser(b, userId, profile, deadline);
-  b.knownUsers.set(userId, profile.displayName);
+  // No avatar in the request means "unchanged", never "removed": the recorded one stays.
+  const wanted: RemoteUser = { ...profile, ...(profile.avatarUrl === undefined && known?.avatarUrl ? { avatarUrl: known.avatarUrl } : {}) };
+  if (!isUpToDate(known, wanted)) {
+    await registerVirtualUser(b, userId, wanted, deadline);
+    b.log.info('a network user\'s profile changed: the virtual user\'s was set', { userId, displayName: known?.displayName !== wanted.displayName, avatar: known?.avatarUrl !== wanted.avatarUrl });
+  }
+  b.knownUsers.set(userId, wanted);
 }
+
+/** The profile we know has what the network says (an avatar it does not name is not a change). */
+const isUpToDate = (known: { displayName?: string; avatarUrl?: string } | undefined, profile: RemoteUser) =>
+  known !== undefined && known.displayName === profile.displayName && (profile.avatarUrl === undefined || known.avatarUrl === profile.avatarUrl);
 
 /** Joins a virtual user to a room, once per warm Lambda: joins are idempotent, this saves calls. */
 export async function joinVirtualUser(b: Bridge, userId: UserId, roomId: RoomId, deadline: number): Promise<void> {
@@ -86,17 +101,21 @@ export async function joinVirtualUser(b: Bridge, userId: UserId, roomId: RoomId,
   b.joined.add(key);
 }
 
-/** A Matrix user invited one of our virtual users (a DM, or into a room): register it if need be and join. */
-export async function acceptInvite(b: Bridge, userId: UserId, roomId: RoomId, deadline: number): Promise<void> {
+/**
+ * A Matrix user invited one of our virtual users (a DM, or into a room): register it if need be
+ * and join. False when the network does not know the user (the invite is left alone).
+ */
+export async function acceptInvite(b: Bridge, userId: UserId, roomId: RoomId, deadline: number): Promise<boolean> {
   if (!(await b.store.getUser(userId))) {
     const remote = b.ns.remoteUserOf(userId);
     const profile = remote === undefined ? undefined : await b.network.lookupUser(remote);
     if (!profile) {
       b.log.info('invite for a user the network does not know; ignored', { userId, roomId });
-      return;
+      return false;
     }
     await registerVirtualUser(b, userId, profile, deadline);
   }
   await b.cs.join(roomId, { deadline, asUser: userId });
   b.joined.add(`${roomId}|${userId}`);
+  return true;
 }

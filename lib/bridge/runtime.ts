@@ -16,7 +16,7 @@ import type { DeliveryQueue, Outbox } from '../queue/port.js';
 import { log as rootLog } from '../log.js';
 import { perColdStart } from '../once.js';
 import type { Logger } from '../log.js';
-import type { NetworkPort } from './network.js';
+import type { NetworkPort, RemoteUser } from './network.js';
 import { WarmCache } from './warm-cache.js';
 
 /** How long a warm Lambda trusts a room mapping it read: one DynamoDB read per room per this, at most. */
@@ -38,8 +38,8 @@ export interface Bridge {
   roomCache: WarmCache<RoomId, BridgedRoom>;
   /** Warm-Lambda memory of (room, virtual user) pairs already joined; joins are idempotent, this saves calls. */
   joined: Set<`${RoomId}|${UserId}`>;
-  /** Warm-Lambda memory of virtual users known registered, with the display name they have. */
-  knownUsers: Map<UserId, string>;
+  /** Warm-Lambda memory of virtual users known registered, with the profile they have. */
+  knownUsers: Map<UserId, RemoteUser>;
   /** The delivery queue: push fills the outbox, the deliver function works through it. */
   outbox: Outbox;
   deliveryQueue: DeliveryQueue;

@@ -4,7 +4,7 @@
  * `scrollbackPending`), so the network's order holds however replays and new messages overlap.
  */
 import { MatrixError } from '../matrix/errors.js';
-import type { BridgedRoom } from '../store/index.js';
+import type { AliasRoom } from '../store/index.js';
 import type { Bridge } from './runtime.js';
 import { postOnce } from './post.js';
 
@@ -21,7 +21,7 @@ export interface Drained {
  * it too, so nobody would replay it. Listing once more after the mark finds it (and raises the
  * flag, so that new messages wait behind it); a message kept later sees the ready record itself.
  */
-export async function keptMeanwhile(b: Bridge, alias: BridgedRoom['alias']): Promise<boolean> {
+export async function keptMeanwhile(b: Bridge, alias: AliasRoom['alias']): Promise<boolean> {
   if ((await b.store.listScrollback(alias)).length === 0) return false;
   await b.store.setScrollbackPending(alias, true);
   return true;
@@ -38,7 +38,7 @@ const ROUNDS = 5;
  * line, never left to block the room; anything else stops the drain, the flag stays, and the
  * next drain carries on.
  */
-export async function drainScrollback(b: Bridge, room: BridgedRoom, deadline: number): Promise<Drained> {
+export async function drainScrollback(b: Bridge, room: AliasRoom, deadline: number): Promise<Drained> {
   const drained: Drained = { posted: new Map(), refused: new Map() };
   for (let round = 0; round < ROUNDS; round++) {
     let kept = await b.store.listScrollback(room.alias);

@@ -165,6 +165,9 @@ export function createCsClient(opts: CsClientOptions) {
     join: (roomIdOrAlias: string, call: CallOptions) =>
       request<{ room_id: RoomId }>('POST', `/_matrix/client/v3/join/${enc(roomIdOrAlias)}`, { ...call, body: {} }),
 
+    /** Leaves a room (as `call.asUser`, a virtual user), with a reason the room sees. */
+    leave: (roomId: RoomId, reason: string | undefined, call: CallOptions) =>
+      request('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/leave`, { ...call, body: reason === undefined ? {} : { reason } }),
     invite: (roomId: RoomId, user: UserId, call: CallOptions) =>
       request('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/invite`, { ...call, body: { user_id: user } }),
 

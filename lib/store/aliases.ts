@@ -1,18 +1,17 @@
 /**
- * alias → room (`ALIAS#<alias>`/`ROOM`) and room → alias (`ROOM#<roomId>`/`ALIAS`).
- * The alias item doubles as the lock that makes sure one alias gets one room.
+ * alias → room (`ALIAS#<alias>`/`ROOM`), beside the room's record (rooms.ts). The alias item
+ * doubles as the lock that makes sure one alias gets one room, and carries its scrollback flag.
  */
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
-import { isConditionFailed, untilAllProcessed } from './client.js';
+import { deleteWhile, isConditionFailed } from './client.js';
 import type { Table } from './client.js';
-import type { AliasLookup, AliasRecord, BridgedRoom } from './port.js';
+import type { AliasLookup, AliasRecord, AliasRoom } from './port.js';
+import { deleteRoom, putRoom } from './rooms.js';
 
 /** The partition of everything kept about one alias (its record, its scrollback). */
 export const aliasPk = (alias: RoomAlias) => `ALIAS#${alias}`;
 const aliasKey = (alias: RoomAlias) => ({ pk: aliasPk(alias), sk: 'ROOM' });
-const ROOM_PREFIX = 'ROOM#';
-const roomKey = (roomId: RoomId) => ({ pk: `${ROOM_PREFIX}${roomId}`, sk: 'ALIAS' });
 
 export async function getAlias(t: Table, alias: RoomAlias): Promise<AliasRecord | undefined> {
   const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: aliasKey(alias), ConsistentRead: true }));
@@ -33,17 +32,6 @@ export async function lockAlias(t: Table, alias: RoomAlias, owner: string, lockM
         ExpressionAttributeValues: { ':creating': 'creating', ':now': now },
       }),
     );
-    return true;
-  } catch (e) {
-    if (isConditionFailed(e)) return false;
-    throw e;
-  }
-}
-
-/** Deletes an item only while `condition` holds; false (and no error) when it no longer does. */
-async function deleteWhile(t: Table, Key: Record<string, string>, condition: string, names: Record<string, string>, values: Record<string, unknown>): Promise<boolean> {
-  try {
-    await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key, ConditionExpression: condition, ExpressionAttributeNames: names, ExpressionAttributeValues: values }));
     return true;
   } catch (e) {
     if (isConditionFailed(e)) return false;
@@ -144,13 +132,13 @@ export async function reclaimAlias(t: Table, alias: RoomAlias, roomId: RoomId, o
 }
 
 /**
- * Writes room → alias, then alias → room (ready) under our lock; false when our lock was taken
- * over meanwhile. Two plain writes cost 2 write units where a TransactWriteItems costs 4; the
- * order keeps it safe: a room → alias item without a ready alias is harmless (it names the room
- * the alias resolves to anyway), while a ready alias always has its room → alias item.
+ * Writes the room's record, then alias → room (ready) under our lock; false when our lock was
+ * taken over meanwhile. Two plain writes cost 2 write units where a TransactWriteItems costs 4;
+ * the order keeps it safe: a room record without a ready alias is harmless (it names the room
+ * the alias resolves to anyway), while a ready alias always has its room record.
  */
-export async function markRoomReady(t: Table, room: BridgedRoom, owner: string, scrollbackPending: boolean): Promise<boolean> {
-  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...roomKey(room.roomId), alias: room.alias, remoteRoom: room.remoteRoom } }));
+export async function markRoomReady(t: Table, room: AliasRoom, owner: string, scrollbackPending: boolean): Promise<boolean> {
+  await putRoom(t, room);
   try {
     await t.doc.send(
       new PutCommand({
@@ -184,9 +172,9 @@ export async function setScrollbackPending(t: Table, alias: RoomAlias, pending: 
   );
 }
 
-/** Three writes: new room → alias, alias → new room (if it still named the old one), old room's item gone. */
-export async function moveRoom(t: Table, room: BridgedRoom, to: RoomId): Promise<boolean> {
-  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...roomKey(to), alias: room.alias, remoteRoom: room.remoteRoom } }));
+/** New room's record, alias → new room (if it still named the old one), old room's record gone. */
+export async function moveRoom(t: Table, room: AliasRoom, to: RoomId): Promise<boolean> {
+  await putRoom(t, { ...room, roomId: to });
   try {
     await t.doc.send(
       new UpdateCommand({
@@ -202,36 +190,19 @@ export async function moveRoom(t: Table, room: BridgedRoom, to: RoomId): Promise
     if (isConditionFailed(e)) return false;
     throw e;
   }
-  await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key: roomKey(room.roomId) }));
+  await deleteRoom(t, room);
   return true;
 }
 
-/** One BatchGetItem per 100 rooms. */
-export async function getBridgedRooms(t: Table, roomIds: RoomId[]): Promise<Map<RoomId, BridgedRoom>> {
-  const found = new Map<RoomId, BridgedRoom>();
-  const unique = [...new Set(roomIds)];
-  for (let i = 0; i < unique.length; i += 100) {
-    await untilAllProcessed(unique.slice(i, i + 100).map(roomKey), async (keys) => {
-      const out = await t.doc.send(new BatchGetCommand({ RequestItems: { [t.tableName]: { Keys: keys } } }));
-      for (const item of out.Responses?.[t.tableName] ?? []) {
-        const roomId = String(item.pk).slice(ROOM_PREFIX.length) as RoomId;
-        found.set(roomId, { roomId, alias: item.alias, remoteRoom: item.remoteRoom });
-      }
-      return (out.UnprocessedKeys?.[t.tableName]?.Keys ?? []) as typeof keys;
-    });
-  }
-  return found;
-}
-
 /**
- * Records room ↔ alias, ready, for a room the homeserver has and our table lost (or never had):
+ * Records alias → room and the room's record, ready, for a room the homeserver has and our table lost (or never had):
  * the bridge recognised it there. Alias → room first, only where there is no record (or a
  * creation lock that ran out), then room → alias; true when both now name the room, false when
  * the alias is recorded for another room or is being created. Two writes; a copy that dies
  * between them leaves a ready alias whose room item the next recognition writes (a record
  * naming this room counts as done).
  */
-export async function adoptRoom(t: Table, room: BridgedRoom, scrollbackPending: boolean): Promise<boolean> {
+export async function adoptRoom(t: Table, room: AliasRoom, scrollbackPending: boolean): Promise<boolean> {
   const now = Date.now();
   try {
     await t.doc.send(
@@ -248,7 +219,7 @@ export async function adoptRoom(t: Table, room: BridgedRoom, scrollbackPending: 
     const record = await getAlias(t, room.alias);
     if (record?.state !== 'ready' || record.roomId !== room.roomId) return false;
   }
-  await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...roomKey(room.roomId), alias: room.alias, remoteRoom: room.remoteRoom } }));
+  await putRoom(t, room);
   return true;
 }
 
@@ -256,7 +227,7 @@ export async function adoptRoom(t: Table, room: BridgedRoom, scrollbackPending: 
  * The homeserver no longer has the room: both mapping items go, the alias item only while it
  * still names that room (a copy that made the room again meanwhile keeps its record).
  */
-export async function forgetRoom(t: Table, room: BridgedRoom): Promise<void> {
+export async function forgetRoom(t: Table, room: AliasRoom): Promise<void> {
   await deleteWhile(t, aliasKey(room.alias), '#s = :ready AND roomId = :roomId', { '#s': 'state' }, { ':ready': 'ready', ':roomId': room.roomId });
-  await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key: roomKey(room.roomId) }));
+  await deleteRoom(t, room);
 }

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsCredentials } from '../aws-credentials.js';
 import { awsRequestHandler } from '../aws-http.js';
 import { sleep } from '../time.js';
@@ -54,3 +54,14 @@ export const isConditionFailed = (e: unknown) => e instanceof Error && e.name ==
 
 /** TTL attribute value: epoch seconds. */
 export const expiresIn = (seconds: number) => Math.floor(Date.now() / 1000) + seconds;
+
+/** Deletes an item only while `condition` holds; false (and no error) when it no longer does. */
+export async function deleteWhile(t: Table, Key: Record<string, string>, condition: string, names: Record<string, string>, values: Record<string, unknown>): Promise<boolean> {
+  try {
+    await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key, ConditionExpression: condition, ExpressionAttributeNames: names, ExpressionAttributeValues: values }));
+    return true;
+  } catch (e) {
+    if (isConditionFailed(e)) return false;
+    throw e;
+  }
+}

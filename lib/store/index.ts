@@ -14,6 +14,8 @@ import * as users from './users.js';
 import * as transactions from './transactions.js';
 import * as scrollback from './scrollback.js';
 import * as messages from './messages.js';
+import * as rooms from './rooms.js';
+import * as directChats from './direct-chats.js';
 
 export type { Table } from './client.js';
 export * from './port.js';
@@ -51,7 +53,13 @@ export function dynamoStore(t: Table, opts: StoreOptions = { messageTtlS: MESSAG
     endAliasLookup: guard(aliases.endAliasLookup, t),
     countAliasQuery: guard(aliases.countAliasQuery, t),
     setScrollbackPending: guard(aliases.setScrollbackPending, t),
-    getBridgedRooms: guard(aliases.getBridgedRooms, t),
+    getBridgedRooms: guard(rooms.getBridgedRooms, t),
+    getDirectChat: guard(directChats.getDirectChat, t),
+    lockDirectChat: guard(directChats.lockDirectChat, t),
+    markDirectChatReady: guard(directChats.markDirectChatReady, t),
+    releaseDirectChat: guard(directChats.releaseDirectChat, t),
+    recordDirectChat: guard(directChats.recordDirectChat, t),
+    endDirectChat: guard(directChats.endDirectChat, t),
     moveRoom: guard(aliases.moveRoom, t),
     forgetRoom: guard(aliases.forgetRoom, t),
     getUser: guard(users.getUser, t),

@@ -6,12 +6,40 @@
  */
 import type { RoomAlias, RoomId, UserId } from '../matrix/ids.js';
 
-/** A Matrix room bridged to a network room through one of our aliases. */
-export interface BridgedRoom {
+/**
+ * A Matrix room the bridge carries, by kind, with what it is on the network: every handler finds
+ * "which network room or conversation is this Matrix room" through this one record.
+ */
+export type BridgedRoom = AliasRoom | DirectChat;
+
+/** A Matrix room made for a network room through one of our aliases (the alias query). */
+export interface AliasRoom {
+  kind: 'alias';
   roomId: RoomId;
   alias: RoomAlias;
   /** The network's own name for the room. */
   remoteRoom: string;
+}
+
+/** A direct chat between one Matrix user and one network user. */
+export interface DirectChat {
+  kind: 'direct';
+  roomId: RoomId;
+  /** The Matrix user who talks to the network user there. */
+  matrixUser: UserId;
+  /** The network's id of the user (the room's virtual user is its Matrix face). */
+  remoteUser: string;
+}
+
+/**
+ * The record of a (network user, Matrix user) pair, which doubles as the lock that gives the
+ * pair one direct chat when the network opens it, as the alias record does for alias rooms.
+ */
+export interface DirectChatRecord {
+  state: 'creating' | 'ready';
+  roomId?: RoomId;
+  lockUntil?: number;
+  owner?: string;
 }
 
 /** The alias → room record, which doubles as the lock that gives one alias one room. */
@@ -43,8 +71,11 @@ export interface VirtualUser {
 /** A message from the network, as it came; scrollback keeps it until its room exists. */
 export interface InboundMessage {
   id: string;
-  room: string;
-  sender: { id: string; displayName?: string };
+  /** A network room's messages (kept as scrollback until the room exists) have `room`; private ones `to`. */
+  room?: string;
+  /** The Matrix user a private message is for (a direct chat). */
+  to?: UserId;
+  sender: { id: string; displayName?: string; avatarUrl?: string };
   msgtype: string;
   body: string;
   ts: number;
@@ -122,7 +153,7 @@ export interface Store {
    * `scrollbackPending`, new messages for the room queue behind the kept ones until a replay
    * has posted them all (and clears the flag).
    */
-  markRoomReady(room: BridgedRoom, owner: string, scrollbackPending: boolean): Promise<boolean>;
+  markRoomReady(room: AliasRoom, owner: string, scrollbackPending: boolean): Promise<boolean>;
   /**
    * What the bridge learned from the homeserver about an alias it has no room for (a network
    * message for a room nobody has joined): see docs/DESIGN.md, "Asking the homeserver about an alias".
@@ -148,11 +179,30 @@ export interface Store {
   releaseAlias(alias: RoomAlias, owner: string): Promise<void>;
   setScrollbackPending(alias: RoomAlias, pending: boolean): Promise<void>;
   /** The alias's room was replaced (upgraded) by `to`; false when the record had moved on already. */
-  moveRoom(room: BridgedRoom, to: RoomId): Promise<boolean>;
+  moveRoom(room: AliasRoom, to: RoomId): Promise<boolean>;
   /** The homeserver lost the room (a reset): its mapping goes, so the next join makes it again. */
-  forgetRoom(room: BridgedRoom): Promise<void>;
-  /** The bridged rooms among `roomIds`, read in batches. */
+  forgetRoom(room: AliasRoom): Promise<void>;
+  /**
+   * The bridged rooms among `roomIds`, of every kind, read in batches. Rooms recorded before
+   * rooms had kinds (alias rooms only) are read too, and moved to the one record on the way.
+   */
   getBridgedRooms(roomIds: RoomId[]): Promise<Map<RoomId, BridgedRoom>>;
+
+  /** Direct chats, by (network user, Matrix user): the network's side of the room record. */
+  getDirectChat(remoteUser: string, matrixUser: UserId): Promise<DirectChatRecord | undefined>;
+  /** Takes the creation lock of the pair's direct chat when nobody holds it or the holder's lock ran out. */
+  lockDirectChat(remoteUser: string, matrixUser: UserId, owner: string, lockMs: number): Promise<boolean>;
+  /** Records the room made under our lock (room record, then the pair, ready); false when our lock was taken over. */
+  markDirectChatReady(chat: DirectChat, owner: string): Promise<boolean>;
+  /** Frees the lock after a failure, so that the next message can try again at once. */
+  releaseDirectChat(remoteUser: string, matrixUser: UserId, owner: string): Promise<void>;
+  /**
+   * A Matrix user opened a direct chat (invited the virtual user with is_direct): the room is
+   * recorded, and becomes the pair's direct chat unless the network is opening one just now.
+   */
+  recordDirectChat(chat: DirectChat): Promise<void>;
+  /** The Matrix user left: the room is no longer bridged, and the pair's record goes if it names this room. */
+  endDirectChat(chat: DirectChat): Promise<void>;
 
   getUser(userId: UserId): Promise<VirtualUser | undefined>;
   putUser(user: VirtualUser): Promise<void>;
@@ -189,7 +239,7 @@ export interface Store {
    * where the alias has no record (or a creation lock that ran out); false when the alias is
    * recorded for another room or is being created.
    */
-  adoptRoom(room: BridgedRoom, scrollbackPending: boolean): Promise<boolean>;
+  adoptRoom(room: AliasRoom, scrollbackPending: boolean): Promise<boolean>;
 }
 
 /** A bridged message (or reaction): its id on the network, and the event it is in Matrix. */

@@ -16,6 +16,8 @@ export interface RoomEvent {
   state_key?: string;
   /** m.room.redaction in room versions up to 10 (version 11 moved it into the content). */
   redacts?: string;
+  /** For state events, the homeserver gives the content they replace (Synapse does to an AS). */
+  unsigned?: { prev_content?: Record<string, unknown> };
 }
 
 /**

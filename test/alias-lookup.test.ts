@@ -12,6 +12,7 @@ import { startAs, enc } from './support/as.js';
 import { startFakeNetwork } from './support/fake-network.js';
 import type { FakeRoom } from './support/fake-hs.js';
 import { tableOf } from '../lib/store/index.js';
+import type { InboundMessage } from '../lib/store/index.js';
 import { ABSENT_MS } from '../lib/bridge/heal.js';
 import type { RoomAlias } from '../lib/matrix/ids.js';
 
@@ -128,7 +129,7 @@ test('10 parallel network messages for a room nobody joined make no room; each i
   assert.deepEqual(answers.map((a) => a.status), bodies.map(() => 202), JSON.stringify(answers.map((a) => a.body)));
   assert.deepEqual(roomsFor(alias), [], 'no room');
   assert.equal(as.hs.aliases.get(alias), undefined);
-  assert.deepEqual((await as.store.listScrollback(alias)).map((k) => k.body).sort(), [...bodies].sort(), 'each kept once');
+  assert.deepEqual((await as.store.listScrollback(alias)).map((k) => (k as InboundMessage).body).sort(), [...bodies].sort(), 'each kept once');
 
   const joined = await as.hs.userJoin(ALICE, alias);
   assert.equal(joined.status, 200, joined.error);

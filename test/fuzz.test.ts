@@ -237,7 +237,7 @@ const ROUTES: Record<HttpFunctionName, string[]> = {
   ping: ['/_matrix/app/v1/ping'],
   thirdparty: ['v1', 'unstable'].flatMap((v) => ['protocol/', 'location/', 'user/', 'location', 'user'].map((r) => `/_matrix/app/${v}/thirdparty/${r}`)),
   unrecognized: [],
-  'network-inbound': ['/network/messages', '/network/edits', '/network/deletions', '/network/reactions'],
+  'network-inbound': ['/network/messages', '/network/edits', '/network/deletions', '/network/reactions', '/network/members', '/network/profile', '/network/rooms/'],
   'network-media-upload': ['/network/media'],
   'network-media-download': ['/network/media/'],
 };

@@ -13,6 +13,7 @@ import { startAs, enc } from './support/as.js';
 import { startFakeNetwork } from './support/fake-network.js';
 import type { FakeEvent, FakeRoom, RecordedCall } from './support/fake-hs.js';
 import { RECOGNITION_CALLS } from '../lib/bridge/heal.js';
+import type { InboundMessage } from '../lib/store/index.js';
 import type { RoomAlias, RoomId } from '../lib/matrix/ids.js';
 
 const network = await startFakeNetwork();
@@ -171,7 +172,7 @@ test('a network message for a room the homeserver has no alias for (404) is kept
   const res = await fromNetwork(remote, 'early');
   assert.equal(res.status, 202, JSON.stringify(res.body));
   assert.deepEqual(describe(callsSince(mark)), [`GET /directory/room/#irc_${remote}:example.org 404`], 'one lookup, nothing made');
-  assert.deepEqual((await as.store.listScrollback(`#irc_${remote}:example.org`)).map((k) => k.body), ['early']);
+  assert.deepEqual((await as.store.listScrollback(`#irc_${remote}:example.org`)).map((k) => (k as InboundMessage).body), ['early']);
   // What the homeserver's failure to answer does, and how long its 404 is believed: test/alias-lookup.test.ts.
 });
 

@@ -60,7 +60,15 @@ const FUNCTIONS: Record<string, { file: string; timeout?: number; memory?: numbe
   networkInbound: {
     file: 'network-inbound',
     timeout: 25,
-    routes: ['POST /network/messages', 'POST /network/edits', 'POST /network/deletions', 'POST /network/reactions'],
+    routes: [
+      'POST /network/messages',
+      'POST /network/edits',
+      'POST /network/deletions',
+      'POST /network/reactions',
+      'POST /network/members',
+      'POST /network/profile',
+      'POST /network/rooms/{remoteRoomId+}',
+    ],
     reserved: 10,
   },
   networkMediaUpload: { file: 'network-media-upload', timeout: 25, routes: ['POST /network/media'], reserved: 5 },
@@ -604,8 +612,11 @@ describe('npm run package', () => {
         'POST /network/deletions',
         'POST /network/edits',
         'POST /network/media',
+        'POST /network/members',
         'POST /network/messages',
+        'POST /network/profile',
         'POST /network/reactions',
+        'POST /network/rooms/{remoteRoomId+}',
       ],
     );
     for (const key of NETWORK_ROUTES) {

@@ -62,7 +62,17 @@ test("every route of serverless.yml is a known path: another method on it is 405
     .map((e) => e.httpApi)
     .filter((r): r is string => typeof r === 'string' && r !== '*');
   // The network's routes among them (test/package.test.ts holds serverless.yml to this list).
-  for (const r of ['POST /network/messages', 'POST /network/edits', 'POST /network/deletions', 'POST /network/reactions', 'POST /network/media', 'GET /network/media/{server}/{mediaId}']) {
+  for (const r of [
+    'POST /network/messages',
+    'POST /network/edits',
+    'POST /network/deletions',
+    'POST /network/reactions',
+    'POST /network/members',
+    'POST /network/profile',
+    'POST /network/rooms/{remoteRoomId+}',
+    'POST /network/media',
+    'GET /network/media/{server}/{mediaId}',
+  ]) {
     assert.ok(routes.includes(r), r);
   }
   const wrong: string[] = [];

@@ -13,7 +13,8 @@ const KNOWN: Array<[RegExp, string]> = [
   [/^\/users\/.+$/, 'GET'],
   [/^\/rooms\/.+$/, 'GET'],
   [/^\/transactions\/.+$/, 'PUT'],
-  [/^\/network\/(messages|edits|deletions|reactions|media)$/, 'POST'],
+  [/^\/network\/(messages|edits|deletions|reactions|members|profile|media)$/, 'POST'],
+  [/^\/network\/rooms\/.+$/, 'POST'],
   [/^\/network\/media\/[^/]+\/[^/]+$/, 'GET'],
 ];
 

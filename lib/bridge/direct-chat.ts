@@ -19,7 +19,7 @@ import { sleep } from '../time.js';
 import type { Bridge } from './runtime.js';
 import { forgetNotOurs } from './heal.js';
 import { postAndRecord } from './post.js';
-import { ensureVirtualUser, forgetVirtualUser, remoteProfile } from './provision-user.js';
+import { ensureVirtualUser, forgetVirtualUser } from './provision-user.js';
 import type { NetworkUser } from './network-requests.js';
 
 const POLL_MS = 150;
@@ -55,7 +55,7 @@ async function createDirectChat(b: Bridge, sender: NetworkUser, matrixUser: User
   const userId = b.ns.userIdFor(sender.id);
   let roomId: RoomId;
   try {
-    await ensureVirtualUser(b, userId, remoteProfile(sender), deadline);
+    await ensureVirtualUser(b, userId, sender, deadline);
     // What clients make for "start a direct chat": the invite carries is_direct, so the Matrix
     // user's client files the room under the network user in its m.direct list.
     ({ room_id: roomId } = await b.cs.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [matrixUser] }, { deadline, asUser: userId }));

@@ -1,15 +1,18 @@
 /**
  * Inbound: a message from the 3P network appears in Matrix as the network user who wrote it,
- * at the time it was written there. Before the room exists on Matrix, it is kept as scrollback;
- * a room our table has no record of is looked up on the homeserver first (heal.ts).
+ * at the time it was written there; a private one (`to`) in the pair's direct chat
+ * (direct-chat.ts). Before a network room exists on Matrix, what is said and who comes and goes
+ * there is kept as scrollback; a room our table has no record of is looked up on the homeserver
+ * first (heal.ts).
  */
 import { invalidParam } from '../matrix/errors.js';
-import type { RoomAlias } from '../matrix/ids.js';
-import type { AliasRecord, InboundMessage } from '../store/index.js';
+import type { RoomAlias, RoomId } from '../matrix/ids.js';
+import type { AliasRecord, InboundMembership, InboundMessage, KeptEvent } from '../store/index.js';
 import type { Bridge } from './runtime.js';
 import { postAndRecord } from './post.js';
 import { readyRoom } from './provision-room.js';
-import { drainScrollback } from './scrollback.js';
+import { drainScrollback, isMembership } from './scrollback.js';
+import { applyMembership } from './membership.js';
 import { adoptAlias, isRoomLost } from './heal.js';
 import { countOutcome } from './outcome.js';
 import { postPrivateMessage } from './direct-chat.js';
@@ -41,7 +44,37 @@ async function handleInboundOnce(b: Bridge, m: InboundMessage, deadline: number)
   return postToNetworkRoom(b, m as InboundMessage & { room: string }, alias as RoomAlias, deadline);
 }
 
+/** A network user joined or left a network room: applied, or kept until the room exists (scrollback). */
+export const handleInboundMembership = (b: Bridge, m: InboundMembership, deadline: number): Promise<{ kind: 'applied'; roomId: RoomId } | { kind: 'kept' }> =>
+  // Counted with the messages: the dashboard's one line for what the network sends.
+  countOutcome('InboundMessage', async () => {
+    let alias: RoomAlias;
+    try {
+      alias = b.ns.aliasFor(m.room);
+      b.ns.userIdFor(m.user.id);
+    } catch (e) {
+      if (e instanceof RangeError) throw invalidParam(`room or user.id makes a Matrix ID over 255 bytes: ${e.message}`);
+      throw e;
+    }
+    const done = await intoNetworkRoom(b, m, alias, deadline);
+    return done.kind === 'kept' ? done : { kind: 'applied', roomId: done.roomId };
+  }, (r) => r.kind);
+
 async function postToNetworkRoom(b: Bridge, m: InboundMessage & { room: string }, alias: RoomAlias, deadline: number): Promise<InboundOutcome> {
+  const done = await intoNetworkRoom(b, m, alias, deadline);
+  return done.kind === 'kept' ? done : { kind: 'sent', eventId: done.eventId as string };
+}
+
+/**
+ * A message or membership into its network room's Matrix room, or kept (scrollback) until the
+ * room exists; while messages are kept for the room, it waits its turn behind them.
+ */
+async function intoNetworkRoom(
+  b: Bridge,
+  m: KeptEvent & { room: string },
+  alias: RoomAlias,
+  deadline: number,
+): Promise<{ kind: 'done'; roomId: RoomId; eventId?: string } | { kind: 'kept' }> {
 
   const record = await b.store.getAlias(alias);
   let room = readyRoom(record, m.room);
@@ -55,7 +88,8 @@ async function postToNetworkRoom(b: Bridge, m: InboundMessage & { room: string }
   }
   if (room && !scrollbackPending) {
     try {
-      return { kind: 'sent', eventId: await postAndRecord(b, room, m, deadline) };
+      const eventId = isMembership(m) ? (await applyMembership(b, room, m, deadline), undefined) : await postAndRecord(b, room, m, deadline);
+      return { kind: 'done', roomId: room.roomId, eventId };
     } catch (e) {
       if (!(await isRoomLost(b, room, e, deadline))) throw e;
       // The homeserver lost the room (a reset): the message waits for the next join, as before a first one.
@@ -72,6 +106,5 @@ async function postToNetworkRoom(b: Bridge, m: InboundMessage & { room: string }
   const drained = await drainScrollback(b, readyNow, deadline);
   const refused = drained.refused.get(m.id);
   if (refused) throw refused;
-  const eventId = drained.posted.get(m.id);
-  return eventId ? { kind: 'sent', eventId } : { kind: 'kept' };
+  return drained.posted.has(m.id) ? { kind: 'done', roomId: readyNow.roomId, eventId: drained.posted.get(m.id) } : { kind: 'kept' };
 }

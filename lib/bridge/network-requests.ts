@@ -1,12 +1,13 @@
 /**
- * What the network sends the AS (POST /network/messages, /edits, /deletions, /reactions),
+ * What the network sends the AS (POST /network/messages, /edits, /deletions, /reactions, /members,
+ * /profile, /rooms/{id}),
  * checked field by field, naming the first bad one (400 M_BAD_JSON), HTML sanitised. Fields the
  * contract does not name are ignored, so a network written for a later contract still gets through.
  */
 import { badJson } from '../matrix/errors.js';
 import { isUserId } from '../matrix/ids.js';
 import type { UserId } from '../matrix/ids.js';
-import type { InboundMedia, InboundMessage } from '../store/index.js';
+import type { InboundMedia, InboundMembership, InboundMessage } from '../store/index.js';
 import { parseMxc } from './media.js';
 import { sanitizeFormattedBody } from './sanitize.js';
 
@@ -195,4 +196,54 @@ export function parseReaction(json: unknown): InboundReaction {
   const key = j.key;
   if (!nonEmptyString(key, 255)) throw field('key', 'must be a string of 1 to 255 characters (an emoji, usually)');
   return { ...env, target: id(j, 'target'), key };
+}
+
+/**
+ * POST /network/members: a network user joined or left a network room. `id` and `ts` are
+ * optional (a join or leave is idempotent): they order it among kept messages when the room does
+ * not exist yet; the AS gives it the time it came and an id of its own when they are missing.
+ */
+export function parseMembership(json: unknown, now: number): InboundMembership {
+  if (!isObject(json)) throw badJson('body must be a JSON object');
+  const j = json;
+  const user = networkUser(j.user, 'user');
+  const membership = j.membership;
+  if (membership !== 'join' && membership !== 'leave') throw field('membership', 'must be "join" or "leave"');
+  if (j.ts !== undefined && (typeof j.ts !== 'number' || !Number.isSafeInteger(j.ts) || j.ts <= 0)) throw field('ts', 'must be a positive whole number of milliseconds since 1970 when given');
+  const ts = (j.ts as number | undefined) ?? now;
+  const m: InboundMembership = { id: optionalId(j, 'id') ?? `${membership}:${ts}:${user.id}`.slice(0, 255), room: id(j, 'room'), user, membership, ts };
+  if (j.reason !== undefined) {
+    if (typeof j.reason !== 'string' || j.reason.length > 1000) throw field('reason', 'must be a string of at most 1000 characters when given');
+    if (j.reason) m.reason = j.reason;
+  }
+  return m;
+}
+
+/** POST /network/profile: a network user's new display name or avatar (at least one). */
+export function parseProfile(json: unknown): NetworkUser {
+  if (!isObject(json)) throw badJson('body must be a JSON object');
+  const user = networkUser(json.user, 'user');
+  if (user.displayName === undefined && user.avatarUrl === undefined) throw field('user', 'must give displayName or avatarUrl (or both): what changed');
+  return user;
+}
+
+/** A network room's name and topic (POST /network/rooms/{id}); an empty string removes it. */
+export interface RoomDetails {
+  name?: string;
+  topic?: string;
+}
+
+export function parseRoomDetails(json: unknown): RoomDetails {
+  if (!isObject(json)) throw badJson('body must be a JSON object');
+  const d: RoomDetails = {};
+  if (json.name !== undefined) {
+    if (typeof json.name !== 'string' || json.name.length > 255) throw field('name', 'must be a string of at most 255 characters when given ("" removes the name)');
+    d.name = json.name;
+  }
+  if (json.topic !== undefined) {
+    if (typeof json.topic !== 'string' || json.topic.length > 4000) throw field('topic', 'must be a string of at most 4000 characters when given ("" removes the topic)');
+    d.topic = json.topic;
+  }
+  if (d.name === undefined && d.topic === undefined) throw badJson('name or topic (or both) must be given: what changed');
+  return d;
 }

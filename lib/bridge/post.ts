@@ -5,7 +5,7 @@ import type { RoomId, UserId } from '../matrix/ids.js';
 import type { BridgedRoom, InboundMessage } from '../store/index.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteUser } from './network.js';
-import { ensureVirtualUser, forgetVirtualUser, joinVirtualUser, remoteProfile, reregisterVirtualUser } from './provision-user.js';
+import { ensureVirtualUser, forgetVirtualUser, joinVirtualUser, reregisterVirtualUser } from './provision-user.js';
 import { HTML_FORMAT } from './formatting.js';
 
 export function csTxnIdFor(networkMessageId: string): string {
@@ -23,8 +23,7 @@ export const bannedError = (userId: UserId, roomId: RoomId) =>
  */
 export async function actAsVirtualUser<T>(b: Bridge, roomId: RoomId, sender: InboundMessage['sender'], deadline: number, act: (userId: UserId) => Promise<T>): Promise<T> {
   const userId = b.ns.userIdFor(sender.id);
-  const profile = remoteProfile(sender);
-  await ensureVirtualUser(b, userId, profile, deadline);
+  const profile = await ensureVirtualUser(b, userId, sender, deadline);
   try {
     await joinVirtualUser(b, userId, roomId, deadline);
     return await act(userId);

@@ -69,29 +69,51 @@ export function forgetVirtualUser(b: Bridge, userId: UserId, roomId?: RoomId): v
   if (!roomId) b.knownUsers.delete(userId);
 }
 
-/** The profile a network user's request gives its virtual user: its display name (its id when it names none), and its avatar when given. */
-export const remoteProfile = (u: { id: string; displayName?: string; avatarUrl?: string }): RemoteUser => ({
-  displayName: u.displayName ?? u.id,
-  ...(u.avatarUrl !== undefined ? { avatarUrl: u.avatarUrl } : {}),
-});
+/**
+ * What a network request says of its user's profile: only what it names. A field it leaves out
+ * is unchanged, never removed (a message need not repeat the display name a profile request set).
+ */
+export type SaidProfile = Partial<RemoteUser>;
 
-/** Makes sure a virtual user exists, without asking the network when we recorded it before. */
-export async function ensureVirtualUser(b: Bridge, userId: UserId, profile: RemoteUser, deadline: number): Promise<void> {
+/**
+ * Makes sure a virtual user exists with the profile the network gives, without asking the
+ * network when we recorded it before: registered (display name: the network's id unless it
+ * names one), and its profile set again when the network says it changed. The profile it has.
+ */
+export async function ensureVirtualUser(b: Bridge, userId: UserId, said: SaidProfile, deadline: number): Promise<RemoteUser> {
   // A warm Lambda remembers whom it has seen, so a busy room costs no read per message.
-  if (isUpToDate(b.knownUsers.get(userId), profile)) return;
+  const remembered = b.knownUsers.get(userId);
+  if (remembered && saysNothingNew(remembered, said)) return remembered;
   const known = await b.store.getUser(userId);
-  // No avatar in the request means "unchanged", never "removed": the recorded one stays.
-  const wanted: RemoteUser = { ...profile, ...(profile.avatarUrl === undefined && known?.avatarUrl ? { avatarUrl: known.avatarUrl } : {}) };
-  if (!isUpToDate(known, wanted)) {
+  const wanted: RemoteUser = {
+    displayName: said.displayName ?? known?.displayName ?? b.ns.remoteUserOf(userId) ?? userId,
+    ...((said.avatarUrl ?? known?.avatarUrl) !== undefined ? { avatarUrl: said.avatarUrl ?? known?.avatarUrl } : {}),
+  };
+  if (!known || !saysNothingNew({ displayName: known.displayName ?? '', avatarUrl: known.avatarUrl }, wanted)) {
     await registerVirtualUser(b, userId, wanted, deadline);
-    b.log.info('a network user\'s profile changed: the virtual user\'s was set', { userId, displayName: known?.displayName !== wanted.displayName, avatar: known?.avatarUrl !== wanted.avatarUrl });
+    if (known) b.log.info("a network user's profile changed: the virtual user's is set", { userId, displayName: known.displayName !== wanted.displayName, avatar: known.avatarUrl !== wanted.avatarUrl });
   }
   b.knownUsers.set(userId, wanted);
+  return wanted;
 }
 
-/** The profile we know has what the network says (an avatar it does not name is not a change). */
-const isUpToDate = (known: { displayName?: string; avatarUrl?: string } | undefined, profile: RemoteUser) =>
-  known !== undefined && known.displayName === profile.displayName && (profile.avatarUrl === undefined || known.avatarUrl === profile.avatarUrl);
+const saysNothingNew = (known: RemoteUser, said: SaidProfile) =>
+  (said.displayName === undefined || said.displayName === known.displayName) && (said.avatarUrl === undefined || said.avatarUrl === known.avatarUrl);
+
+/** POST /network/profile: a network user's new display name or avatar, set on its virtual user. */
+export async function updateVirtualUserProfile(b: Bridge, remoteUser: string, said: SaidProfile, deadline: number): Promise<UserId> {
+  let userId: UserId;
+  try {
+    userId = b.ns.userIdFor(remoteUser);
+  } catch (e) {
+    if (e instanceof RangeError) throw invalidParam(`user.id makes a Matrix ID over 255 bytes: ${e.message}`);
+    throw e;
+  }
+  // Read afresh: another copy may have set it since this warm Lambda did.
+  b.knownUsers.delete(userId);
+  await ensureVirtualUser(b, userId, said, deadline);
+  return userId;
+}
 
 /** Joins a virtual user to a room, once per warm Lambda: joins are idempotent, this saves calls. */
 export async function joinVirtualUser(b: Bridge, userId: UserId, roomId: RoomId, deadline: number): Promise<void> {

@@ -4,13 +4,20 @@
  * `scrollbackPending`), so the network's order holds however replays and new messages overlap.
  */
 import { MatrixError } from '../matrix/errors.js';
-import type { AliasRoom } from '../store/index.js';
+import type { AliasRoom, InboundMembership, KeptEvent } from '../store/index.js';
 import type { Bridge } from './runtime.js';
 import { postOnce } from './post.js';
+import { applyMembership } from './membership.js';
+
+export const isMembership = (k: KeptEvent): k is InboundMembership => 'membership' in k;
+
+/** A kept message posted once (the event it became), or a kept membership applied (undefined). */
+export const applyKept = (b: Bridge, room: AliasRoom, k: KeptEvent, deadline: number): Promise<string | undefined> =>
+  isMembership(k) ? applyMembership(b, room, k, deadline).then(() => undefined) : postOnce(b, room, k, deadline);
 
 export interface Drained {
-  /** network message id → the event it became */
-  posted: Map<string, string>;
+  /** network id → the event it became (undefined for a membership, applied) */
+  posted: Map<string, string | undefined>;
   /** network message id → why the homeserver refused it for good (it was dropped) */
   refused: Map<string, MatrixError>;
 }
@@ -53,7 +60,7 @@ export async function drainScrollback(b: Bridge, room: AliasRoom, deadline: numb
     try {
       for (const m of kept) {
         try {
-          drained.posted.set(m.id, await postOnce(b, room, m, deadline));
+          drained.posted.set(m.id, await applyKept(b, room, m, deadline));
         } catch (e) {
           if (!(e instanceof MatrixError) || e.transient) throw e;
           drained.refused.set(m.id, e);

@@ -88,6 +88,20 @@ export interface InboundMessage {
   media?: InboundMedia;
 }
 
+/** A network user joining or leaving a network room (POST /network/members), as it came. */
+export interface InboundMembership {
+  /** The network's id for it, or one the AS gave it: it orders and names it in scrollback. */
+  id: string;
+  room: string;
+  user: { id: string; displayName?: string; avatarUrl?: string };
+  membership: 'join' | 'leave';
+  reason?: string;
+  ts: number;
+}
+
+/** What scrollback keeps for a room that does not exist yet, in the network's order: messages, and people coming and going. */
+export type KeptEvent = InboundMessage | InboundMembership;
+
 /** What a message says of its medium, in either direction (the network contract's names). */
 export interface MediaInfo {
   filename?: string;
@@ -213,11 +227,11 @@ export interface Store {
   /** False when our lease was taken over meanwhile (the new holder carries on). */
   recordProgress(txnId: string, owner: string, progress: TransactionProgress): Promise<boolean>;
 
-  /** Scrollback: messages kept, newest `keep`, for a room that does not exist yet. */
-  keepScrollback(alias: RoomAlias, message: InboundMessage): Promise<void>;
+  /** Scrollback: messages (and memberships) kept, newest `keep`, for a room that does not exist yet. */
+  keepScrollback(alias: RoomAlias, kept: KeptEvent): Promise<void>;
   /** Oldest first; what has expired is left out even before DynamoDB's TTL deletes it. */
-  listScrollback(alias: RoomAlias): Promise<InboundMessage[]>;
-  dropScrollback(alias: RoomAlias, messages: InboundMessage[]): Promise<void>;
+  listScrollback(alias: RoomAlias): Promise<KeptEvent[]>;
+  dropScrollback(alias: RoomAlias, kept: KeptEvent[]): Promise<void>;
 
   /**
    * The message mapping, one record per bridged message: network message id → the event it is

@@ -1,5 +1,5 @@
 /**
- * Messages the network sent into a room that does not exist on Matrix yet
+ * Messages (and network users joining or leaving) the network sent for a room that does not exist on Matrix yet
  * (`ALIAS#<alias>`/`SCROLLBACK#<ts>#<id>`): kept, bounded and expiring, until the
  * alias query creates the room and replays them.
  */
@@ -8,16 +8,16 @@ import type { RoomAlias } from '../matrix/ids.js';
 import { expiresIn, untilAllProcessed } from './client.js';
 import type { Table } from './client.js';
 import { aliasPk } from './aliases.js';
-import type { InboundMessage } from './port.js';
+import type { KeptEvent } from './port.js';
 
 export const SCROLLBACK_KEEP = 100;
 export const SCROLLBACK_TTL_S = 7 * 24 * 3600;
 
 const PREFIX = 'SCROLLBACK#';
 // Zero-padded so that the sort key orders by time.
-const key = (alias: RoomAlias, m: Pick<InboundMessage, 'ts' | 'id'>) => ({ pk: aliasPk(alias), sk: `${PREFIX}${String(m.ts).padStart(15, '0')}#${m.id}` });
+const key = (alias: RoomAlias, m: Pick<KeptEvent, 'ts' | 'id'>) => ({ pk: aliasPk(alias), sk: `${PREFIX}${String(m.ts).padStart(15, '0')}#${m.id}` });
 
-export async function keepScrollback(t: Table, alias: RoomAlias, m: InboundMessage, keep = SCROLLBACK_KEEP): Promise<void> {
+export async function keepScrollback(t: Table, alias: RoomAlias, m: KeptEvent, keep = SCROLLBACK_KEEP): Promise<void> {
   await t.doc.send(new PutCommand({ TableName: t.tableName, Item: { ...key(alias, m), message: m, expiresAt: expiresIn(SCROLLBACK_TTL_S) } }));
   // Keep the newest `keep`: drop what falls off the end.
   const newest = await t.doc.send(
@@ -34,8 +34,8 @@ export async function keepScrollback(t: Table, alias: RoomAlias, m: InboundMessa
 }
 
 /** The kept messages that have not expired, oldest first. */
-export async function listScrollback(t: Table, alias: RoomAlias): Promise<InboundMessage[]> {
-  const out: InboundMessage[] = [];
+export async function listScrollback(t: Table, alias: RoomAlias): Promise<KeptEvent[]> {
+  const out: KeptEvent[] = [];
   let start: Record<string, unknown> | undefined;
   do {
     const page = await t.doc.send(
@@ -49,13 +49,13 @@ export async function listScrollback(t: Table, alias: RoomAlias): Promise<Inboun
     );
     const now = Date.now() / 1000;
     // TTL deletes expired items within days, not at once: until then they are not ours to replay.
-    for (const i of page.Items ?? []) if (!(Number(i.expiresAt) <= now)) out.push(i.message as InboundMessage);
+    for (const i of page.Items ?? []) if (!(Number(i.expiresAt) <= now)) out.push(i.message as KeptEvent);
     start = page.LastEvaluatedKey;
   } while (start);
   return out;
 }
 
-export const dropScrollback = (t: Table, alias: RoomAlias, messages: InboundMessage[]) =>
+export const dropScrollback = (t: Table, alias: RoomAlias, messages: KeptEvent[]) =>
   deleteKeys(t, messages.map((m) => key(alias, m)));
 
 async function deleteKeys(t: Table, keys: Array<{ pk: string; sk: string }>): Promise<void> {

@@ -11,7 +11,7 @@ function retryAfterMs(header: string | null): number | undefined {
   const at = Date.parse(header);
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
 }
-import type { NetworkPort, RemoteRoom, RemoteUser, SearchFields, SearchHit } from '../network.js';
+import type { DeliveryKind, NetworkPort, RemoteRoom, RemoteUser, SearchFields, SearchHit } from '../network.js';
 
 /** An id of the network's (docs/network-api.yaml NetworkId). */
 const isNetworkId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 255;
@@ -51,6 +51,16 @@ export interface WebhookOptions {
   timeoutMs: number;
   fetch?: typeof fetch;
 }
+
+/** Each kind of delivery, in words, for what the log says. */
+const WHAT: Record<DeliveryKind, string> = {
+  messages: 'message',
+  edits: 'edit',
+  deletions: 'deletion',
+  reactions: 'reaction',
+  members: 'membership change',
+  profile: 'profile change',
+};
 
 export function webhookNetwork(opts: WebhookOptions): NetworkPort {
   const doFetch = opts.fetch ?? fetch;
@@ -113,9 +123,10 @@ export function webhookNetwork(opts: WebhookOptions): NetworkPort {
       const text = await res.text().catch(() => '');
       if (res.ok) return { id: answeredId(text) };
       if (res.status === 501) throw new UnsupportedDeliveryError(`the network does not take ${kind} (HTTP 501)`);
-      if (res.status === 404 && kind !== 'messages') throw new UnknownTargetError(`the network does not know the message the ${kind.slice(0, -1)} is about (HTTP 404)`);
+      // Not the message it is about, for an edit, deletion or reaction; the room, for people coming and going.
+      if (res.status === 404 && kind !== 'messages') throw new UnknownTargetError(`the network does not know what the ${WHAT[kind]} is about (HTTP 404)`);
       if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
-        throw new PermanentDeliveryError(`network refused the ${kind.slice(0, -1)} with HTTP ${res.status}`);
+        throw new PermanentDeliveryError(`network refused the ${WHAT[kind]} with HTTP ${res.status}`);
       }
       throw new RetryLaterError(`network answered HTTP ${res.status}`, retryAfterMs(res.headers.get('retry-after')));
     },

@@ -1,5 +1,5 @@
 /**
- * docs/network-api.yaml, the network contract 2.0.0 as OpenAPI 3.1: the document is sound in
+ * docs/network-api.yaml, the network contract 2.1.0 as OpenAPI 3.1: the document is sound in
  * every way that can be checked here without network access (references, examples, operations,
  * the contract's paths, servers, security, headers, schemas that allow unknown fields), the
  * checker of test/support/network-api.ts says what it should, and the fake network's answers
@@ -60,12 +60,16 @@ const opNode = (pointer: string) => at(pointer) as Json;
 
 // ---------------------------------------------------------------- the document
 
-test('the document: OpenAPI 3.1.0, contract version 2.0.0, described', () => {
+test('the document: OpenAPI 3.1.0, contract version 2.1.0, described', () => {
   assert.equal(doc.openapi, '3.1.0');
-  assert.equal(doc.info?.version, '2.0.0');
+  assert.equal(doc.info?.version, '2.1.0');
   assert.ok(typeof doc.info?.title === 'string' && doc.info.title.length > 0);
   const description = String(doc.info?.description ?? '');
   for (const topic of ['X-Signature', 'Idempotency-Key', 'Retry-After', '501', '404', 'ignored', 'additionalProperties']) {
+    assert.ok(description.includes(topic), `info.description speaks of ${topic}`);
+  }
+  // What 2.1 adds, said where a 2.0 network's author looks first.
+  for (const topic of ['`2.1.0`', '`to`', '`direct`', '/network/members', '/network/profile', '/network/rooms/{remoteRoomId}', '`/members`', '`/profile`', 'avatarUrl']) {
     assert.ok(description.includes(topic), `info.description speaks of ${topic}`);
   }
   assert.deepEqual(
@@ -101,15 +105,20 @@ test('the contract\'s paths are all there, each on its side with its servers, an
     'as POST /network/deletions',
     'as POST /network/edits',
     'as POST /network/media',
+    'as POST /network/members',
     'as POST /network/messages',
+    'as POST /network/profile',
     'as POST /network/reactions',
+    'as POST /network/rooms/{remoteRoomId}',
     'network GET /rooms/{remoteRoomId}',
     'network GET /search/rooms',
     'network GET /search/users',
     'network GET /users/{remoteUserId}',
     'network POST /deletions',
     'network POST /edits',
+    'network POST /members',
     'network POST /messages',
+    'network POST /profile',
     'network POST /reactions',
   ]);
   for (const [template, item] of Object.entries(doc.paths as Json)) {
@@ -230,6 +239,82 @@ test('a wrong example would be caught: the schemas are strict where the contract
   assert.notDeepEqual(errs('MatrixError', { error: 'no errcode' }), []);
 });
 
+test('2.1 schemas: direct chats, membership, profiles and room details; valid ones pass, wrong ones are caught', () => {
+  const errs = (ref: string, v: unknown) => checkNetworkApiValue(`#/components/schemas/${ref}`, v);
+  const inbound = { id: 'irc-1', room: '#matrix', sender: { id: 'Bob' }, body: 'hi', ts: 1700000000000 };
+  const { room: _room, ...nowhere } = inbound;
+  const direct = { ...nowhere, to: '@alice:example.org' };
+  for (const [name, extra] of [
+    ['InboundMessage', {}],
+    ['InboundEdit', { target: 'irc-0' }],
+    ['InboundDeletion', { target: 'irc-0' }],
+    ['InboundReaction', { target: 'irc-0', key: '👍' }],
+  ] as const) {
+    assert.deepEqual(errs(name, { ...inbound, ...extra }), [], `${name} in a room`);
+    assert.deepEqual(errs(name, { ...direct, ...extra }), [], `${name} privately, to a Matrix user`);
+    assert.notDeepEqual(errs(name, { ...inbound, to: '@alice:example.org', ...extra }), [], `${name}: room and to`);
+    assert.notDeepEqual(errs(name, { ...nowhere, ...extra }), [], `${name}: neither room nor to`);
+    for (const to of ['alice', '#matrix:example.org', '@alice', '', 7]) assert.notDeepEqual(errs(name, { ...nowhere, to, ...extra }), [], `${name}: to ${JSON.stringify(to)}`);
+  }
+  assert.deepEqual(errs('InboundMessage', { ...inbound, sender: { id: 'Bob', avatarUrl: 'mxc://example.org/face' } }), [], 'an avatar from POST /network/media');
+  assert.notDeepEqual(errs('InboundMessage', { ...inbound, sender: { id: 'Bob', avatarUrl: 'https://example.org/face.png' } }), [], 'avatarUrl is mxc://, never a URL to fetch');
+  assert.notDeepEqual(errs('InboundMessage', { ...inbound, sender: { id: 'Bob', displayName: '' } }), [], 'a displayName is 1 character at least');
+
+  const member = { room: '#matrix', user: { id: 'carol', displayName: 'Carol', avatarUrl: 'mxc://example.org/carol' }, membership: 'join' };
+  assert.deepEqual(errs('InboundMembership', member), [], 'id and ts are optional');
+  assert.deepEqual(errs('InboundMembership', { ...member, membership: 'leave', reason: 'bye', id: 'irc-part-1', ts: 1700000000000 }), []);
+  assert.notDeepEqual(errs('InboundMembership', { ...member, membership: 'ban' }), [], 'the network cannot ban');
+  assert.notDeepEqual(errs('InboundMembership', { ...member, membership: 'invite' }), []);
+  assert.notDeepEqual(errs('InboundMembership', { user: member.user, membership: 'join', to: '@alice:example.org' }), [], 'memberships are of network rooms');
+  assert.notDeepEqual(errs('InboundMembership', { ...member, user: { displayName: 'Carol' } }), [], 'user.id is required');
+  assert.notDeepEqual(errs('InboundMembership', { ...member, user: { id: 'carol', avatarUrl: 'http://example.org/carol.png' } }), []);
+  assert.notDeepEqual(errs('InboundMembership', { ...member, reason: 'r'.repeat(1001) }), [], 'reason: 1000 at most');
+  assert.notDeepEqual(errs('InboundMembership', { ...member, ts: 0 }), [], 'ts: positive');
+
+  assert.deepEqual(errs('InboundProfile', { user: { id: 'Bob', displayName: 'Robert' } }), []);
+  assert.deepEqual(errs('InboundProfile', { user: { id: 'Bob', avatarUrl: 'mxc://example.org/face' } }), []);
+  assert.notDeepEqual(errs('InboundProfile', { user: { id: 'Bob' } }), [], 'a profile says what changed');
+  assert.notDeepEqual(errs('InboundProfile', {}), [], 'a profile names its user');
+  assert.notDeepEqual(errs('InboundProfile', { user: { id: 'Bob', avatarUrl: 'https://example.org/face.png' } }), []);
+
+  assert.deepEqual(errs('InboundRoomDetails', { name: 'Matrix talk' }), []);
+  assert.deepEqual(errs('InboundRoomDetails', { topic: '' }), [], '"" removes the topic');
+  assert.notDeepEqual(errs('InboundRoomDetails', {}), [], 'name or topic');
+  assert.notDeepEqual(errs('InboundRoomDetails', { name: null }), []);
+  assert.notDeepEqual(errs('InboundRoomDetails', { name: 'n'.repeat(256) }), [], 'name: 255 at most');
+  assert.notDeepEqual(errs('InboundRoomDetails', { topic: 't'.repeat(4001) }), [], 'topic: 4000 at most');
+
+  const outbound = { id: '$e', room: '#matrix', sender: { userId: '@alice:hs' }, msgtype: 'm.text', body: 'hi', ts: 1 };
+  const { room: _r, ...unplaced } = outbound;
+  assert.deepEqual(errs('OutboundMessage', { ...unplaced, direct: { with: 'Bob' } }), [], 'a message of a direct chat');
+  assert.notDeepEqual(errs('OutboundMessage', { ...outbound, direct: { with: 'Bob' } }), [], 'room and direct');
+  assert.notDeepEqual(errs('OutboundMessage', unplaced), [], 'neither room nor direct');
+  assert.notDeepEqual(errs('OutboundMessage', { ...unplaced, direct: 'Bob' }), [], 'direct is an object');
+  assert.notDeepEqual(errs('OutboundMessage', { ...unplaced, direct: {} }), [], 'direct names its user');
+  for (const name of ['OutboundEdit', 'OutboundDeletion', 'OutboundReaction']) {
+    const change = { ...unplaced, target: { eventId: '$t' }, key: '👍', direct: { with: 'Bob' } };
+    assert.deepEqual(errs(name, change), [], `${name} in a direct chat`);
+    assert.notDeepEqual(errs(name, { ...change, room: '#matrix' }), [], `${name}: room and direct`);
+  }
+
+  const joined = { id: '$m', room: '#matrix', sender: { userId: '@alice:hs' }, user: { userId: '@alice:hs', displayName: 'Alice' }, membership: 'join', ts: 1 };
+  assert.deepEqual(errs('OutboundMembership', joined), []);
+  assert.deepEqual(errs('OutboundMembership', { ...joined, sender: { userId: '@mod:hs' }, user: { userId: '@alice:hs' }, membership: 'ban', reason: 'spam' }), []);
+  assert.notDeepEqual(errs('OutboundMembership', { ...joined, membership: 'kick' }), [], 'a kick is a leave by someone else');
+  assert.notDeepEqual(errs('OutboundMembership', { ...joined, user: { userId: 'alice' } }), []);
+  const { room: _m, ...membershipNowhere } = joined;
+  assert.notDeepEqual(errs('OutboundMembership', { ...membershipNowhere, direct: { with: 'Bob' } }), [], 'memberships are of network rooms');
+  const renamed = { id: '$p', room: '#matrix', sender: { userId: '@alice:hs', displayName: 'Alicia' }, previousDisplayName: 'Alice', ts: 1 };
+  assert.deepEqual(errs('OutboundProfile', renamed), []);
+  assert.deepEqual(errs('OutboundProfile', { ...renamed, sender: { userId: '@alice:hs' } }), [], 'a removed display name');
+  assert.notDeepEqual(errs('OutboundProfile', { ...renamed, sender: {} }), []);
+
+  assert.deepEqual(errs('RoomIdAnswer', { room_id: '!r:hs' }), []);
+  assert.notDeepEqual(errs('RoomIdAnswer', { room_id: '#r:hs' }), []);
+  assert.deepEqual(errs('RoomDetailsAnswer', {}), [], 'nobody has joined the room yet');
+  assert.notDeepEqual(errs('UserIdAnswer', {}), []);
+});
+
 test('the schemas: valid JSON Schema 2020-12, unknown fields allowed everywhere, the contract\'s enums and limits', () => {
   const meta = new Ajv2020({ strict: false });
   for (const [name, schema] of Object.entries(doc.components.schemas as Json)) {
@@ -249,9 +334,26 @@ test('the schemas: valid JSON Schema 2020-12, unknown fields allowed everywhere,
   assert.equal(s.InboundMsgtype.default, 'm.text');
   for (const ts of [s.InboundTimestamp, s.OutboundTimestamp]) assert.equal(ts.type, 'integer');
   assert.deepEqual(s.MatrixError.required, ['errcode', 'error']);
-  for (const name of ['InboundMessage', 'InboundEdit', 'InboundDeletion', 'InboundReaction', 'OutboundMessage', 'OutboundEdit', 'OutboundDeletion', 'OutboundReaction']) {
+  // Since 2.1 a message, edit, deletion or reaction is in a room or a direct chat: exactly one of the two, never both required.
+  for (const [names, where, other] of [
+    [['InboundMessage', 'InboundEdit', 'InboundDeletion', 'InboundReaction'], 'InboundWhere', 'to'],
+    [['OutboundMessage', 'OutboundEdit', 'OutboundDeletion', 'OutboundReaction'], 'OutboundWhere', 'direct'],
+  ] as const) {
+    assert.deepEqual(s[where].oneOf, [{ required: ['room'] }, { required: [other] }], `${where}: room or ${other}`);
+    for (const name of names) {
+      for (const field of ['id', 'sender', 'ts']) assert.ok(s[name].required.includes(field), `${name} requires ${field}`);
+      assert.ok(!s[name].required.includes('room'), `${name} does not require room`);
+      assert.ok(s[name].properties.room && s[name].properties[other], `${name} names room and ${other}`);
+      assert.ok((s[name].allOf as Json[]).some((x) => x.$ref === `#/components/schemas/${where}`), `${name} is held to ${where}`);
+    }
+  }
+  // Memberships and profiles are about network rooms only.
+  for (const name of ['OutboundMembership', 'OutboundProfile']) {
     for (const field of ['id', 'room', 'sender', 'ts']) assert.ok(s[name].required.includes(field), `${name} requires ${field}`);
   }
+  assert.deepEqual(s.InboundMembership.required, ['room', 'user', 'membership']);
+  assert.deepEqual(s.InboundMembership.properties.membership.enum, ['join', 'leave']);
+  assert.deepEqual(s.OutboundMembership.properties.membership.enum, ['join', 'leave', 'ban']);
 });
 
 test('security: X-Signature everywhere but the pre-signed media link (sig and expires in the query)', () => {
@@ -343,6 +445,45 @@ test('the checker: valid traffic passes, invalid traffic is named, undocumented 
   assert.throws(() => checkAsAnswer('POST', '/messages', 200, {}), /no operation of the AS/);
 });
 
+test('2.1 traffic: the checker takes the new routes both ways and names what breaks them', () => {
+  const member = { room: '#matrix', user: { id: 'carol' }, membership: 'join' };
+  assert.deepEqual(checkAsRequest('POST', '/network/members', member, { 'x-signature': 't=1,v1=00' }), []);
+  assert.deepEqual(checkAsRequest('POST', '/network/members', { ...member, membership: 'ban' }), ['body/membership must be equal to one of the allowed values (["join","leave"])']);
+  assert.deepEqual(checkAsRequest('POST', '/network/members', member, {}), ['not authenticated: needs header X-Signature (signature)']);
+  assert.deepEqual(checkAsAnswer('POST', '/network/members', 200, { room_id: '!r:example.org' }), []);
+  assert.deepEqual(checkAsAnswer('POST', '/network/members', 202, { kept: true }), []);
+  assert.deepEqual(checkAsAnswer('POST', '/network/members', 403, { errcode: 'M_FORBIDDEN', error: 'banned', reason: 'banned' }), []);
+  assert.deepEqual(checkAsAnswer('POST', '/network/members', 200, { event_id: '$e' }), ["200 body must have required property 'room_id'"]);
+  assert.equal(checkAsAnswer('POST', '/network/members', 409, { errcode: 'M_UNKNOWN', error: 'x' }).length, 1, '409 is the reactions\' alone');
+
+  assert.deepEqual(checkAsRequest('POST', '/network/profile', { user: { id: 'Bob', displayName: 'Robert' } }), []);
+  assert.ok(checkAsRequest('POST', '/network/profile', { user: { id: 'Bob' } }).length > 0, 'what changed is required');
+  assert.deepEqual(checkAsAnswer('POST', '/network/profile', 200, { user_id: '@irc__bob:example.org' }), []);
+  assert.deepEqual(checkAsAnswer('POST', '/network/profile', 400, { errcode: 'M_BAD_JSON', error: 'user must give displayName or avatarUrl' }), []);
+
+  assert.deepEqual(checkAsRequest('POST', `/network/rooms/${encodeURIComponent('#matrix')}`, { topic: 'new' }), []);
+  assert.deepEqual(checkAsRequest('POST', '/network/rooms/a%2Fb', { name: '' }), [], 'an encoded / stays in its segment');
+  assert.deepEqual(checkAsRequest('POST', '/network/rooms/' + 'x'.repeat(256), { name: 'n' }), ['path parameter remoteRoomId must NOT have more than 255 characters']);
+  assert.ok(checkAsRequest('POST', '/network/rooms/x', {}).length > 0, 'name or topic is required');
+  assert.throws(() => checkAsRequest('POST', '/network/rooms/a/b', { name: 'n' }), /no operation of the AS/);
+  assert.throws(() => checkAsRequest('GET', '/network/rooms/x', undefined), /has no GET/);
+  assert.deepEqual(checkAsAnswer('POST', '/network/rooms/x', 200, {}), [], 'nobody has joined it yet');
+  assert.deepEqual(checkAsAnswer('POST', '/network/rooms/x', 200, { room_id: '!r:example.org' }), []);
+  assert.deepEqual(checkAsAnswer('POST', '/network/rooms/x', 200, { room_id: 'r' }), ['200 body/room_id must match pattern "^!.+$"']);
+
+  const headers = { 'idempotency-key': '$m', 'x-signature': 't=1,v1=00' };
+  const joined = { id: '$m', room: '#matrix', sender: { userId: '@alice:hs' }, user: { userId: '@alice:hs' }, membership: 'join', ts: 1 };
+  assert.deepEqual(checkNetworkRequest('POST', '/members', joined, headers), []);
+  assert.deepEqual(checkNetworkRequest('POST', '/members', joined, { 'x-signature': 't=1,v1=00' }), ['header parameter Idempotency-Key is required']);
+  assert.deepEqual(checkNetworkRequest('POST', '/profile', { id: '$p', room: '#matrix', sender: { userId: '@alice:hs' }, ts: 1 }, headers), []);
+  assert.deepEqual(checkNetworkRequest('POST', '/profile', { id: '$p', room: '#matrix', sender: { userId: '@alice:hs' } }, headers), ["body must have required property 'ts'"]);
+  assert.deepEqual(checkNetworkRequest('POST', '/messages', { id: '$e', direct: { with: 'Bob' }, sender: { userId: '@alice:hs' }, msgtype: 'm.text', body: 'hi', ts: 1 }, headers), []);
+  for (const path of ['/members', '/profile']) {
+    for (const status of [200, 204, 404, 408, 422, 429, 501, 503]) assert.deepEqual(checkNetworkAnswer('POST', path, status, undefined), [], `${path} ${status}`);
+    assert.deepEqual(checkNetworkAnswer('POST', path, 200, { anything: ['goes'] }), [], `${path}: the body is ignored`);
+  }
+});
+
 // ---------------------------------------------------------------- the fake network
 
 const SECRET = 'network-secret-for-tests';
@@ -359,7 +500,7 @@ async function asCall(net: FakeNetwork, method: string, path: string, body?: unk
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined, retryAfter: res.headers.get('retry-after') };
 }
-const deliver = (net: FakeNetwork, kind: DeliveryKind, body: { id: string }) => asCall(net, 'POST', `/${kind}`, body, { 'idempotency-key': body.id });
+const deliver = (net: FakeNetwork, kind: DeliveryKind, body: Json & { id: string }) => asCall(net, 'POST', `/${kind}`, body, { 'idempotency-key': body.id });
 
 const sender = { userId: '@alice:example.org' };
 let seq = 0;
@@ -367,6 +508,8 @@ const message = (extra: Json = {}) => ({ id: `$m${++seq}`, room: '#matrix', send
 const edit = (target: Json) => ({ id: `$ed${++seq}`, room: '#matrix', sender, target, msgtype: 'm.text', body: 'edited', ts: 1700000000000 + seq });
 const deletion = (target: Json) => ({ id: `$del${++seq}`, room: '#matrix', sender, target, reason: 'oops', ts: 1700000000000 + seq });
 const reaction = (target: Json) => ({ id: `$r${++seq}`, room: '#matrix', sender, target, key: '👍', ts: 1700000000000 + seq });
+const membership = (extra: Json = {}) => ({ id: `$mem${++seq}`, room: '#matrix', sender, user: { userId: sender.userId }, membership: 'join', ts: 1700000000000 + seq, ...extra });
+const profile = (extra: Json = {}) => ({ id: `$p${++seq}`, room: '#matrix', sender: { ...sender, displayName: `Alice ${seq}` }, previousDisplayName: 'Alice', ts: 1700000000000 + seq, ...extra });
 
 const net = await startFakeNetwork();
 after(() => net.close());
@@ -488,6 +631,50 @@ test('the fake network: 1.x answers, unsupported kinds, unknown targets, failure
   assert.deepEqual(net.specErrors, []);
 });
 
+test('the fake network: memberships, profiles and direct chats (2.1), answered as documented; strictTargets leaves the target-less kinds alone', async () => {
+  const joined = membership();
+  assert.deepEqual(await deliver(net, 'members', joined).then((r) => [r.status, r.body]), [200, {}]);
+  const kicked = membership({ sender: { userId: '@mod:example.org' }, membership: 'leave', reason: 'be nice' });
+  assert.equal((await deliver(net, 'members', kicked)).status, 200);
+  const renamed = profile();
+  assert.deepEqual(await deliver(net, 'profile', renamed).then((r) => [r.status, r.body]), [200, {}]);
+  assert.deepEqual(net.acceptedBy.members, [joined, kicked]);
+  assert.deepEqual(net.acceptedBy.profile, [renamed]);
+  assert.deepEqual(net.received.slice(-3).map((r) => [r.kind, r.idempotencyKey === r.body.id]), [['members', true], ['members', true], ['profile', true]]);
+
+  // A direct chat: `direct` in place of `room`, for every kind that has a target too.
+  const { room: _room, ...unplaced } = message();
+  const privately = { ...unplaced, direct: { with: 'Bob' } };
+  const sent = await deliver(net, 'messages', privately);
+  assert.equal(sent.status, 200);
+  assert.match(sent.body.id, /^net-\d+$/);
+  const { room: _r, ...reactionUnplaced } = reaction({ eventId: privately.id, id: sent.body.id });
+  assert.equal((await deliver(net, 'reactions', { ...reactionUnplaced, direct: { with: 'Bob' } })).status, 200);
+
+  net.strictTargets = true;
+  assert.equal((await deliver(net, 'members', membership())).status, 200, 'a membership has no target to know');
+  assert.equal((await deliver(net, 'profile', profile())).status, 200, 'nor has a profile');
+  assert.equal((await deliver(net, 'edits', edit({ eventId: '$never-seen' }))).status, 404, 'edits still are checked');
+  net.strictTargets = false;
+
+  net.unsupported.add('members');
+  assert.equal((await deliver(net, 'members', membership())).status, 501);
+  assert.equal((await deliver(net, 'profile', profile())).status, 200, 'one kind at a time');
+  net.unsupported.clear();
+
+  const seen: Array<[number, DeliveryKind]> = [];
+  net.onDeliver = (_body, attempt, kind) => {
+    seen.push([attempt, kind]);
+    return attempt === 1 ? { status: 503, retryAfter: 2 } : undefined;
+  };
+  const again = profile();
+  assert.deepEqual(await deliver(net, 'profile', again).then((r) => [r.status, r.retryAfter]), [503, '2']);
+  assert.equal((await deliver(net, 'profile', again)).status, 200);
+  assert.deepEqual(seen, [[1, 'profile'], [2, 'profile']]);
+  net.onDeliver = undefined;
+  assert.deepEqual(net.specErrors, []);
+});
+
 test('the fake network: malformed requests from the AS land in specErrors', async () => {
   const bad = await startFakeNetwork({ answerIds: false });
   try {
@@ -510,6 +697,17 @@ test('the fake network: malformed requests from the AS land in specErrors', asyn
     bad.specErrors.length = 0;
     assert.equal((await asCall(bad, 'POST', '/messages', '{not json', { 'idempotency-key': '$x' })).status, 400);
     assert.deepEqual(bad.specErrors, ['POST /messages: body is not JSON']);
+
+    // 2.1: exactly one of room and direct; memberships only of rooms.
+    bad.specErrors.length = 0;
+    await deliver(bad, 'messages', message({ direct: { with: 'Bob' } }));
+    const { room: _room, ...unplaced } = membership();
+    await deliver(bad, 'members', { ...unplaced, direct: { with: 'Bob' } });
+    await deliver(bad, 'members', membership({ membership: 'kick' }));
+    const errors = bad.specErrors.join('\n');
+    assert.match(errors, /POST \/messages: body must match exactly one schema in oneOf/);
+    assert.match(errors, /POST \/members: body must have required property 'room'/);
+    assert.match(errors, /POST \/members: body\/membership must be equal to one of the allowed values/);
 
     bad.specErrors.length = 0;
     await asCall(bad, 'POST', '/typing', { room: '#matrix' });

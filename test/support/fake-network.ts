@@ -15,9 +15,12 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { AddressInfo } from 'node:net';
 import { checkNetworkAnswer, checkNetworkRequest } from './network-api.js';
 
-/** The four kinds of delivery, by their path (`POST /<kind>`). */
-export type DeliveryKind = 'messages' | 'edits' | 'deletions' | 'reactions';
-export const DELIVERY_KINDS: readonly DeliveryKind[] = ['messages', 'edits', 'deletions', 'reactions'];
+/** The six kinds of delivery, by their path (`POST /<kind>`); `members` and `profile` since contract 2.1. */
+export type DeliveryKind = 'messages' | 'edits' | 'deletions' | 'reactions' | 'members' | 'profile';
+export const DELIVERY_KINDS: readonly DeliveryKind[] = ['messages', 'edits', 'deletions', 'reactions', 'members', 'profile'];
+
+/** The kinds about a target (`target`), which `strictTargets` checks. */
+const TARGETED_KINDS: ReadonlySet<DeliveryKind> = new Set(['edits', 'deletions', 'reactions']);
 
 export interface Received {
   method: string;
@@ -27,7 +30,7 @@ export interface Received {
   body: any;
   idempotencyKey?: string;
   status: number;
-  /** The kind, for a delivery (`POST /messages`, `/edits`, `/deletions`, `/reactions`). */
+  /** The kind, for a delivery (`POST /messages`, `/edits`, `/deletions`, `/reactions`, `/members`, `/profile`). */
   kind?: DeliveryKind;
   /** What the fake answered (undefined while hanging). */
   answer?: unknown;
@@ -47,7 +50,7 @@ export interface FakeNetworkOptions {
   secret?: string;
   /** Answer `{"id": "net-<n>"}` to accepted messages and reactions (false: `{}`, as a 1.x network). Default true. */
   answerIds?: boolean;
-  /** Answer 404 to an edit, deletion or reaction whose target was never accepted (see `knownMessageIds`). Default false. */
+  /** Answer 404 to an edit, deletion or reaction whose target was never accepted (see `knownMessageIds`); memberships and profiles have no target. Default false. */
   strictTargets?: boolean;
   /** Check requests and answers against docs/network-api.yaml into `specErrors`. Default true. */
   checkSpec?: boolean;
@@ -134,7 +137,7 @@ function verifyBytes(header: string | undefined, bytes: Buffer, secret: string, 
   return v1.some((s) => timingSafeEqual(s, expected)) ? { ok: true } : { ok: false, status: 403, reason: 'X-Signature does not match' };
 }
 
-const KINDS_BY_PATH: Record<string, DeliveryKind> = { '/messages': 'messages', '/edits': 'edits', '/deletions': 'deletions', '/reactions': 'reactions' };
+const KINDS_BY_PATH = new Map<string, DeliveryKind>(DELIVERY_KINDS.map((k) => [`/${k}`, k]));
 
 function decodePath(p: string): string {
   try {
@@ -154,7 +157,7 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
   /** Problems found so far, and the checks of the traffic since `specErrors` was last read. */
   const found: string[] = [];
   const unchecked: Array<() => void> = [];
-  let acceptedBy: Record<DeliveryKind, any[]> = { messages: [], edits: [], deletions: [], reactions: [] };
+  let acceptedBy: Record<DeliveryKind, any[]> = { messages: [], edits: [], deletions: [], reactions: [], members: [], profile: [] };
   const net: FakeNetwork = {
     url: '',
     secret,
@@ -218,7 +221,7 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
       body: undefined,
       idempotencyKey: req.headers['idempotency-key'] as string | undefined,
       status: 0,
-      kind: method === 'POST' ? KINDS_BY_PATH[url.pathname] : undefined,
+      kind: method === 'POST' ? KINDS_BY_PATH.get(url.pathname) : undefined,
       headers: req.headers,
     };
     net.received.push(rec);
@@ -295,12 +298,13 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
       if (net.unsupported.has(kind)) return answer(501, { error: `this network does not support ${kind}` });
       const f = net.onDeliver?.(body, n, kind);
       if (f) return fail(f);
-      if (kind !== 'messages' && net.strictTargets) {
+      if (TARGETED_KINDS.has(kind) && net.strictTargets) {
         const target = body?.target;
         const known = [target?.id, target?.eventId].some((t) => typeof t === 'string' && net.knownMessageIds.has(t));
         if (!known) return answer(404, { error: 'unknown target' });
       }
       acceptedBy[kind].push(body);
+      // Edits, deletions, memberships and profiles: the AS ignores the body of the answer.
       if (kind !== 'messages' && kind !== 'reactions') return answer(200, {});
       net.knownMessageIds.add(eventId);
       if (!net.answerIds) return answer(200, {});

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULTS, DELIVERY, queueNamesFor, tableNameFor } from '../lib/defaults.js';
 import { METRICS, METRICS_NAMESPACE } from '../lib/metrics.js';
 import { BY_EVENT_INDEX } from '../lib/store/messages.js';
+import { NETWORK_INBOUND_ROUTES } from './support/network-routes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = join(ROOT, '.serverless');
@@ -60,15 +61,7 @@ const FUNCTIONS: Record<string, { file: string; timeout?: number; memory?: numbe
   networkInbound: {
     file: 'network-inbound',
     timeout: 25,
-    routes: [
-      'POST /network/messages',
-      'POST /network/edits',
-      'POST /network/deletions',
-      'POST /network/reactions',
-      'POST /network/members',
-      'POST /network/profile',
-      'POST /network/rooms/{remoteRoomId+}',
-    ],
+    routes: NETWORK_INBOUND_ROUTES,
     reserved: 10,
   },
   networkMediaUpload: { file: 'network-media-upload', timeout: 25, routes: ['POST /network/media'], reserved: 5 },

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { startAs, HS_TOKEN, AS_TOKEN } from './support/as.js';
 import { eventsDigest } from '../lib/bridge/ledger.js';
 import { checkAsResponse, checkRegistration } from './support/spec.js';
+import { NETWORK_INBOUND_ROUTES, NETWORK_MEDIA_ROUTES } from './support/network-routes.js';
 
 const as = await startAs();
 
@@ -62,17 +63,7 @@ test("every route of serverless.yml is a known path: another method on it is 405
     .map((e) => e.httpApi)
     .filter((r): r is string => typeof r === 'string' && r !== '*');
   // The network's routes among them (test/package.test.ts holds serverless.yml to this list).
-  for (const r of [
-    'POST /network/messages',
-    'POST /network/edits',
-    'POST /network/deletions',
-    'POST /network/reactions',
-    'POST /network/members',
-    'POST /network/profile',
-    'POST /network/rooms/{remoteRoomId+}',
-    'POST /network/media',
-    'GET /network/media/{server}/{mediaId}',
-  ]) {
+  for (const r of [...NETWORK_INBOUND_ROUTES, ...NETWORK_MEDIA_ROUTES]) {
     assert.ok(routes.includes(r), r);
   }
   const wrong: string[] = [];

@@ -8,6 +8,7 @@ import { deleteWhile, isConditionFailed } from './client.js';
 import type { Table } from './client.js';
 import type { AliasLookup, AliasRecord, AliasRoom } from './port.js';
 import { deleteRoom, putRoom } from './rooms.js';
+import { markReadyUnderLock, releaseCreationLock, takeCreationLock } from './creation-lock.js';
 
 /** The partition of everything kept about one alias (its record, its scrollback). */
 export const aliasPk = (alias: RoomAlias) => `ALIAS#${alias}`;
@@ -20,24 +21,7 @@ export async function getAlias(t: Table, alias: RoomAlias): Promise<AliasRecord 
   return { alias, state, roomId, lockUntil, owner, scrollbackPending };
 }
 
-export async function lockAlias(t: Table, alias: RoomAlias, owner: string, lockMs: number): Promise<boolean> {
-  const now = Date.now();
-  try {
-    await t.doc.send(
-      new PutCommand({
-        TableName: t.tableName,
-        Item: { ...aliasKey(alias), state: 'creating', owner, lockUntil: now + lockMs },
-        ConditionExpression: 'attribute_not_exists(pk) OR (#s = :creating AND lockUntil < :now)',
-        ExpressionAttributeNames: { '#s': 'state' },
-        ExpressionAttributeValues: { ':creating': 'creating', ':now': now },
-      }),
-    );
-    return true;
-  } catch (e) {
-    if (isConditionFailed(e)) return false;
-    throw e;
-  }
-}
+export const lockAlias = (t: Table, alias: RoomAlias, owner: string, lockMs: number) => takeCreationLock(t, aliasKey(alias), owner, lockMs);
 
 const lookupKey = (alias: RoomAlias) => ({ pk: aliasPk(alias), sk: 'LOOKUP' });
 /** Kept a day past its use, so that DynamoDB's TTL tidies what nobody ends. */
@@ -139,26 +123,10 @@ export async function reclaimAlias(t: Table, alias: RoomAlias, roomId: RoomId, o
  */
 export async function markRoomReady(t: Table, room: AliasRoom, owner: string, scrollbackPending: boolean): Promise<boolean> {
   await putRoom(t, room);
-  try {
-    await t.doc.send(
-      new PutCommand({
-        TableName: t.tableName,
-        Item: { ...aliasKey(room.alias), state: 'ready', roomId: room.roomId, remoteRoom: room.remoteRoom, ...(scrollbackPending ? { scrollbackPending } : {}) },
-        ConditionExpression: '#o = :owner',
-        ExpressionAttributeNames: { '#o': 'owner' },
-        ExpressionAttributeValues: { ':owner': owner },
-      }),
-    );
-    return true;
-  } catch (e) {
-    if (isConditionFailed(e)) return false;
-    throw e;
-  }
+  return markReadyUnderLock(t, aliasKey(room.alias), owner, { roomId: room.roomId, remoteRoom: room.remoteRoom, ...(scrollbackPending ? { scrollbackPending } : {}) });
 }
 
-export async function releaseAlias(t: Table, alias: RoomAlias, owner: string): Promise<void> {
-  await deleteWhile(t, aliasKey(alias), '#o = :owner AND #s = :creating', { '#o': 'owner', '#s': 'state' }, { ':owner': owner, ':creating': 'creating' });
-}
+export const releaseAlias = (t: Table, alias: RoomAlias, owner: string) => releaseCreationLock(t, aliasKey(alias), owner).then(() => undefined);
 
 export async function setScrollbackPending(t: Table, alias: RoomAlias, pending: boolean): Promise<void> {
   await t.doc.send(

@@ -10,6 +10,7 @@ import { deleteWhile, isConditionFailed } from './client.js';
 import type { Table } from './client.js';
 import type { DirectChat, DirectChatRecord } from './port.js';
 import { deleteRoom, putRoom } from './rooms.js';
+import { markReadyUnderLock, releaseCreationLock, takeCreationLock } from './creation-lock.js';
 
 const pairKey = (remoteUser: string, matrixUser: UserId) => ({ pk: `DIRECT#${remoteUser}`, sk: `WITH#${matrixUser}` });
 
@@ -20,48 +21,17 @@ export async function getDirectChat(t: Table, remoteUser: string, matrixUser: Us
   return { state, roomId, lockUntil, owner };
 }
 
-export async function lockDirectChat(t: Table, remoteUser: string, matrixUser: UserId, owner: string, lockMs: number): Promise<boolean> {
-  const now = Date.now();
-  try {
-    await t.doc.send(
-      new PutCommand({
-        TableName: t.tableName,
-        Item: { ...pairKey(remoteUser, matrixUser), state: 'creating', owner, lockUntil: now + lockMs },
-        ConditionExpression: 'attribute_not_exists(pk) OR (#s = :creating AND lockUntil < :now)',
-        ExpressionAttributeNames: { '#s': 'state' },
-        ExpressionAttributeValues: { ':creating': 'creating', ':now': now },
-      }),
-    );
-    return true;
-  } catch (e) {
-    if (isConditionFailed(e)) return false;
-    throw e;
-  }
-}
+export const lockDirectChat = (t: Table, remoteUser: string, matrixUser: UserId, owner: string, lockMs: number) =>
+  takeCreationLock(t, pairKey(remoteUser, matrixUser), owner, lockMs);
 
 /** The room's record first, then the pair (ready) under our lock: a ready pair always has its room's record. */
 export async function markDirectChatReady(t: Table, chat: DirectChat, owner: string): Promise<boolean> {
   await putRoom(t, chat);
-  try {
-    await t.doc.send(
-      new PutCommand({
-        TableName: t.tableName,
-        Item: { ...pairKey(chat.remoteUser, chat.matrixUser), state: 'ready', roomId: chat.roomId },
-        ConditionExpression: '#o = :owner',
-        ExpressionAttributeNames: { '#o': 'owner' },
-        ExpressionAttributeValues: { ':owner': owner },
-      }),
-    );
-    return true;
-  } catch (e) {
-    if (isConditionFailed(e)) return false;
-    throw e;
-  }
+  return markReadyUnderLock(t, pairKey(chat.remoteUser, chat.matrixUser), owner, { roomId: chat.roomId });
 }
 
-export async function releaseDirectChat(t: Table, remoteUser: string, matrixUser: UserId, owner: string): Promise<void> {
-  await deleteWhile(t, pairKey(remoteUser, matrixUser), '#o = :owner AND #s = :creating', { '#o': 'owner', '#s': 'state' }, { ':owner': owner, ':creating': 'creating' });
-}
+export const releaseDirectChat = (t: Table, remoteUser: string, matrixUser: UserId, owner: string) =>
+  releaseCreationLock(t, pairKey(remoteUser, matrixUser), owner).then(() => undefined);
 
 /**
  * A direct chat the Matrix user opened: the room's record, then the pair, which now names the

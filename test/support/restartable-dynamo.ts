@@ -9,6 +9,8 @@
  * lib/local/dynamodb.ts: a restart comes back empty and the table must be made again.
  */
 import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
 import { checkJava, freePort, waitForDynamo } from '../../lib/local/dynamodb.js';
 
 export interface RestartableDynamo {
@@ -34,6 +36,23 @@ export async function restartableDynamo(opts: { dataDir?: string; timeoutMs?: nu
   const endpoint = `http://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   let exit: Promise<void> = Promise.resolve();
+  /**
+   * Holds the port while DynamoDB Local is down, resetting every connection (an outage all the
+   * same): a free port would be handed to the next server any test file in the run opens (a fake
+   * homeserver, say), and the AS's retries would land there.
+   */
+  let holder: Server | undefined;
+  const hold = () =>
+    new Promise<void>((resolve) => {
+      const server = createServer((socket) => socket.destroy());
+      // Taken meanwhile (rarely): nothing to hold; the outage is a refused connection instead.
+      server.once('error', () => resolve());
+      server.listen(port, '127.0.0.1', () => {
+        holder = server;
+        resolve();
+      });
+    });
+  const release = () => new Promise<void>((resolve) => (holder ? holder.close(() => resolve()) : resolve())).then(() => void (holder = undefined));
   // A test that throws must not leave a Java process behind.
   const onExit = () => child?.kill('SIGKILL');
   process.once('exit', onExit);
@@ -41,6 +60,7 @@ export async function restartableDynamo(opts: { dataDir?: string; timeoutMs?: nu
   async function start(o: { inMemory?: boolean } = {}): Promise<void> {
     if (child) throw new Error('DynamoDB Local is already running');
     await exit;
+    await release();
     // -sharedDb: one database file whatever the credentials and region say. The JVM options
     // (read by any JVM from the environment) make it start about twice as fast; its load here is light.
     const toolOptions = process.env.JAVA_TOOL_OPTIONS;
@@ -58,7 +78,7 @@ export async function restartableDynamo(opts: { dataDir?: string; timeoutMs?: nu
       proc.once('exit', () => {
         exited = true;
         if (child === proc) child = undefined;
-        resolve();
+        void hold().then(resolve);
       }),
     );
     try {
@@ -93,6 +113,7 @@ export async function restartableDynamo(opts: { dataDir?: string; timeoutMs?: nu
       process.off('exit', onExit);
       child?.kill('SIGKILL');
       await exit;
+      await release();
     },
   };
 }

@@ -544,12 +544,49 @@ const fewerNewRooms = fc.tuple(goodInbound, fc.nat(3)).map(([m, n]) => (n === 0 
  * HS (goodInbound's random rooms, through the other cases), a new user or name registered.
  */
 const routedMessage = fc
-  .tuple(goodInbound, fc.nat(7), fc.constantFrom('bob', 'Carol', 'dave'), fc.nat(3))
-  .map(([m, n, known, k]) => ({ ...m, room: n >= 5 ? 'nowhere' : 'fuzz', sender: k === 0 ? m.sender : { id: known } }));
+  .tuple(goodInbound, fc.nat(7), fc.constantFrom('bob', 'Carol', 'dave'), fc.nat(3), fc.nat(9))
+  .map(([m, n, known, k, dm]) => {
+    const routed = { ...m, room: n >= 5 ? 'nowhere' : 'fuzz', sender: k === 0 ? m.sender : { id: known } };
+    // Now and then a private message (a direct chat with Alice, made on the first one).
+    if (dm !== 0) return routed;
+    const { room: _room, ...privately } = routed;
+    return { ...privately, to: '@alice:example.org' };
+  });
+/** A network user joining or leaving (mostly room 'fuzz', which exists, and the known users). */
+const goodMembership = fc.record(
+  {
+    room: fc.oneof({ weight: 6, arbitrary: fc.constant('fuzz') }, { weight: 1, arbitrary: fc.constant('nowhere') }, { weight: 1, arbitrary: nonEmpty }),
+    user: fc.record({ id: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('bob', 'Carol', 'dave') }, { weight: 1, arbitrary: nonEmpty }), displayName: nonEmpty }, { requiredKeys: ['id'] }),
+    membership: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('join', 'leave') }, { weight: 1, arbitrary: fc.constantFrom('ban', '', 'JOIN') }),
+    reason: text,
+    id: nonEmpty,
+    ts: fc.integer({ min: 1, max: 2 ** 45 }),
+  },
+  { requiredKeys: ['room', 'user', 'membership'] },
+);
+const goodProfile = fc.record({
+  user: fc.record(
+    {
+      id: fc.constantFrom('bob', 'Carol', 'dave'),
+      displayName: fc.oneof({ weight: 4, arbitrary: nonEmpty }, { weight: 1, arbitrary: anyJson }),
+      avatarUrl: fc.constantFrom('mxc://example.org/avatar', 'https://example.org/a.png', ''),
+    },
+    { requiredKeys: ['id'] },
+  ),
+});
+const goodRoomDetails = fc.record({ name: fc.oneof({ weight: 3, arbitrary: text }, { weight: 1, arbitrary: anyJson }), topic: fc.oneof({ weight: 3, arbitrary: text }, { weight: 1, arbitrary: anyJson }) }, { requiredKeys: [] });
 /** A body for each kind, mostly sent to its own route, now and then to another one. */
-const CHANGE_BODIES = { messages: routedMessage, edits: goodEdit, deletions: goodDeletion, reactions: goodReaction } as const;
+const CHANGE_BODIES = {
+  messages: routedMessage,
+  edits: goodEdit,
+  deletions: goodDeletion,
+  reactions: goodReaction,
+  members: goodMembership,
+  profile: goodProfile,
+  'rooms/fuzz': goodRoomDetails,
+} as const;
 type Kind = keyof typeof CHANGE_BODIES;
-const kind = fc.constantFrom<Kind>('messages', 'edits', 'deletions', 'reactions');
+const kind = fc.constantFrom<Kind>(...(Object.keys(CHANGE_BODIES) as Kind[]));
 const routedInbound = fc
   .tuple(kind, kind, fc.nat(9))
   .chain(([kind, other, odd]) => {
@@ -982,6 +1019,16 @@ test('a reaction made twice: under another id 409 M_DUPLICATE_ANNOTATION, under 
   await check({ ...canonicalCase('network-inbound', reaction('duck-1')), path: '/network/reactions', expect: 200 }, true);
 });
 
+test('the conversation routes, well formed: a join and a leave, a profile, room details, a private message', async () => {
+  const at = (path: string, b: unknown, expect: number) => check({ ...canonicalCase('network-inbound', JSON.stringify(b)), path, expect }, true);
+  await at('/network/members', { room: 'fuzz', user: { id: 'erin', displayName: 'Erin' }, membership: 'join' }, 200);
+  await at('/network/members', { room: 'fuzz', user: { id: 'erin' }, membership: 'leave', reason: 'bye' }, 200);
+  await at('/network/members', { room: 'nowhere', user: { id: 'erin' }, membership: 'join' }, 202);
+  await at('/network/profile', { user: { id: 'erin', displayName: 'Erin E' } }, 200);
+  await at('/network/rooms/fuzz', { topic: 'fuzzed' }, 200);
+  await at('/network/messages', { id: 'pm-fixed', to: '@alice:example.org', sender: { id: 'erin' }, body: 'psst', ts: 1_700_000_000_000 }, 200);
+});
+
 test('fuzz every handler with huge and deeply nested bodies and everything else random', async () => {
   await fc.assert(fc.asyncProperty(fc.constantFrom(...FUNCTIONS).chain((fn) => caseOf(fn, bigBody)), (c) => check(c)), params(30));
 });
@@ -1011,4 +1058,8 @@ test('the fuzzing reached past the auth check: bodies were parsed, messages deli
   assert.ok(done((c) => c.path.includes('/redact/')), 'some deletion was posted to the HS');
   assert.ok(done((c) => c.path === '/_matrix/media/v3/upload'), 'some medium was uploaded to the HS');
   assert.ok(done((c) => c.path.includes('/media/download/')), 'some medium was downloaded from the HS');
+  // The conversation routes: the virtual user left, its profile set, the topic set, a direct chat made.
+  assert.ok(done((c) => c.path.endsWith('/leave')), 'some network user left a room');
+  assert.ok(done((c) => c.path.includes('/state/m.room.topic')), 'some room details were set');
+  assert.ok(done((c) => c.path.endsWith('/createRoom') && c.body?.is_direct === true), 'some direct chat was made');
 });

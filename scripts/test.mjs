@@ -19,7 +19,7 @@ function testFiles(dir) {
  * the soak's 2,000 transactions, packaging), so that they run beside the short ones instead of
  * after them: the same work, about a minute less wall time on two cores.
  */
-const SLOW_FIRST = ['e2e/restart', 'soak', 'e2e/start', 'e2e/walkthrough', 'e2e/rich-messages', 'e2e/conversations', 'artifact', 'fuzz'].map((f) => `test/${f}.test.ts`);
+const SLOW_FIRST = ['e2e/restart', 'soak', 'e2e/start', 'e2e/walkthrough', 'e2e/messages-and-conversations', 'artifact', 'fuzz'].map((f) => `test/${f}.test.ts`);
 const rank = (f) => {
   const i = SLOW_FIRST.indexOf(f.split('\\').join('/'));
   return i === -1 ? SLOW_FIRST.length : i;

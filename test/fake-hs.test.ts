@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { pduBytes, startFakeHs } from './support/fake-hs.js';
+import { pduBytes, startFakeHs, synapsePowerLevels } from './support/fake-hs.js';
 import type { FakeHs, FakeHsOptions, PushSend } from './support/fake-hs.js';
 import {
   checkAsRequest,
@@ -1828,5 +1828,406 @@ describe('fake HS: a local user\'s direct chats and profile (userCreateRoom, use
       assert.deepEqual(room.events[1]?.prevContent, { membership: 'join', displayname: 'irc_bob' });
       assert.deepEqual(on.specErrors, []);
     });
+  });
+});
+
+// ------------------------------------------------------------ linking a Matrix user's room
+
+const ALICE_ = `@alice:${SERVER}`;
+const userinfoPath = (token?: string): string =>
+  `/_matrix/federation/v1/openid/userinfo${token === undefined ? '' : `?access_token=${enc(token)}`}`;
+const openIdPath = (userId: string): string => `${CS}/user/${enc(userId)}/openid/request_token`;
+const plPath = (roomId: string, slash = true): string => `${CS}/rooms/${enc(roomId)}/state/m.room.power_levels${slash ? '/' : ''}`;
+
+/** What Synapse 1.94's createRoom gives, spelled out (synapsePowerLevels is checked against it). */
+const SYNAPSE_PL = (creator: string, invite: number) => ({
+  users: { [creator]: 100 },
+  users_default: 0,
+  events: {
+    'm.room.name': 50,
+    'm.room.power_levels': 100,
+    'm.room.history_visibility': 100,
+    'm.room.canonical_alias': 50,
+    'm.room.avatar': 50,
+    'm.room.tombstone': 100,
+    'm.room.server_acl': 100,
+    'm.room.encryption': 100,
+  },
+  events_default: 0,
+  state_default: 50,
+  ban: 50,
+  kick: 50,
+  redact: 50,
+  invite,
+  historical: 100,
+});
+
+describe('fake HS: OpenID (request_token, and the federation userinfo Synapse serves without auth)', () => {
+  it('a local user asks for a token for themselves; userinfo (no auth header) answers its sub; both recorded in calls', async () => {
+    const r = await call('POST', openIdPath(ALICE_), {}, { token: hs.clientToken(ALICE_) });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(Object.keys(r.json).sort(), ['access_token', 'expires_in', 'matrix_server_name', 'token_type']);
+    assert.match(r.json.access_token, /^[A-Za-z]{24}$/);
+    assert.deepEqual([r.json.token_type, r.json.matrix_server_name, r.json.expires_in], ['Bearer', SERVER, 3600]);
+    assert.deepEqual(checkCsResponse('POST', openIdPath(ALICE_), 200, r.json), []);
+
+    const info = await call('GET', userinfoPath(r.json.access_token), undefined, { token: null });
+    assert.deepEqual([info.status, info.json], [200, { sub: ALICE_ }]);
+    const recorded = hs.calls.at(-1)!;
+    assert.deepEqual([recorded.method, recorded.path, recorded.query.access_token, recorded.status, recorded.userId], ['GET', '/_matrix/federation/v1/openid/userinfo', r.json.access_token, 200, '']);
+    assert.equal(hs.calls.filter((c) => c.path.endsWith('/openid/userinfo')).length, 1);
+
+    // It is no access token for the Client-Server API.
+    const asClient = await call('GET', `${CS}/profile/${enc(ALICE_)}`, undefined, { token: r.json.access_token });
+    assert.equal(asClient.json.errcode, 'M_UNKNOWN_TOKEN');
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it("another user's ID is 403 M_FORBIDDEN (before the body is looked at); no body 400 M_NOT_JSON; the AS for its bot and its users", async () => {
+    const bob = await register('irc_bob');
+    const other = await call('POST', openIdPath(`@carol:${SERVER}`), undefined, { token: hs.clientToken(ALICE_) });
+    assert.deepEqual([other.status, other.json], [403, { errcode: 'M_FORBIDDEN', error: 'Cannot request tokens for other users.' }]);
+    const noBody = await call('POST', openIdPath(ALICE_), undefined, { token: hs.clientToken(ALICE_) });
+    assert.deepEqual([noBody.status, noBody.json.errcode], [400, 'M_NOT_JSON']);
+    assert.ok(hs.specErrors.some((e) => e.includes('body is required')), 'the spec wants a body ({})');
+    hs.specErrors.length = 0;
+
+    const asBot = await call('POST', openIdPath(BOT), {});
+    assert.equal(asBot.status, 200);
+    assert.deepEqual((await call('GET', userinfoPath(asBot.json.access_token), undefined, { token: null })).json, { sub: BOT });
+    const asBob = await call('POST', openIdPath(bob), {}, { userId: bob });
+    assert.deepEqual((await call('GET', userinfoPath(asBob.json.access_token), undefined, { token: null })).json, { sub: bob });
+    assert.equal((await call('POST', openIdPath(ALICE_), {})).status, 403, 'the bot for a Matrix user');
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('userinfo: an unknown or expired token is 401 M_UNKNOWN_TOKEN, none 401 M_MISSING_TOKEN, as Synapse; openIdToken, expireOpenIdTokens, reset', async () => {
+    const unknown = await call('GET', userinfoPath('nope'), undefined, { token: null });
+    assert.deepEqual([unknown.status, unknown.json], [401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Access Token unknown or expired' }]);
+    const token = hs.openIdToken(ALICE_);
+    assert.deepEqual((await call('GET', userinfoPath(token), undefined, { token: null })).json, { sub: ALICE_ });
+    // an AS token or a client token on the request changes nothing
+    assert.deepEqual((await call('GET', userinfoPath(token))).json, { sub: ALICE_ });
+    hs.expireOpenIdTokens();
+    const expired = await call('GET', userinfoPath(token), undefined, { token: null });
+    assert.deepEqual([expired.status, expired.json], [401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Access Token unknown or expired' }]);
+    assert.deepEqual(hs.specErrors, []);
+
+    const missing = await call('GET', userinfoPath(), undefined, { token: null });
+    assert.deepEqual([missing.status, missing.json], [401, { errcode: 'M_MISSING_TOKEN', error: 'Access Token required' }]);
+    assert.deepEqual(hs.specErrors, ['GET /_matrix/federation/v1/openid/userinfo: query parameter access_token is required']);
+
+    const later = hs.openIdToken(ALICE_);
+    hs.reset();
+    assert.equal((await call('GET', userinfoPath(later), undefined, { token: null })).status, 401, 'reset() forgets the tokens');
+  });
+
+  it('failure rules apply to it; the spec fixtures know request_token', async () => {
+    const token = hs.openIdToken(ALICE_);
+    hs.fail({ match: { pathIncludes: '/openid/userinfo' }, kind: 'status', status: 503 });
+    assert.equal((await call('GET', userinfoPath(token), undefined, { token: null })).status, 503);
+    assert.equal((await call('GET', userinfoPath(token), undefined, { token: null })).status, 200);
+    assert.deepEqual(checkCsRequest('POST', `${CS}/user/@a:hs/openid/request_token`, {}), []);
+    assert.equal(matchOperation('cs', 'POST', `${CS}/user/@a:hs/openid/request_token`).operationId, 'requestOpenIdToken');
+  });
+});
+
+describe('fake HS: power levels as Synapse 1.94 keeps them', () => {
+  it('createRoom: the content Synapse makes per preset, served with and without the trailing slash', async () => {
+    assert.deepEqual(synapsePowerLevels(BOT, 'private_chat'), SYNAPSE_PL(BOT, 0));
+    const priv = (await call('POST', `${CS}/createRoom`, { preset: 'private_chat' })).json.room_id as string;
+    for (const slash of [true, false]) {
+      const r = await call('GET', plPath(priv, slash));
+      assert.deepEqual([r.status, r.json], [200, SYNAPSE_PL(BOT, 0)]);
+    }
+    assert.deepEqual(checkEventContent('m.room.power_levels', SYNAPSE_PL(BOT, 0)), []);
+    const pub = (await call('POST', `${CS}/createRoom`, { preset: 'public_chat' })).json.room_id as string;
+    assert.deepEqual((await call('GET', plPath(pub))).json, SYNAPSE_PL(BOT, 50), 'public_chat: invite 50');
+    const bob = await register('irc_bob');
+    const trusted = (await call('POST', `${CS}/createRoom`, { preset: 'trusted_private_chat', invite: [bob] })).json.room_id as string;
+    assert.deepEqual((await call('GET', plPath(trusted))).json.users, { [BOT]: 100, [bob]: 100 });
+    assert.deepEqual([...hs.rooms.get(trusted)!.moderators], [bob]);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('power_level_content_override merged over the top keys (its users must hold the creator); initial_state power levels taken as they are', async () => {
+    const carol = `@carol:${SERVER}`;
+    const over = await call('POST', `${CS}/createRoom`, { preset: 'private_chat', power_level_content_override: { users: { [BOT]: 100, [carol]: 50 }, events_default: 10 } });
+    const room = hs.rooms.get(over.json.room_id)!;
+    assert.deepEqual(hs.powerLevels(room.roomId), { ...SYNAPSE_PL(BOT, 0), users: { [BOT]: 100, [carol]: 50 }, events_default: 10 });
+    assert.deepEqual([...room.moderators], [carol]);
+    const refused = await call('POST', `${CS}/createRoom`, { power_level_content_override: { users: { [carol]: 100 } } });
+    assert.deepEqual([refused.status, refused.json], [400, { errcode: 'M_UNKNOWN', error: `Not a valid power_level_content_override: 'users' did not contain ${BOT}` }]);
+    const given = { users: { [BOT]: 100 }, state_default: 0 };
+    const init = await call('POST', `${CS}/createRoom`, { initial_state: [{ type: 'm.room.power_levels', state_key: '', content: given }], power_level_content_override: { invite: 100 } });
+    assert.deepEqual((await call('GET', plPath(init.json.room_id))).json, given);
+    assert.equal(hs.rooms.get(init.json.room_id)!.initialState.filter((e) => e.type === 'm.room.power_levels').length, 1);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it("userCreateRoom(private_chat, name): invite-only, the creator 100, invite 0; seeded rooms too, their moderators at 50; any member reads them", async () => {
+    const { room } = hs.userCreateRoom(ALICE_, { preset: 'private_chat', name: 'Alice room' });
+    assert.deepEqual([room.joinRule, room.name, hs.powerLevel(room.roomId, ALICE_), hs.powerLevel(room.roomId, BOT)], ['invite', 'Alice room', 100, 0]);
+    assert.deepEqual(hs.powerLevels(room.roomId), SYNAPSE_PL(ALICE_, 0));
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.power_levels'), SYNAPSE_PL(ALICE_, 0));
+    const bob = await register('irc_bob');
+    const over = hs.userCreateRoom(ALICE_, { powerLevelContentOverride: { invite: 50, state_default: 100 } }).room;
+    assert.deepEqual([hs.powerLevels(over.roomId).invite, hs.powerLevels(over.roomId).state_default], [50, 100]);
+    const seeded = hs.seedRoom({ creator: ALICE_, joinRule: 'public', members: [bob], moderators: [bob] });
+    assert.deepEqual(hs.powerLevels(seeded.roomId), { ...SYNAPSE_PL(ALICE_, 50), users: { [ALICE_]: 100, [bob]: 50 } });
+    const asBob = await call('GET', plPath(seeded.roomId, false), undefined, { userId: bob });
+    assert.deepEqual([asBob.status, asBob.json.users], [200, { [ALICE_]: 100, [bob]: 50 }]);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it("the bot reads a room's state once joined; before, 403 as Synapse: not in room, and room previews are disabled", async () => {
+    const { room } = hs.userCreateRoom(ALICE_, { name: 'Alice room' });
+    for (const path of [plPath(room.roomId), plPath(room.roomId, false), `${CS}/rooms/${enc(room.roomId)}/state/m.room.name/`]) {
+      const r = await call('GET', path);
+      assert.deepEqual([r.status, r.json], [403, { errcode: 'M_FORBIDDEN', error: `User ${BOT} not in room ${room.roomId}, and room previews are disabled` }]);
+    }
+    hs.userInvite(ALICE_, room.roomId, BOT);
+    assert.equal((await call('GET', plPath(room.roomId))).status, 403, 'invited is not joined');
+    assert.equal((await call('POST', `${CS}/join/${enc(room.roomId)}`, {})).status, 200);
+    assert.deepEqual((await call('GET', plPath(room.roomId))).json.users, { [ALICE_]: 100 });
+    assert.deepEqual((await call('GET', `${CS}/rooms/${enc(room.roomId)}/state/m.room.name`)).json, { name: 'Alice room' });
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('setPowerLevel / setPowerLevels: a new power levels event (replaces_state), moderators follow, checks follow', async () => {
+    const { room } = hs.userCreateRoom(ALICE_, { invite: [BOT] });
+    await call('POST', `${CS}/join/${enc(room.roomId)}`, {});
+    const before = room.events.length;
+    const up = hs.setPowerLevel(room.roomId, BOT, 50);
+    assert.deepEqual([up.type, up.sender, up.stateKey, up.content.users], ['m.room.power_levels', ALICE_, '', { [ALICE_]: 100, [BOT]: 50 }]);
+    assert.equal(room.events.length, before + 1);
+    assert.equal(room.events.at(-1), up);
+    const pushed = hs.clientEvent(room.roomId, up);
+    assert.equal(pushed.unsigned.replaces_state, room.initialState.find((e) => e.type === 'm.room.power_levels')?.eventId);
+    assert.deepEqual(pushed.unsigned.prev_content, SYNAPSE_PL(ALICE_, 0));
+    assert.deepEqual(checkAsRequest('PUT', '/_matrix/app/v1/transactions/1', { events: [pushed] }), []);
+    assert.deepEqual([...room.moderators], [BOT]);
+    assert.deepEqual((await call('GET', plPath(room.roomId))).json.users, { [ALICE_]: 100, [BOT]: 50 });
+    assert.equal((await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.room.name/`, { name: 'By the bot' })).status, 200);
+
+    hs.setPowerLevel(room.roomId, BOT, 0, ALICE_);
+    assert.deepEqual([...room.moderators], []);
+    const refused = await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.room.name/`, { name: 'Again' });
+    assert.deepEqual([refused.status, refused.json.error], [403, "You don't have permission to post that to the room. user_level (0) < send_level (50)"]);
+
+    hs.setPowerLevels(room.roomId, { invite: 50, events: { 'm.room.name': 0 } });
+    assert.deepEqual([hs.powerLevels(room.roomId).invite, hs.powerLevels(room.roomId).events], [50, { 'm.room.name': 0 }]);
+    assert.equal((await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.room.name/`, { name: 'Now anyone' })).status, 200);
+    const dave = `@dave:${SERVER}`;
+    room.moderators.add(dave); // directly, as older tests do: counts as 50
+    assert.equal(hs.powerLevel(room.roomId, dave), 50);
+    assert.equal((await call('GET', plPath(room.roomId))).json.users[dave], 50);
+    assert.throws(() => hs.setPowerLevel(`!nope:${SERVER}`, BOT, 50), /no room/);
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('a PUT of m.room.power_levels through the API moves the moderators; `redact` decides who may redact others', async () => {
+    const bob = await register('irc_bob');
+    const room = hs.seedRoom({ creator: BOT, members: [bob] });
+    assert.equal((await call('PUT', plPath(room.roomId), { ...SYNAPSE_PL(BOT, 0), users: { [BOT]: 100, [bob]: 50 } })).status, 200);
+    assert.deepEqual([...room.moderators], [bob]);
+    const theirs = await call('PUT', sendPath(room.roomId, 't1'), text('by the bot'));
+    const redact = (as: string, id: string, txn: string) => call('PUT', `${CS}/rooms/${enc(room.roomId)}/redact/${enc(id)}/${txn}`, {}, { userId: as });
+    assert.equal((await redact(bob, theirs.json.event_id, 'r1')).status, 200, 'a moderator redacts the bot\'s event');
+    hs.setPowerLevels(room.roomId, { redact: 100 });
+    const other = await call('PUT', sendPath(room.roomId, 't2'), text('again'));
+    assert.equal((await redact(bob, other.json.event_id, 'r2')).status, 403, 'redact 100: no longer');
+  });
+});
+
+describe('fake HS: enforcePowerLevels (every state and message event against the power levels)', () => {
+  const strict = hsWith({ enforcePowerLevels: true });
+  const put = (on: FakeHs, roomId: string, type: string, key: string, content: unknown, userId?: string) =>
+    call('PUT', `${CS}/rooms/${enc(roomId)}/state/${type}/${enc(key)}`, content, userId === undefined ? { on } : { on, userId });
+
+  it("the bot at 0 in a Matrix user's room: m.bridge refused (state_default 50) until given 50; another user's state key refused", async () => {
+    const on = strict();
+    const { room } = on.userCreateRoom(ALICE_, { invite: [BOT] });
+    await call('POST', `${CS}/join/${enc(room.roomId)}`, {}, { on });
+    const refused = await put(on, room.roomId, 'm.bridge', 'org.example://net/room', { bridgebot: BOT });
+    assert.deepEqual([refused.status, refused.json], [403, { errcode: 'M_FORBIDDEN', error: "You don't have permission to post that to the room. user_level (0) < send_level (50)" }]);
+    assert.equal(room.events.filter((e) => e.type === 'm.bridge').length, 0, 'nothing stored');
+    assert.equal((await call('PUT', sendPath(room.roomId, 't1'), text('messages are fine at 0'), { on })).status, 200);
+    on.setPowerLevel(room.roomId, BOT, 50);
+    assert.equal((await put(on, room.roomId, 'm.bridge', 'org.example://net/room', { bridgebot: BOT })).status, 200);
+    const others = await put(on, room.roomId, 'org.example.user', ALICE_, {});
+    assert.deepEqual([others.status, others.json.error], [403, 'You are not allowed to set others state']);
+    on.setPowerLevels(room.roomId, { events_default: 60 });
+    assert.equal((await call('PUT', sendPath(room.roomId, 't2'), text('now too low'), { on })).status, 403);
+    assert.throws(() => on.userSend(BOT, room.roomId, 'm.room.message', text('x')), /user_level \(50\) < send_level \(60\)/);
+    assert.equal(on.userSend(ALICE_, room.roomId, 'm.room.message', text('alice is 100')).sender, ALICE_);
+    assert.deepEqual(on.specErrors, []);
+  });
+
+  it("m.room.power_levels changes as Synapse's event auth takes them", async () => {
+    const on = strict();
+    const bob = await register('irc_bob', on);
+    const carol = await register('irc_carol', on);
+    const { room } = on.userCreateRoom(ALICE_, { invite: [BOT, bob, carol] });
+    for (const u of [BOT, bob, carol]) on.userJoinRoom(u, room.roomId);
+    on.setPowerLevels(room.roomId, { users: { [ALICE_]: 100, [BOT]: 50, [carol]: 50 } });
+    const change = (users: Record<string, number>) => put(on, room.roomId, 'm.room.power_levels', '', { ...on.powerLevels(room.roomId), users });
+    const current = { [ALICE_]: 100, [BOT]: 50, [carol]: 50 };
+    assert.equal((await change({ ...current, [bob]: 10 })).json.error, "You don't have permission to post that to the room. user_level (50) < send_level (100)");
+    on.setPowerLevels(room.roomId, { events: { 'm.room.power_levels': 50 } });
+    assert.equal((await change({ ...current, [BOT]: 100 })).json.error, "You don't have permission to add ops level greater than your own");
+    assert.equal((await change({ ...current, [ALICE_]: 0 })).json.error, "You don't have permission to add ops level greater than your own");
+    assert.equal((await change({ ...current, [carol]: 0 })).json.error, "You don't have permission to remove ops level equal to your own");
+    const bad = await change({ ...current, 'not-a-user': 0 });
+    assert.deepEqual([bad.status, bad.json.errcode], [400, 'M_UNKNOWN']);
+    const ok = await change({ ...current, [bob]: 50 });
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.deepEqual([...room.moderators].sort(), [BOT, bob, carol].sort());
+    assert.equal((await change({ ...current, [bob]: 50, [BOT]: 10 })).status, 200, 'one may lower oneself');
+    assert.deepEqual(on.specErrors, []);
+  });
+
+  it('without it (the default) other state is not checked, as before', async () => {
+    const { room } = hs.userCreateRoom(ALICE_, { invite: [BOT] });
+    await call('POST', `${CS}/join/${enc(room.roomId)}`, {});
+    assert.equal(hs.powerLevel(room.roomId, BOT), 0);
+    assert.equal((await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.bridge/${enc('org.example://net/room')}`, { bridgebot: BOT })).status, 200);
+  });
+});
+
+describe("fake HS: a Matrix user's existing room the bot is invited into (userInvite)", () => {
+  it('the invite from the user, pushed to the AS; the bot joins as the AS; it invites a virtual user (invite 0), who joins with user_id', async () => {
+    const { room } = hs.userCreateRoom(ALICE_, { preset: 'private_chat', name: 'Alice room' });
+    const inv = hs.userInvite(ALICE_, room.roomId, BOT);
+    assert.deepEqual([inv.type, inv.sender, inv.stateKey, inv.content], ['m.room.member', ALICE_, BOT, { membership: 'invite', displayname: 'bot' }]);
+    assert.equal(room.events.at(-1), inv, 'appended whatever recordMembership says');
+    assert.ok(room.invited.has(BOT));
+    assert.equal(hs.userInvite(ALICE_, room.roomId, BOT), inv, 'invited again: the same event');
+
+    const bodies: any[] = [];
+    const send: PushSend = async (_txnId, body) => {
+      bodies.push(body);
+      return 200;
+    };
+    const pushed = await hs.push([hs.clientEvent(room.roomId, inv)], send);
+    assert.equal(pushed.delivered, true);
+    assert.deepEqual(bodies[0].events[0], { event_id: inv.eventId, room_id: room.roomId, sender: ALICE_, type: 'm.room.member', state_key: BOT, origin_server_ts: inv.originServerTs, content: { membership: 'invite', displayname: 'bot' }, unsigned: { age: 0 } });
+    assert.deepEqual(checkAsRequest('PUT', '/_matrix/app/v1/transactions/1', bodies[0]), []);
+
+    const bob = await register('irc_bob');
+    const early = await call('POST', `${CS}/join/${enc(room.roomId)}`, {}, { userId: bob });
+    assert.deepEqual([early.status, early.json], [403, { errcode: 'M_FORBIDDEN', error: 'You are not invited to this room.' }]);
+    const joined = await call('POST', `${CS}/join/${enc(room.roomId)}`, {});
+    assert.deepEqual([joined.status, joined.json], [200, { room_id: room.roomId }]);
+    assert.ok(room.members.has(BOT) && !room.invited.has(BOT));
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: bob })).status, 200);
+    assert.equal((await call('POST', `${CS}/join/${enc(room.roomId)}`, {}, { userId: bob })).status, 200);
+    assert.ok(room.members.has(bob));
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  it('refusals as Synapse: inviter not joined, invitee banned or joined, below the invite level (public_chat: 50) for a user and for the bot', async () => {
+    const dave = `@dave:${SERVER}`;
+    const carol = `@carol:${SERVER}`;
+    const { room } = hs.userCreateRoom(ALICE_, { preset: 'public_chat' });
+    assert.throws(() => hs.userInvite(dave, room.roomId, BOT), new RegExp(`403 M_FORBIDDEN: User ${dave} not in room`));
+    hs.userJoinRoom(carol, room.roomId);
+    assert.throws(() => hs.userInvite(carol, room.roomId, BOT), /403 M_FORBIDDEN: You don't have permission to invite users/);
+    assert.throws(() => hs.userInvite(ALICE_, room.roomId, carol), /is already in the room\./);
+    hs.ban(room.roomId, dave);
+    assert.throws(() => hs.userInvite(ALICE_, room.roomId, dave), /is banned from the room/);
+    assert.throws(() => hs.userInvite(ALICE_, `!nope:${SERVER}`, BOT), /403 M_FORBIDDEN/);
+    // the bot joins the public room; at 0 it may not invite there
+    assert.equal((await call('POST', `${CS}/join/${enc(room.roomId)}`, {})).status, 200);
+    const bob = await register('irc_bob');
+    const refused = await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: bob });
+    assert.deepEqual([refused.status, refused.json], [403, { errcode: 'M_FORBIDDEN', error: "You don't have permission to invite users" }]);
+    assert.equal(room.invited.has(bob), false);
+    hs.setPowerLevel(room.roomId, BOT, 50);
+    assert.equal((await call('POST', `${CS}/rooms/${enc(room.roomId)}/invite`, { user_id: bob })).status, 200);
+    const direct = hs.userInvite(ALICE_, room.roomId, `@irc_erin:${SERVER}`, { isDirect: true, reason: 'chat?' });
+    assert.deepEqual(direct.content, { is_direct: true, reason: 'chat?', membership: 'invite' });
+  });
+});
+
+describe('fake HS: DELETE /directory/room/{alias}', () => {
+  const aliasPath = (alias: string) => `${CS}/directory/room/${enc(alias)}`;
+
+  it('the AS deletes an alias of its namespace (200 {}, its room keeps its canonical alias event); one it lacks is 200 {} too, as Synapse; outside its namespace 400 M_EXCLUSIVE', async () => {
+    const alias = `#irc_chan:${SERVER}`;
+    const room = hs.seedRoom({ creator: BOT, alias });
+    const r = await call('DELETE', aliasPath(alias));
+    assert.deepEqual([r.status, r.json], [200, {}]);
+    assert.equal(hs.aliases.has(alias), false);
+    assert.equal(room.alias, undefined);
+    assert.equal((await call('GET', aliasPath(alias))).status, 404);
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.canonical_alias'), { alias }, 'Synapse leaves it to the AS');
+    assert.deepEqual((await call('DELETE', aliasPath(alias))).json, {}, 'gone already: 200 {}');
+    const foreign = await call('DELETE', aliasPath(`#alice:${SERVER}`));
+    assert.deepEqual([foreign.status, foreign.json], [400, { errcode: 'M_EXCLUSIVE', error: 'This application service has not reserved this kind of alias' }]);
+    const bob = await register('irc_bob');
+    const other = hs.seedRoom({ creator: bob, alias: `#irc_other:${SERVER}` });
+    assert.equal((await call('DELETE', aliasPath(`#irc_other:${SERVER}`), undefined, { userId: bob })).status, 200, 'as one of its users');
+    assert.equal(hs.aliases.has(`#irc_other:${SERVER}`), false);
+    void other;
+    assert.deepEqual(hs.specErrors, []);
+  });
+
+  describe('with deleteUnknownAlias404', () => {
+    const strict = hsWith({ deleteUnknownAlias404: true });
+    it('an alias of its namespace that does not exist is 404 M_NOT_FOUND, as the spec describes', async () => {
+      const r = await call('DELETE', aliasPath(`#irc_none:${SERVER}`), undefined, { on: strict() });
+      assert.deepEqual([r.status, r.json], [404, { errcode: 'M_NOT_FOUND', error: 'Unknown room alias' }]);
+      assert.deepEqual(strict().specErrors, []);
+    });
+  });
+
+  it("a local user: unknown 404; the alias's maker or a member with the canonical alias level may; the AS's namespace 400; the canonical alias event loses it", async () => {
+    const token = hs.clientToken(ALICE_);
+    const mallory = hs.clientToken(`@mallory:${SERVER}`);
+    const unknown = await call('DELETE', aliasPath(`#nope:${SERVER}`), undefined, { token });
+    assert.deepEqual([unknown.status, unknown.json], [404, { errcode: 'M_NOT_FOUND', error: 'Unknown room alias' }]);
+    const room = hs.seedRoom({ creator: ALICE_, alias: `#alice:${SERVER}` });
+    assert.equal((await call('DELETE', aliasPath(`#alice:${SERVER}`), undefined, { token: mallory })).status, 403);
+    assert.deepEqual((await call('DELETE', aliasPath(`#alice:${SERVER}`), undefined, { token })).json, {});
+    assert.equal(hs.aliases.has(`#alice:${SERVER}`), false);
+    assert.deepEqual(hs.currentState(room.roomId, 'm.room.canonical_alias'), {});
+    assert.deepEqual([room.events.at(-1)?.type, room.events.at(-1)?.sender], ['m.room.canonical_alias', ALICE_]);
+    hs.aliases.set(`#irc_x:${SERVER}`, room.roomId);
+    const exclusive = await call('DELETE', aliasPath(`#irc_x:${SERVER}`), undefined, { token });
+    assert.deepEqual([exclusive.status, exclusive.json.errcode], [400, 'M_EXCLUSIVE']);
+    // made by mallory, who is not even in the room: the maker may
+    assert.equal((await call('PUT', aliasPath(`#mallory:${SERVER}`), { room_id: room.roomId }, { token: mallory })).status, 200);
+    assert.equal((await call('DELETE', aliasPath(`#mallory:${SERVER}`), undefined, { token: mallory })).status, 200);
+    assert.deepEqual(hs.specErrors, []);
+  });
+});
+
+describe('fake HS: state events with an empty content, and state keys with :// and /', () => {
+  it("m.bridge and uk.half-shot.bridge under a key with ://, and / sent as %2F; a bridge's {} removal is 200 {} on GET, as Synapse", async () => {
+    const room = hs.seedRoom({ creator: BOT });
+    const key = 'org.example.irc://irc.example.net/#chan';
+    for (const type of ['m.bridge', 'uk.half-shot.bridge']) {
+      const path = `${CS}/rooms/${enc(room.roomId)}/state/${type}/${enc(key)}`;
+      assert.match(path, /%3A%2F%2Firc\.example\.net%2F%23chan$/);
+      const content = { bridgebot: BOT, protocol: { id: 'irc' }, channel: { id: '#chan' } };
+      assert.equal((await call('PUT', path, content)).status, 200);
+      assert.deepEqual((await call('GET', path)).json, content);
+      assert.equal(hs.calls.at(-1)?.rawPath.endsWith('%2Firc.example.net%2F%23chan'), true);
+      const removed = await call('PUT', path, {});
+      assert.equal(removed.status, 200);
+      const after = await call('GET', path);
+      assert.deepEqual([after.status, after.json], [200, {}]);
+      assert.deepEqual(hs.currentState(room.roomId, type, key), {});
+      const ev = room.events.at(-1)!;
+      assert.deepEqual([ev.stateKey, ev.content, hs.clientEvent(room.roomId, ev).unsigned.prev_content], [key, {}, content]);
+    }
+    const never = await call('GET', `${CS}/rooms/${enc(room.roomId)}/state/m.bridge/${enc('other://x/y')}`);
+    assert.deepEqual([never.status, never.json.errcode], [404, 'M_NOT_FOUND']);
+    assert.deepEqual(hs.specErrors, []);
+    // A `/` left unencoded makes more path segments: no such endpoint, as Synapse (404 M_UNRECOGNIZED).
+    const raw = await call('PUT', `${CS}/rooms/${enc(room.roomId)}/state/m.bridge/org.example.irc:/x/y`, {});
+    assert.deepEqual([raw.status, raw.json.errcode], [404, 'M_UNRECOGNIZED']);
+    assert.equal(hs.specErrors.length, 1);
   });
 });

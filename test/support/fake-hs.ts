@@ -38,9 +38,22 @@
  * every failure of the AS an empty answer. clientToken() gives a local user a
  * token to ask them with.
  *
+ * Power levels as Synapse 1.94 keeps them: every room has an `m.room.power_levels` state event in
+ * `initialState`, the content createRoom makes (synapsePowerLevels: the creator 100, the preset's
+ * `invite`, `trusted_private_chat` invitees 100, `power_level_content_override`); `moderators`
+ * mirrors the users at 50 or more (a user added to it directly counts as 50). Always checked:
+ * `m.room.name` / `m.room.topic`, redacting others' events (`redact`), invites (`invite`); every
+ * other state and message event only with `enforcePowerLevels`. setPowerLevel / setPowerLevels
+ * change them as a new state event (push it with clientEvent).
+ *
+ * OpenID as Synapse serves it: `POST /user/{userId}/openid/request_token` for one's own user, and
+ * the federation `GET /_matrix/federation/v1/openid/userinfo?access_token=` (no auth, as Synapse
+ * asks none for it), recorded in `calls` like every request (openIdToken, expireOpenIdTokens).
+ *
  * Every request body is checked against the spec fixtures (spec.ts); problems
  * land in `specErrors` (tests should assert it stays empty), as do problems
- * with the fake's own answers.
+ * with the fake's own answers. (The federation userinfo request is checked by hand: the fixtures
+ * hold the Client-Server and AS APIs only.)
  */
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
@@ -125,6 +138,78 @@ export interface FakeHsOptions {
    * Default false: `/_matrix/app/v1/` with `Authorization: Bearer`, as Synapse 1.90+.
    */
   legacyThirdPartyPaths?: boolean;
+  /**
+   * Check every state and message event (API and userSend) against the room's power levels, as
+   * Synapse's event auth does: a state event needs `events[type]` or `state_default`, a message
+   * `events[type]` or `events_default` (403 M_FORBIDDEN "You don't have permission to post that
+   * to the room. user_level (0) < send_level (50)"); a state key that is another user's ID is
+   * refused; an `m.room.power_levels` change follows Synapse's rules (no level above one's own,
+   * no change to a user at one's own level). Default false: only the room name and topic (and
+   * redactions and invites, always) are checked, as before, because tests have the bot send
+   * `m.bridge` into rooms where Synapse would give it level 0. Turn it on for a Matrix user's room
+   * the bot is invited into (the bot has 0 there, `state_default` is 50).
+   */
+  enforcePowerLevels?: boolean;
+  /**
+   * Answer the AS's `DELETE /directory/room/{alias}` of an alias of its namespace that does not
+   * exist with 404 M_NOT_FOUND "Unknown room alias", as the spec describes (and Synapse answers a
+   * local user). Default false: 200 {}, as Synapse 1.94 answers an AS (its
+   * delete_appservice_association does not look whether there was one).
+   */
+  deleteUnknownAlias404?: boolean;
+}
+
+/**
+ * An `m.room.power_levels` content. The keys Synapse's createRoom writes are always there in a
+ * room the fake made; one sent by a client may lack any of them (event auth then takes the spec's
+ * defaults).
+ */
+export interface PowerLevelsContent {
+  users?: Record<string, number>;
+  users_default?: number;
+  events?: Record<string, number>;
+  events_default?: number;
+  state_default?: number;
+  ban?: number;
+  kick?: number;
+  redact?: number;
+  invite?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * The power levels Synapse 1.94's createRoom gives a room (RoomCreationHandler
+ * _send_events_for_new_room): the creator 100, `invite` 0 for the private presets and 50 for
+ * `public_chat`, the invitees 100 for `trusted_private_chat` (original_invitees_have_ops), then
+ * the client's `power_level_content_override` merged over the top-level keys (a `users` there
+ * replaces the map). `historical` (MSC2716) is Synapse's own, unspecced.
+ */
+export function synapsePowerLevels(creator: string, preset: string, invitees: string[] = [], override?: Record<string, unknown>): PowerLevelsContent {
+  const content: PowerLevelsContent = {
+    users: { [creator]: 100 },
+    users_default: 0,
+    events: {
+      'm.room.name': 50,
+      'm.room.power_levels': 100,
+      'm.room.history_visibility': 100,
+      'm.room.canonical_alias': 50,
+      'm.room.avatar': 50,
+      'm.room.tombstone': 100,
+      'm.room.server_acl': 100,
+      'm.room.encryption': 100,
+    },
+    events_default: 0,
+    state_default: 50,
+    ban: 50,
+    kick: 50,
+    redact: 50,
+    invite: 50,
+    historical: 100,
+  };
+  if (preset === 'trusted_private_chat') for (const u of invitees) content.users![u] = 100;
+  if (preset === 'private_chat' || preset === 'trusted_private_chat') content.invite = 0;
+  if (override) Object.assign(content, structuredClone(override));
+  return content;
 }
 
 /** A file in the fake's media repository (uploaded through the API, or addMedia). */
@@ -188,8 +273,11 @@ export interface FakeRoom {
   /** banned users: their joins and invites are refused until unban() */
   banned: Set<string>;
   /**
-   * Users who may redact anyone's events (the power level of `redact`, 50 by default); the
-   * creator (power 100, as Synapse's presets give) may too. The fake has no power levels.
+   * The users other than the creator at power level 50 or more, kept in step with the room's
+   * `m.room.power_levels` (createRoom, setPowerLevel, a power levels event sent through the API).
+   * A user a test adds here directly counts as 50 (the power levels content served then shows
+   * them at 50): they may redact anyone's events and set the name and topic. Taking a user out
+   * does not lower a level the power levels give them: use setPowerLevel.
    */
   moderators: Set<string>;
   /**
@@ -289,7 +377,7 @@ export interface RecordedCall {
    * upload, the bytes (a Buffer)
    */
   body: any;
-  /** effective user: the `user_id` query parameter, or the bot */
+  /** effective user: the `user_id` query parameter, or the bot ('' for the federation OpenID userinfo, which has none) */
   userId: string;
   /** 0 while the call is pending (hanging, delayed) */
   status: number;
@@ -323,7 +411,7 @@ export interface SeedRoomOptions {
   joinRule?: 'public' | 'invite';
   members?: string[];
   invited?: string[];
-  /** who may redact anyone's events, besides the creator (see FakeRoom.moderators) */
+  /** users at power level 50, besides the creator's 100 (see FakeRoom.moderators) */
   moderators?: string[];
 }
 
@@ -336,6 +424,15 @@ export interface UserCreateRoomOptions {
   /** default `trusted_private_chat` when isDirect (Element's "start a direct chat"), else `private_chat` */
   preset?: string;
   name?: string;
+  /** createRoom's `power_level_content_override` (see synapsePowerLevels) */
+  powerLevelContentOverride?: Record<string, unknown>;
+}
+
+/** What userInvite puts into the invite event. */
+export interface UserInviteOptions {
+  reason?: string;
+  /** `is_direct: true` in the content, as a client inviting to a direct chat */
+  isDirect?: boolean;
 }
 
 export interface FakeHs {
@@ -344,8 +441,9 @@ export interface FakeHs {
   /**
    * The options it runs with (a copy of startFakeHs's). A test may change them as it goes:
    * checkSpec, requireInhibitLogin, maxEventBytes, recordMembership, txnIdsRestartAtOne,
-   * maxUploadBytes, authenticatedMedia, freezeLegacyMedia and refuseUnknownRelationTargets
-   * hold from the next request (or restart); the names and the token do not change.
+   * maxUploadBytes, authenticatedMedia, freezeLegacyMedia, refuseUnknownRelationTargets,
+   * enforcePowerLevels and deleteUnknownAlias404 hold from the next request (or restart); the
+   * names and the token do not change.
    */
   options: FakeHsOptions;
   serverName: string;
@@ -425,6 +523,43 @@ export interface FakeHs {
    */
   userJoinRoom(userId: string, roomId: string): FakeEvent;
   /**
+   * A local user (not the AS's) invites someone from their client (`POST .../invite`), with the
+   * rules of Synapse's event auth: the inviter joined, the invitee neither banned nor joined, the
+   * inviter's level at least the room's `invite` (0 in a private room, 50 in a public one). Gives
+   * the invite event (sender the inviter, the invitee's profile in the content, as Synapse), appended
+   * to the room's `events` whatever recordMembership says; invited already: the invite event the
+   * room has. Push it to the AS with clientEvent; the invitee may then join (the AS: `POST
+   * /join/{roomId}?user_id=`). Throws with the homeserver's error otherwise.
+   */
+  userInvite(inviterId: string, roomId: string, inviteeId: string, opts?: UserInviteOptions): FakeEvent;
+  /**
+   * The room's power levels as `GET /rooms/{roomId}/state/m.room.power_levels/` answers them: its
+   * current power levels event's content, with `moderators` a test added directly shown at 50.
+   * Throws for an unknown room.
+   */
+  powerLevels(roomId: string): PowerLevelsContent;
+  /** A user's power level in the room (`users[userId]`, else `users_default`). Throws for an unknown room. */
+  powerLevel(roomId: string, userId: string): number;
+  /**
+   * Sets one user's power level: a new `m.room.power_levels` event (the current content with
+   * `users[userId] = level`) from `by` (default the creator), appended to the room's `events` and
+   * returned, with no permission check (a test's admin does it); `moderators` follows (level 50 or
+   * more). Throws for an unknown room.
+   */
+  setPowerLevel(roomId: string, userId: string, level: number, by?: string): FakeEvent;
+  /**
+   * Like setPowerLevel for any keys: `changes` merged over the current content's top-level keys
+   * (`{invite: 50}`, `{events: {...}}` replacing the events map, as Synapse's override does).
+   */
+  setPowerLevels(roomId: string, changes: Partial<PowerLevelsContent>, by?: string): FakeEvent;
+  /**
+   * An OpenID token for a user, as `POST /user/{userId}/openid/request_token` issues it (valid an
+   * hour): `GET /_matrix/federation/v1/openid/userinfo?access_token=` answers `{"sub": userId}`.
+   */
+  openIdToken(userId: string): string;
+  /** Every OpenID token issued so far expires: userinfo answers 401 M_UNKNOWN_TOKEN for each. */
+  expireOpenIdTokens(): void;
+  /**
    * A local user sets their global profile (fields left out stay); as Synapse does, a new
    * `m.room.member` `join` event with the new `displayname` / `avatar_url` (and `prevContent`,
    * the old member content) is appended in every room they are joined to; a room whose
@@ -443,12 +578,16 @@ export interface FakeHs {
   accountData(userId: string, type: string): any;
   /** queue a failure; rules are tried in order, the first match wins */
   fail(rule: FailRule): void;
-  /** create a room directly (as if some user made it), without an HTTP call */
+  /**
+   * create a room directly (as if some user made it), without an HTTP call: its power levels those
+   * createRoom gives (`public_chat` for joinRule 'public', else `private_chat`: the creator 100,
+   * `moderators` 50), in `initialState` with the alias, name and topic
+   */
   seedRoom(opts: SeedRoomOptions): FakeRoom;
   /** drop every queued failure, keeping state: the HS is healthy again */
   clearFailures(): void;
   /**
-   * clear calls, state (media and account data too), failures and specErrors; drops hanging requests. Not the
+   * clear calls, state (media, account data and OpenID tokens too), failures and specErrors; drops hanging requests. Not the
    * AS transaction counter: the AS under test usually keeps its store between tests.
    */
   reset(): void;
@@ -482,7 +621,7 @@ export interface FakeHs {
   restart(): void;
   /**
    * The HS loses its database (reset, restored backup): users (but the bot), rooms, aliases,
-   * media, account data, the send-transaction cache and the AS transaction counter are gone, hanging
+   * media, account data, OpenID tokens, the send-transaction cache and the AS transaction counter are gone, hanging
    * requests dropped. Keeps calls, specErrors and failure rules, so tests can see what followed.
    */
   forgetEverything(): void;
@@ -564,10 +703,37 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-/** Synapse's media IDs: 24 random ASCII letters. */
-function mediaId(): string {
+/** Synapse's random_string: ASCII letters. */
+function randomLetters(n: number): string {
   const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-  return [...randomBytes(24)].map((b) => letters[b % letters.length]).join('');
+  return [...randomBytes(n)].map((b) => letters[b % letters.length]).join('');
+}
+
+/** Synapse's media IDs: 24 random ASCII letters. */
+const mediaId = (): string => randomLetters(24);
+
+/** A power level as Synapse's event auth reads one (an integer, or a string of one in old room versions). */
+function toLevel(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isInteger(v)) return v;
+  if (typeof v === 'string' && /^[+-]?\d+$/.test(v.trim())) return Number(v);
+  return undefined;
+}
+
+/** A user's level in a power levels content: `users[userId]`, else `users_default`, else 0. */
+function levelIn(pl: PowerLevelsContent, userId: string): number {
+  const users = isPlainObject(pl.users) ? pl.users : {};
+  return toLevel(users[userId]) ?? toLevel(pl.users_default) ?? 0;
+}
+
+/** Synapse's get_named_level: `ban`, `kick`, `redact` (default 50), `invite` (default 0). */
+function namedLevel(pl: PowerLevelsContent, name: 'ban' | 'kick' | 'redact' | 'invite'): number {
+  return toLevel(pl[name]) ?? (name === 'invite' ? 0 : 50);
+}
+
+/** Synapse's get_send_level: `events[type]`, else `state_default` (50) for state, `events_default` (0) for messages. */
+function sendLevel(pl: PowerLevelsContent, type: string, isState: boolean): number {
+  const events = isPlainObject(pl.events) ? pl.events : {};
+  return toLevel(events[type]) ?? (isState ? (toLevel(pl.state_default) ?? 50) : (toLevel(pl.events_default) ?? 0));
 }
 
 // Synapse (synapse/media/_base.py): text types get a UTF-8 charset when they have none...
@@ -692,6 +858,10 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
   const clientTokens = new Map<string, string>();
   // user -> account data type -> content (global account data; in the database)
   const accountDataStore = new Map<string, Map<string, unknown>>();
+  // OpenID token -> its user and when it expires (Synapse's open_id_tokens table)
+  const openIdTokens = new Map<string, { userId: string; validUntilMs: number }>();
+  // alias -> who made it (Synapse's room_aliases.creator), for a local user's DELETE
+  const aliasCreators = new Map<string, string>();
 
   const initUsers = (): void => {
     users.set(botUserId, { displayName: senderLocalpart });
@@ -707,7 +877,12 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
 
   const newEventId = (): string => `$${randomId(18)}`;
 
-  const makeRoom = (o: SeedRoomOptions): FakeRoom => {
+  /**
+   * A room, with its state in `initialState`: the power levels (`powerLevels`; by default those
+   * createRoom gives with the preset of the join rule, `moderators` at 50; null: none, createRoom's
+   * initial_state has them), the canonical alias, name and topic.
+   */
+  const makeRoom = (o: SeedRoomOptions, powerLevels?: PowerLevelsContent | null): FakeRoom => {
     const room: FakeRoom = {
       roomId: `!${randomId(9)}:${serverName}`,
       creator: o.creator,
@@ -719,9 +894,18 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       events: [],
       initialState: [],
     };
+    let pl = powerLevels;
+    if (pl === undefined) {
+      pl = synapsePowerLevels(o.creator, o.joinRule === 'public' ? 'public_chat' : 'private_chat');
+      for (const m of o.moderators ?? []) if (m !== o.creator) pl.users![m] = 50;
+    }
+    if (pl !== null) {
+      room.initialState.push({ eventId: newEventId(), type: 'm.room.power_levels', sender: o.creator, content: pl, originServerTs: Date.now(), stateKey: '' });
+    }
     if (o.alias !== undefined) {
       room.alias = o.alias;
       aliases.set(o.alias, room.roomId);
+      aliasCreators.set(o.alias, o.creator);
       // As Synapse's createRoom with room_alias_name: the alias is the room's canonical one.
       room.initialState.push({
         eventId: newEventId(),
@@ -791,6 +975,86 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     return appendState(room, { eventId: newEventId(), type: 'm.room.member', sender, content, originServerTs: Date.now(), stateKey: target });
   };
 
+  // ------------------------------------------------------------ power levels
+
+  /**
+   * The power levels event auth reads: the current `m.room.power_levels` content (a room the
+   * fake made always has one; one a test built by hand gets Synapse's private_chat default), with
+   * the `moderators` a test added directly at 50. A copy.
+   */
+  const effectivePowerLevels = (room: FakeRoom): PowerLevelsContent => {
+    const stored: unknown = currentStateEvent(room, 'm.room.power_levels', '')?.content;
+    const pl: PowerLevelsContent = isPlainObject(stored) ? structuredClone(stored) : synapsePowerLevels(room.creator, 'private_chat');
+    for (const m of room.moderators) {
+      if (levelIn(pl, m) >= 50) continue;
+      if (!isPlainObject(pl.users)) pl.users = {};
+      pl.users[m] = 50;
+    }
+    return pl;
+  };
+
+  const powerOf = (room: FakeRoom, userId: string): number => levelIn(effectivePowerLevels(room), userId);
+
+  /** `moderators` after a new power levels event: the users but the creator at 50 or more. */
+  const syncModerators = (room: FakeRoom): void => {
+    const stored: unknown = currentStateEvent(room, 'm.room.power_levels', '')?.content;
+    if (!isPlainObject(stored)) return;
+    room.moderators.clear();
+    const users: Record<string, unknown> = isPlainObject(stored.users) ? stored.users : {};
+    for (const u of Object.keys(users)) if (u !== room.creator && levelIn(stored, u) >= 50) room.moderators.add(u);
+  };
+
+  /**
+   * Synapse's _check_power_levels (event_auth.py) for a new `m.room.power_levels` content from a
+   * user at `userLevel`: user IDs and integer levels only (400); no level changed that was or
+   * becomes above the sender's own, and no other user's level changed that equals it (403).
+   */
+  const powerLevelsChangeRefused = (old: PowerLevelsContent, next: Record<string, unknown>, sender: string, userLevel: number): Answer | undefined => {
+    const newUsers: Record<string, unknown> = isPlainObject(next.users) ? next.users : {};
+    for (const [k, v] of Object.entries(newUsers)) {
+      if (!USER_ID.test(k)) return err(400, 'M_UNKNOWN', `Not a valid user_id: ${k}`);
+      if (toLevel(v) === undefined) return err(400, 'M_UNKNOWN', `Not a valid power level: ${String(v)}`);
+    }
+    const checks: Array<[string, 'users' | 'events' | undefined]> = ['users_default', 'events_default', 'state_default', 'ban', 'redact', 'kick', 'invite'].map((k) => [k, undefined]);
+    const oldUsers: Record<string, unknown> = isPlainObject(old.users) ? old.users : {};
+    for (const u of new Set([...Object.keys(oldUsers), ...Object.keys(newUsers)])) checks.push([u, 'users']);
+    const oldEvents: Record<string, unknown> = isPlainObject(old.events) ? old.events : {};
+    const newEvents: Record<string, unknown> = isPlainObject(next.events) ? next.events : {};
+    for (const t of new Set([...Object.keys(oldEvents), ...Object.keys(newEvents)])) checks.push([t, 'events']);
+    for (const [key, dir] of checks) {
+      const oldLoc: Record<string, unknown> = dir === undefined ? old : dir === 'users' ? oldUsers : oldEvents;
+      const newLoc: Record<string, unknown> = dir === undefined ? next : dir === 'users' ? newUsers : newEvents;
+      const oldLevel = key in oldLoc ? toLevel(oldLoc[key]) : undefined;
+      const newLevel = key in newLoc ? toLevel(newLoc[key]) : undefined;
+      if (oldLevel !== undefined && newLevel !== undefined && oldLevel === newLevel) continue;
+      if (oldLevel === undefined && newLevel === undefined) continue;
+      if (dir === 'users' && key !== sender && oldLevel === userLevel) {
+        return err(403, 'M_FORBIDDEN', "You don't have permission to remove ops level equal to your own");
+      }
+      if ((oldLevel !== undefined && oldLevel > userLevel) || (newLevel !== undefined && newLevel > userLevel)) {
+        return err(403, 'M_FORBIDDEN', "You don't have permission to add ops level greater than your own");
+      }
+    }
+    return undefined;
+  };
+
+  /**
+   * An invite as Synapse's event auth takes it: the inviter joined, the invitee neither banned
+   * nor joined, the inviter at the room's `invite` level. The invite event when one was appended
+   * (`record`, and not invited already), null when none was; the refusal otherwise.
+   */
+  const inviteIn = (room: FakeRoom, inviter: string, invitee: string, record: boolean, extra: Record<string, unknown> = {}, reason?: string): FakeEvent | null | Answer => {
+    if (!room.members.has(inviter)) return err(403, 'M_FORBIDDEN', `User ${inviter} not in room ${room.roomId}`);
+    if (room.banned.has(invitee)) return err(403, 'M_FORBIDDEN', `${invitee} is banned from the room`);
+    if (room.members.has(invitee)) return err(403, 'M_FORBIDDEN', `${invitee} is already in the room.`);
+    const pl = effectivePowerLevels(room);
+    if (levelIn(pl, inviter) < namedLevel(pl, 'invite')) return err(403, 'M_FORBIDDEN', "You don't have permission to invite users");
+    // Inviting again changes nothing, so no new event (Synapse answers with the old one).
+    const again = room.invited.has(invitee);
+    room.invited.add(invitee);
+    return record && !again ? memberEvent(room, invitee, 'invite', inviter, reason, extra) : null;
+  };
+
   /**
    * A join as Synapse's event auth takes it (a ban outlasts invites and public join rules).
    * The join event when one was appended (`record`), null when none was: not recorded, or
@@ -838,14 +1102,32 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
   };
 
   /**
-   * Synapse's power levels for `m.room.name` and `m.room.topic` (50, and state_default 50 for the
-   * topic) as the fake has them: the creator (100) and `moderators` (50) may, anyone else (0)
-   * gets 403 as from Synapse's event auth. Other state events are not checked.
+   * Synapse's event auth for a state event (_can_send_event, _check_power_levels): the sender's
+   * level against `events[type]` or `state_default`, 403 as Synapse words it. `m.room.name` and
+   * `m.room.topic` always (the creator and moderators may, by default); other types only with
+   * enforcePowerLevels, which also refuses a state key that is another user's ID and checks a
+   * power levels change.
    */
-  const stateRefused = (room: FakeRoom, sender: string, type: string): Answer | undefined => {
-    if (type !== 'm.room.name' && type !== 'm.room.topic') return undefined;
-    if (sender === room.creator || room.moderators.has(sender)) return undefined;
-    return err(403, 'M_FORBIDDEN', "You don't have permission to post that to the room. user_level (0) < send_level (50)");
+  const stateRefused = (room: FakeRoom, sender: string, type: string, stateKey: string, content: Record<string, unknown>): Answer | undefined => {
+    const enforce = opts.enforcePowerLevels === true;
+    if (type !== 'm.room.name' && type !== 'm.room.topic' && !enforce) return undefined;
+    const pl = effectivePowerLevels(room);
+    const level = levelIn(pl, sender);
+    const need = sendLevel(pl, type, true);
+    if (level < need) return err(403, 'M_FORBIDDEN', `You don't have permission to post that to the room. user_level (${level}) < send_level (${need})`);
+    if (!enforce) return undefined;
+    if (stateKey.startsWith('@') && stateKey !== sender) return err(403, 'M_FORBIDDEN', 'You are not allowed to set others state');
+    if (type === 'm.room.power_levels' && stateKey === '') return powerLevelsChangeRefused(pl, content, sender, level);
+    return undefined;
+  };
+
+  /** A message event against `events[type]` or `events_default`: only with enforcePowerLevels. */
+  const messageRefused = (room: FakeRoom, sender: string, type: string): Answer | undefined => {
+    if (opts.enforcePowerLevels !== true) return undefined;
+    const pl = effectivePowerLevels(room);
+    const level = levelIn(pl, sender);
+    const need = sendLevel(pl, type, false);
+    return level < need ? err(403, 'M_FORBIDDEN', `You don't have permission to post that to the room. user_level (${level}) < send_level (${need})`) : undefined;
   };
 
   /** Synapse's event size limit, when the test asked for one. */
@@ -984,7 +1266,8 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     if (found && found.room !== room) return err(400, 'M_UNKNOWN', 'Cannot redact event from a different room');
     const target = found?.ev;
     if (target?.type === 'm.room.create') return err(403, 'M_FORBIDDEN', 'Redacting create events is not permitted');
-    if (sender !== room.creator && !room.moderators.has(sender)) {
+    const pl = effectivePowerLevels(room);
+    if (levelIn(pl, sender) < namedLevel(pl, 'redact')) {
       if (!target) return err(404, 'M_NOT_FOUND', `Could not find event ${eventId}`);
       if (target.sender !== sender) return err(403, 'M_FORBIDDEN', "You don't have permission to redact events");
     }
@@ -1096,8 +1379,10 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
    * otherwise), user IDs to invite (400 otherwise), the alias free. The room's name, topic,
    * `initial_state` and canonical alias go to `initialState`. With `record`, the creator's join
    * and then the invites (`is_direct` in their content when the body's `is_direct` is truthy,
-   * as Synapse copies it) are appended to `events` and returned. `trusted_private_chat` gives
-   * the invitees the creator's power (Synapse's `original_invitees_have_ops`): `moderators`.
+   * as Synapse copies it) are appended to `events` and returned. The power levels event first
+   * in `initialState`: initial_state's, else synapsePowerLevels (`trusted_private_chat` gives the
+   * invitees the creator's 100, Synapse's `original_invitees_have_ops`; then
+   * `power_level_content_override`, whose `users` must hold the creator); `moderators` follows.
    */
   const createRoomFor = (creator: string, b: Record<string, any>, record: boolean): { room: FakeRoom; events: FakeEvent[] } | Answer => {
     let alias: string | undefined;
@@ -1111,6 +1396,11 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     const invites: unknown[] = Array.isArray(b.invite) ? b.invite : [];
     for (const u of invites) if (typeof u !== 'string' || !USER_ID.test(u)) return err(400, 'M_UNKNOWN', `Invalid user_id: ${String(u)}`);
     const preset: unknown = b.preset !== undefined ? b.preset : b.visibility === 'public' ? 'public_chat' : 'private_chat';
+    const override: unknown = b.power_level_content_override;
+    // Synapse's create_room checks this before anything else of the room.
+    if (isPlainObject(override) && isPlainObject(override.users) && !(creator in override.users)) {
+      return err(400, 'M_UNKNOWN', `Not a valid power_level_content_override: 'users' did not contain ${creator}`);
+    }
     if (typeof preset !== 'string' || !PRESETS.has(preset)) return err(400, 'M_BAD_JSON', `'${String(preset)}' is not a valid preset`);
     let joinRule = preset === 'public_chat' ? 'public' : 'invite';
     let name: string | undefined;
@@ -1129,7 +1419,9 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     if (typeof b.name === 'string') seed.name = b.name;
     if (typeof b.topic === 'string') seed.topic = b.topic;
     const invited = invites as string[];
-    const room = makeRoom(seed);
+    // Synapse takes initial_state's power levels as they are (no preset, no override), else makes them.
+    const givenPowerLevels = Array.isArray(b.initial_state) && (b.initial_state as unknown[]).some((ev) => isPlainObject(ev) && ev.type === 'm.room.power_levels' && (ev.state_key ?? '') === '' && isPlainObject(ev.content));
+    const room = makeRoom(seed, givenPowerLevels ? null : synapsePowerLevels(creator, preset, invited, isPlainObject(override) ? override : undefined));
     if (seed.name === undefined && name !== undefined) room.name = name;
     if (seed.topic === undefined && topic !== undefined) room.topic = topic;
     // Synapse sends initial_state after the preset's events and before the alias's canonical
@@ -1143,13 +1435,13 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       }
       room.initialState.unshift(...made);
     }
+    syncModerators(room);
     const events: FakeEvent[] = [];
     if (record) events.push(memberEvent(room, creator, 'join', creator));
     const extra: Record<string, unknown> = b.is_direct ? { is_direct: b.is_direct } : {};
     for (const invitee of invited) {
       if (record && !room.invited.has(invitee)) events.push(memberEvent(room, invitee, 'invite', creator, undefined, extra));
       room.invited.add(invitee);
-      if (preset === 'trusted_private_chat') room.moderators.add(invitee);
     }
     return { room, events };
   };
@@ -1181,7 +1473,69 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     if (!room) return err(400, 'M_UNKNOWN', 'Room does not exist');
     if (aliases.has(alias)) return err(409, 'M_UNKNOWN', `Room alias ${alias} already exists`);
     aliases.set(alias, roomId);
+    aliasCreators.set(alias, ctx.userId);
     room.alias ??= alias;
+    return { status: 200, body: {} };
+  };
+
+  /** An alias of the AS's namespace (`#<userPrefix>…:<serverName>`, as askAsAboutAlias has it). */
+  const aliasOfAs = (alias: string): boolean => alias.startsWith(`#${userPrefix}`) && alias.endsWith(`:${serverName}`);
+
+  /** The alias is gone: from `aliases`, and from its room's `alias` (another alias of the room, if any). */
+  const dropAlias = (alias: string, roomId: string): void => {
+    aliases.delete(alias);
+    aliasCreators.delete(alias);
+    const room = rooms.get(roomId);
+    if (room?.alias === alias) {
+      const other = [...aliases].find(([, r]) => r === roomId)?.[0];
+      if (other === undefined) delete room.alias;
+      else room.alias = other;
+    }
+  };
+
+  /**
+   * DELETE /directory/room/{alias} as Synapse 1.94 (ClientDirectoryServer.on_DELETE,
+   * DirectoryHandler). The AS (any `?user_id=`): an alias outside its namespace is 400
+   * M_EXCLUSIVE; one of its namespace is deleted, 200 {} even when there was none
+   * (deleteUnknownAlias404: 404 M_NOT_FOUND); the room's canonical alias is left as it is. A
+   * local user's client: an unknown alias is 404 M_NOT_FOUND "Unknown room alias"; who made it,
+   * or a member with the level of `m.room.canonical_alias`, may (else 403); an alias of the AS's
+   * namespace is 400 M_EXCLUSIVE; the canonical alias event loses it (a new event from the user).
+   */
+  const deleteAlias: Handler = (ctx) => {
+    const alias = ctx.params.alias!;
+    const roomId = aliases.get(alias);
+    if (!ctx.asClient) {
+      if (!aliasOfAs(alias)) return err(400, 'M_EXCLUSIVE', 'This application service has not reserved this kind of alias');
+      if (roomId === undefined) return opts.deleteUnknownAlias404 ? err(404, 'M_NOT_FOUND', 'Unknown room alias') : { status: 200, body: {} };
+      dropAlias(alias, roomId);
+      return { status: 200, body: {} };
+    }
+    if (roomId === undefined) return err(404, 'M_NOT_FOUND', 'Unknown room alias');
+    const room = rooms.get(roomId);
+    if (aliasCreators.get(alias) !== ctx.userId) {
+      if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${roomId}`);
+      const pl = effectivePowerLevels(room);
+      if (levelIn(pl, ctx.userId) < sendLevel(pl, 'm.room.canonical_alias', true)) return err(403, 'M_FORBIDDEN', "You don't have permission to delete the alias.");
+    }
+    if (aliasOfAs(alias)) return err(400, 'M_EXCLUSIVE', 'This alias is reserved by an application service.');
+    dropAlias(alias, roomId);
+    const canonical = room ? currentStateEvent(room, 'm.room.canonical_alias', '') : undefined;
+    if (room && canonical && isPlainObject(canonical.content)) {
+      const content: Record<string, unknown> = { ...canonical.content };
+      let changed = false;
+      if (content.alias === alias) {
+        delete content.alias;
+        changed = true;
+      }
+      if (Array.isArray(content.alt_aliases) && content.alt_aliases.includes(alias)) {
+        const alt = content.alt_aliases.filter((a) => a !== alias);
+        if (alt.length) content.alt_aliases = alt;
+        else delete content.alt_aliases;
+        changed = true;
+      }
+      if (changed) appendState(room, { eventId: newEventId(), type: 'm.room.canonical_alias', sender: ctx.userId, content, originServerTs: Date.now(), stateKey: '' });
+    }
     return { status: 200, body: {} };
   };
 
@@ -1215,6 +1569,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     return joinRoom(room, ctx.userId);
   };
 
+  /** POST .../invite: see inviteIn (the inviter's `invite` level is checked, as Synapse's event auth does). */
   const invite: Handler = (ctx) => {
     const bad = needObject(ctx);
     if (bad) return bad;
@@ -1222,11 +1577,9 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     if (!room || !room.members.has(ctx.userId)) return err(403, 'M_FORBIDDEN', `User ${ctx.userId} not in room ${ctx.params.roomId}`);
     const invitee: unknown = ctx.body.user_id;
     if (typeof invitee !== 'string') return err(400, 'M_MISSING_PARAM', 'Missing user_id');
-    if (room.banned.has(invitee)) return err(403, 'M_FORBIDDEN', `${invitee} is banned from the room`);
-    if (room.members.has(invitee)) return err(403, 'M_FORBIDDEN', `${invitee} is already in the room.`);
-    // Inviting again changes nothing, so no new event (Synapse answers with the old one).
-    if (opts.recordMembership && !room.invited.has(invitee)) memberEvent(room, invitee, 'invite', ctx.userId);
-    room.invited.add(invitee);
+    const reason = typeof ctx.body.reason === 'string' ? ctx.body.reason : undefined;
+    const made = inviteIn(room, ctx.userId, invitee, opts.recordMembership === true, {}, reason);
+    if (made !== null && !('eventId' in made)) return made;
     return { status: 200, body: {} };
   };
 
@@ -1247,7 +1600,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     const big = tooLarge({ roomId, sender: ctx.userId, type, content: ctx.body, originServerTs });
     if (big) return big;
     checkRelations(`${ctx.method} ${ctx.path}`, room, ctx.userId, type, ctx.body);
-    const refused = relationRefused(room, ctx.userId, type, ctx.body);
+    const refused = relationRefused(room, ctx.userId, type, ctx.body) ?? messageRefused(room, ctx.userId, type);
     if (refused) return refused;
     const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: ctx.body, originServerTs, txnId };
     if (ts !== undefined) ev.ts = ts;
@@ -1258,7 +1611,9 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
 
   /**
    * GET a state event's content. As Synapse: only for members (the room is not world-readable);
-   * m.room.member is answered from the membership sets, others from the last such state event.
+   * m.room.member is answered from the membership sets, `m.room.power_levels` as
+   * effectivePowerLevels, others from the last such state event (an empty content, a bridge's
+   * removed `m.bridge`, is 200 {} as Synapse answers it).
    */
   const getState: Handler = (ctx) => {
     const { roomId, type } = ctx.params as { roomId: string; type: string };
@@ -1274,6 +1629,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
       if (membership) return { status: 200, body: { membership } };
       return left ? { status: 200, body: { membership: 'leave' } } : err(404, 'M_NOT_FOUND', 'Event not found.');
     }
+    if (type === 'm.room.power_levels' && stateKey === '') return { status: 200, body: effectivePowerLevels(room) };
     const last = [...room.initialState, ...room.events].reverse().find((e) => e.type === type && e.stateKey === stateKey);
     return last ? { status: 200, body: last.content } : err(404, 'M_NOT_FOUND', 'Event not found.');
   };
@@ -1292,7 +1648,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     const originServerTs = ts ?? Date.now();
     const big = tooLarge({ roomId, sender: ctx.userId, type, content: c, originServerTs, stateKey });
     if (big) return big;
-    const refused = stateRefused(room, ctx.userId, type);
+    const refused = stateRefused(room, ctx.userId, type, stateKey, c);
     if (refused) return refused;
     if (stateKey === '') {
       if (type === 'm.room.name') room.name = typeof c.name === 'string' && c.name !== '' ? c.name : undefined;
@@ -1302,6 +1658,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     const ev: FakeEvent = { eventId: newEventId(), type, sender: ctx.userId, content: c, originServerTs, stateKey };
     if (ts !== undefined) ev.ts = ts;
     appendState(room, ev);
+    if (type === 'm.room.power_levels' && stateKey === '') syncModerators(room);
     return { status: 200, body: { event_id: ev.eventId } };
   };
 
@@ -1415,6 +1772,37 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     return { status: 200, body: { event_id: made.eventId } };
   };
 
+  /** An OpenID token valid an hour (Synapse's IdTokenServlet.EXPIRES_MS), 24 letters as Synapse's random_string. */
+  const issueOpenIdToken = (userId: string): string => {
+    const token = randomLetters(24);
+    openIdTokens.set(token, { userId, validUntilMs: Date.now() + 3600 * 1000 });
+    return token;
+  };
+
+  /**
+   * POST /user/{userId}/openid/request_token as Synapse 1.94 (rest/client/openid.py): for the
+   * requester's own user only (the AS's bot, a `?user_id=` of its namespace, or a local user's
+   * token), else 403 first; then a JSON object body (its contents ignored).
+   */
+  const requestOpenIdToken: Handler = (ctx) => {
+    if (ctx.params.userId !== ctx.userId) return err(403, 'M_FORBIDDEN', 'Cannot request tokens for other users.');
+    const bad = needObject(ctx);
+    if (bad) return bad;
+    return { status: 200, body: { access_token: issueOpenIdToken(ctx.userId), token_type: 'Bearer', matrix_server_name: serverName, expires_in: 3600 } };
+  };
+
+  /**
+   * GET /_matrix/federation/v1/openid/userinfo as Synapse 1.94 (OpenIdUserInfo, REQUIRE_AUTH
+   * False): no token is 401 M_MISSING_TOKEN, an unknown or expired one 401 M_UNKNOWN_TOKEN.
+   */
+  const openIdUserinfo: Handler = (ctx) => {
+    const token = ctx.query.access_token;
+    if (token === undefined) return err(401, 'M_MISSING_TOKEN', 'Access Token required');
+    const known = openIdTokens.get(token);
+    if (!known || known.validUntilMs <= Date.now()) return err(401, 'M_UNKNOWN_TOKEN', 'Access Token unknown or expired');
+    return { status: 200, body: { sub: known.userId } };
+  };
+
   /**
    * POST /_matrix/media/v3/upload, as Synapse's UploadServlet: a Content-Length is required,
    * larger than maxUploadBytes is 413; `Content-Type` kept (default application/octet-stream).
@@ -1443,6 +1831,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
   const legacyDownload: Handler = (ctx) => (opts.freezeLegacyMedia ? err(404, 'M_NOT_FOUND', 'Not found') : serveMedia(ctx));
 
   const MEDIA_V3 = ['_matrix', 'media', 'v3'];
+  const FEDERATION_V1 = ['_matrix', 'federation', 'v1'];
   const MEDIA_V1 = ['_matrix', 'client', 'v1', 'media'];
 
   // Path patterns over decoded segments; ':x?' = optional last segment. A route whose
@@ -1455,6 +1844,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     { method: 'POST', pattern: [...CS.split('/'), 'createRoom'], handler: createRoom },
     { method: 'GET', pattern: [...CS.split('/'), 'directory', 'room', ':alias'], handler: getAlias },
     { method: 'PUT', pattern: [...CS.split('/'), 'directory', 'room', ':alias'], handler: putAlias },
+    { method: 'DELETE', pattern: [...CS.split('/'), 'directory', 'room', ':alias'], handler: deleteAlias },
     { method: 'PUT', pattern: [...CS.split('/'), 'directory', 'list', 'appservice', ':networkId', ':roomId'], handler: publishAppservice },
     { method: 'POST', pattern: [...CS.split('/'), 'join', ':roomIdOrAlias'], handler: join },
     { method: 'POST', pattern: [...CS.split('/'), 'rooms', ':roomId', 'join'], handler: joinById },
@@ -1463,6 +1853,9 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     { method: 'GET', pattern: [...CS.split('/'), 'rooms', ':roomId', 'joined_members'], handler: joinedMembers },
     { method: 'PUT', pattern: [...CS.split('/'), 'user', ':userId', 'account_data', ':type'], handler: putAccountData },
     { method: 'GET', pattern: [...CS.split('/'), 'user', ':userId', 'account_data', ':type'], handler: getAccountData },
+    { method: 'POST', pattern: [...CS.split('/'), 'user', ':userId', 'openid', 'request_token'], handler: requestOpenIdToken },
+    // A federation endpoint (no auth at all, see handle); Synapse serves it on the same listener here.
+    { method: 'GET', pattern: [...FEDERATION_V1, 'openid', 'userinfo'], handler: openIdUserinfo, skipAssertion: true },
     { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'send', ':type', ':txnId'], handler: send },
     { method: 'PUT', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: state },
     { method: 'GET', pattern: [...CS.split('/'), 'rooms', ':roomId', 'state', ':type', ':stateKey?'], handler: getState },
@@ -1510,6 +1903,13 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
   const selfCheck = (call: RecordedCall, rawPath: string, body: unknown = call.response): void => {
     if (!spec()) return;
     let problems: string[];
+    if (call.path.startsWith('/_matrix/federation/')) {
+      // server-server/openid.yaml: 200 {"sub": string}, 401 the standard error.
+      const b = body as Record<string, unknown> | undefined;
+      const ok = call.status === 200 ? isPlainObject(b) && typeof b.sub === 'string' : isPlainObject(b) && typeof b.errcode === 'string';
+      if (!ok) specErrors.push(`fake HS answer to ${call.method} ${call.path} is not spec-shaped: ${JSON.stringify(body)}`);
+      return;
+    }
     try {
       problems = checkCsResponse(call.method, rawPath, call.status, body);
     } catch {
@@ -1643,7 +2043,9 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     const query: Record<string, string> = Object.fromEntries(rawQuery);
     const segs = rawPath.split('/').slice(1).map(decodeSegment);
     const path = '/' + segs.join('/');
-    let userId = query.user_id ?? botUserId;
+    // The Server-Server API (here the OpenID userinfo alone): no user, no token, not the CS spec.
+    const federation = segs[0] === '_matrix' && segs[1] === 'federation';
+    let userId = federation ? '' : (query.user_id ?? botUserId);
     let asClient = false;
     const call: RecordedCall = { method, path, rawPath, query, body: undefined, userId, status: 0, response: undefined };
     calls.push(call); // in arrival order
@@ -1663,7 +2065,11 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     }
     call.body = body;
 
-    if (spec() && !badJson) {
+    if (spec() && !badJson && federation) {
+      // By hand, as the spec's server-server/openid.yaml has it: `access_token` is required.
+      if (method !== 'GET' || path !== `/${FEDERATION_V1.join('/')}/openid/userinfo`) specErrors.push(`${method} ${path}: not a federation endpoint the fake serves (only GET /openid/userinfo)`);
+      else if (query.access_token === undefined) specErrors.push(`${method} ${path}: query parameter access_token is required`);
+    } else if (spec() && !badJson) {
       try {
         for (const e of checkCsRequest(method, rawPath, body)) specErrors.push(`${method} ${path}: ${e}`);
       } catch (e) {
@@ -1679,7 +2085,8 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
 
     // Authentication: the as_token, as a Bearer header or ?access_token=. Not for the legacy
     // media download, which Synapse serves to anyone (a token given is not even looked at).
-    const unauthenticated = method === 'GET' && segs.slice(0, 4).join('/') === '_matrix/media/v3/download';
+    // Nor for the federation OpenID userinfo (Synapse: REQUIRE_AUTH = False; its token is the query's).
+    const unauthenticated = (method === 'GET' && segs.slice(0, 4).join('/') === '_matrix/media/v3/download') || federation;
     if (!unauthenticated) {
       const header = req.headers.authorization;
       const bearer = header !== undefined ? /^Bearer\s+(.+)$/i.exec(header)?.[1] : undefined;
@@ -1918,7 +2325,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     if (!room || !room.members.has(userId)) return orThrow(where, err(403, 'M_FORBIDDEN', `User ${userId} not in room ${roomId}`));
     if (spec()) for (const e of checkEventContent(type, content)) specErrors.push(`userSend ${type}: ${e}`);
     checkRelations(`userSend ${type}`, room, userId, type, content);
-    const refused = relationRefused(room, userId, type, content);
+    const refused = relationRefused(room, userId, type, content) ?? messageRefused(room, userId, type);
     if (refused) return orThrow(where, refused);
     const ev: FakeEvent = { eventId: newEventId(), type, sender: userId, content, originServerTs: Date.now() };
     room.events.push(ev);
@@ -1937,6 +2344,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     if (o.isDirect !== undefined) body.is_direct = o.isDirect;
     if (o.invite !== undefined) body.invite = o.invite;
     if (o.name !== undefined) body.name = o.name;
+    if (o.powerLevelContentOverride !== undefined) body.power_level_content_override = o.powerLevelContentOverride;
     if (spec()) for (const e of checkCsRequest('POST', `/${CS}/createRoom`, body)) specErrors.push(`userCreateRoom: ${e}`);
     const made = createRoomFor(userId, body, true);
     return 'room' in made ? made : refusal(`${userId} creating a room`, made);
@@ -1955,6 +2363,29 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     const made = joinIn(room, userId, true);
     if (made === null) return refusal(where, err(500, 'M_UNKNOWN', 'no join event made'));
     return orThrow(where, made);
+  };
+
+  const userInvite = (inviterId: string, roomId: string, inviteeId: string, o: UserInviteOptions = {}): FakeEvent => {
+    const where = `${inviterId} inviting ${inviteeId} to ${roomId}`;
+    const room = rooms.get(roomId);
+    if (!room) return refusal(where, err(403, 'M_FORBIDDEN', `User ${inviterId} not in room ${roomId}`));
+    if (!USER_ID.test(inviteeId)) return refusal(where, err(400, 'M_INVALID_PARAM', `Invalid user_id: ${inviteeId}`));
+    const wasInvited = room.invited.has(inviteeId);
+    const made = inviteIn(room, inviterId, inviteeId, true, o.isDirect ? { is_direct: true } : {}, o.reason);
+    if (made !== null) return orThrow(where, made);
+    // Invited already: the invite event the room has (Synapse answers with it); one is made for a seeded invite.
+    const current = currentStateEvent(room, 'm.room.member', inviteeId);
+    if (wasInvited && current?.content.membership === 'invite') return current;
+    return memberEvent(room, inviteeId, 'invite', inviterId, o.reason, o.isDirect ? { is_direct: true } : {});
+  };
+
+  const roomPowerChange = (roomId: string, change: (pl: PowerLevelsContent) => void, by?: string): FakeEvent => {
+    const room = roomOf(roomId);
+    const content = effectivePowerLevels(room);
+    change(content);
+    const ev = appendState(room, { eventId: newEventId(), type: 'm.room.power_levels', sender: by ?? room.creator, content, originServerTs: Date.now(), stateKey: '' });
+    syncModerators(room);
+    return ev;
   };
 
   const userSetProfile = (userId: string, profile: { displayName?: string; avatarUrl?: string }): Array<{ roomId: string; event: FakeEvent }> => {
@@ -1985,9 +2416,35 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     userRedact,
     userCreateRoom,
     userJoinRoom,
+    userInvite,
     userSetProfile,
     currentState(roomId, type, stateKey = '') {
-      return currentStateEvent(roomOf(roomId), type, stateKey)?.content;
+      const room = roomOf(roomId);
+      if (type === 'm.room.power_levels' && stateKey === '') return effectivePowerLevels(room);
+      return currentStateEvent(room, type, stateKey)?.content;
+    },
+    powerLevels(roomId) {
+      return effectivePowerLevels(roomOf(roomId));
+    },
+    powerLevel(roomId, userId) {
+      return powerOf(roomOf(roomId), userId);
+    },
+    setPowerLevel(roomId, userId, level, by) {
+      return roomPowerChange(
+        roomId,
+        (pl) => {
+          if (!isPlainObject(pl.users)) pl.users = {};
+          pl.users[userId] = level;
+        },
+        by,
+      );
+    },
+    setPowerLevels(roomId, changes, by) {
+      return roomPowerChange(roomId, (pl) => Object.assign(pl, structuredClone(changes)), by);
+    },
+    openIdToken: issueOpenIdToken,
+    expireOpenIdTokens(): void {
+      for (const t of openIdTokens.values()) t.validUntilMs = 0;
     },
     accountData(userId, type) {
       return accountDataStore.get(userId)?.get(type);
@@ -1995,7 +2452,7 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     fail(rule: FailRule): void {
       rules.push({ ...rule, times: rule.times ?? 1 });
     },
-    seedRoom: makeRoom,
+    seedRoom: (o) => makeRoom(o),
     clearFailures(): void {
       rules = [];
     },
@@ -2007,6 +2464,8 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     },
     reset(): void {
       clientTokens.clear();
+      openIdTokens.clear();
+      aliasCreators.clear();
       calls.length = 0;
       specErrors.length = 0;
       users.clear();
@@ -2041,6 +2500,8 @@ export async function startFakeHs(given: FakeHsOptions): Promise<FakeHs> {
     },
     forgetEverything(): void {
       clientTokens.clear();
+      openIdTokens.clear();
+      aliasCreators.clear();
       users.clear();
       initUsers();
       rooms.clear();

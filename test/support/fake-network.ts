@@ -5,6 +5,11 @@
  * answer no ids (a 1.x network), to not support a kind of delivery (501), or to refuse targets it
  * never accepted (404).
  *
+ * It also answers the AS's link requests (`POST /links`: may this Matrix room be linked to that
+ * network room?) and unlink notices (`POST /unlinks`), signed as the deliveries are: both
+ * approved (200 {}) unless told otherwise (refuseLinks, onLink), the approved ones recorded in
+ * acceptedLinks / acceptedUnlinks.
+ *
  * Every request the AS makes and every answer the fake gives is checked against the document
  * (test/support/network-api.ts); problems land in `specErrors`, which tests should assert stays
  * empty. The signing is done here with node:crypto, independently of lib/signature.ts.
@@ -19,6 +24,19 @@ import { checkNetworkAnswer, checkNetworkRequest } from './network-api.js';
 export type DeliveryKind = 'messages' | 'edits' | 'deletions' | 'reactions' | 'members' | 'profile';
 export const DELIVERY_KINDS: readonly DeliveryKind[] = ['messages', 'edits', 'deletions', 'reactions', 'members', 'profile'];
 
+/** The link endpoints, by their path (`POST /links`, `POST /unlinks`). */
+export type LinkKind = 'links' | 'unlinks';
+
+/** The body of `POST /links` and `POST /unlinks`, as the fake records an approved one. */
+export interface LinkRequest {
+  /** the network room's id */
+  room: string;
+  /** the Matrix room, `!…` */
+  matrixRoomId: string;
+  /** the Matrix user who asked for the link (or the unlink), `@user:server` */
+  requestedBy: string;
+}
+
 /** The kinds about a target (`target`), which `strictTargets` checks. */
 const TARGETED_KINDS: ReadonlySet<DeliveryKind> = new Set(['edits', 'deletions', 'reactions']);
 
@@ -32,6 +50,8 @@ export interface Received {
   status: number;
   /** The kind, for a delivery (`POST /messages`, `/edits`, `/deletions`, `/reactions`, `/members`, `/profile`). */
   kind?: DeliveryKind;
+  /** `links` or `unlinks`, for `POST /links` and `POST /unlinks`. */
+  link?: LinkKind;
   /** What the fake answered (undefined while hanging). */
   answer?: unknown;
   headers: IncomingHttpHeaders;
@@ -83,6 +103,27 @@ export interface FakeNetwork {
   onSearch?: (kind: SearchKind, fields: Record<string, string[]>) => unknown;
   /** Kinds this network does not support: answered 501. */
   unsupported: Set<DeliveryKind>;
+  /**
+   * Link requests the network approved (`POST /links` answered 200 {}), in order, as
+   * `{room, matrixRoomId, requestedBy}` (a request repeated and approved again appears again).
+   */
+  acceptedLinks: LinkRequest[];
+  /** Unlink notices the network took (`POST /unlinks` answered 200 {}), in order. */
+  acceptedUnlinks: LinkRequest[];
+  /**
+   * Refuse link requests for a network room (`'*'`: every room) with `status` (a 4xx) and
+   * `{"error": reason}`, the reason the AS shows the user; a later call for the same room
+   * replaces it. A room's own refusal wins over `'*'`. Unlinks are never refused.
+   */
+  refuseLinks(room: string, status: number, reason: string): void;
+  /** Approve every link request again. */
+  clearLinkRefusals(): void;
+  /**
+   * Decides a failure for a link request or unlink notice (e.g. `{status: 503}`, `{hang: true}`)
+   * before anything else; undefined goes on (refusals, then approval). `attempt` counts from 1
+   * per kind, network room and Matrix room.
+   */
+  onLink?: (body: any, attempt: number, kind: LinkKind) => NetworkFailure | undefined;
   /** See FakeNetworkOptions.answerIds; may be changed at any time. */
   answerIds: boolean;
   /** See FakeNetworkOptions.strictTargets; may be changed at any time. */
@@ -139,6 +180,17 @@ function verifyBytes(header: string | undefined, bytes: Buffer, secret: string, 
 
 const KINDS_BY_PATH = new Map<string, DeliveryKind>(DELIVERY_KINDS.map((k) => [`/${k}`, k]));
 
+/** What the fake wants of a link request's body: `room`, `matrixRoomId` (`!…`) and `requestedBy` (`@user:server`). */
+function linkBodyProblems(body: unknown): string[] {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return ['the body must be a JSON object'];
+  const b = body as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof b.room !== 'string' || b.room === '') problems.push('room must be a non-empty string (the network room id)');
+  if (typeof b.matrixRoomId !== 'string' || !/^![^\s]+$/.test(b.matrixRoomId)) problems.push('matrixRoomId must be a Matrix room ID (!…)');
+  if (typeof b.requestedBy !== 'string' || !/^@[^:\s]+:\S+$/.test(b.requestedBy)) problems.push('requestedBy must be a Matrix user ID (@user:server)');
+  return problems;
+}
+
 function decodePath(p: string): string {
   try {
     return decodeURIComponent(p);
@@ -158,6 +210,8 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
   const found: string[] = [];
   const unchecked: Array<() => void> = [];
   let acceptedBy: Record<DeliveryKind, any[]> = { messages: [], edits: [], deletions: [], reactions: [], members: [], profile: [] };
+  /** network room (or '*') -> how link requests for it are refused */
+  const linkRefusals = new Map<string, { status: number; reason: string }>();
   const net: FakeNetwork = {
     url: '',
     secret,
@@ -177,6 +231,13 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
     users: new Map(),
     rooms: new Map(),
     unsupported: new Set(),
+    acceptedLinks: [],
+    acceptedUnlinks: [],
+    refuseLinks: (room, status, reason) => {
+      if (!Number.isInteger(status) || status < 400 || status > 499) throw new Error(`fake network: refuseLinks takes a 4xx status, not ${status}`);
+      linkRefusals.set(room, { status, reason });
+    },
+    clearLinkRefusals: () => linkRefusals.clear(),
     answerIds: opts.answerIds ?? true,
     strictTargets: opts.strictTargets ?? false,
     knownMessageIds: new Set(),
@@ -224,6 +285,7 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
       kind: method === 'POST' ? KINDS_BY_PATH.get(url.pathname) : undefined,
       headers: req.headers,
     };
+    if (method === 'POST' && (url.pathname === '/links' || url.pathname === '/unlinks')) rec.link = url.pathname.slice(1) as LinkKind;
     net.received.push(rec);
     const where = `${method} ${rec.path}`;
 
@@ -286,6 +348,28 @@ export async function startFakeNetwork(secretOrOptions: string | FakeNetworkOpti
           ? [...net.rooms].filter(([id, r]) => holds(id, r.name)).map(([id]) => ({ id }))
           : [...net.users].filter(([id, u]) => holds(id, u.displayName)).map(([id]) => ({ id }));
       return answer(200, hits);
+    }
+
+    const link = rec.link;
+    if (link) {
+      const body = rec.body;
+      const problems = linkBodyProblems(body);
+      if (problems.length) {
+        if (checkSpec) for (const p of problems) found.push(`${where}: ${p}`);
+        return answer(400, { error: `bad ${link} request: ${problems.join('; ')}` });
+      }
+      const request: LinkRequest = { room: body.room, matrixRoomId: body.matrixRoomId, requestedBy: body.requestedBy };
+      const key = `${link} ${request.room} ${request.matrixRoomId}`;
+      const n = (attempts.get(key) ?? 0) + 1;
+      attempts.set(key, n);
+      const f = net.onLink?.(body, n, link);
+      if (f) return fail(f);
+      if (link === 'links') {
+        const refusal = linkRefusals.get(request.room) ?? linkRefusals.get('*');
+        if (refusal) return answer(refusal.status, { error: refusal.reason });
+        net.acceptedLinks.push(request);
+      } else net.acceptedUnlinks.push(request);
+      return answer(200, {});
     }
 
     const kind = rec.kind;

@@ -1,5 +1,5 @@
 /**
- * docs/network-api.yaml, the network contract 2.1.0 as OpenAPI 3.1: the document is sound in
+ * docs/network-api.yaml, the network contract 2.2.0 as OpenAPI 3.1: the document is sound in
  * every way that can be checked here without network access (references, examples, operations,
  * the contract's paths, servers, security, headers, schemas that allow unknown fields), the
  * checker of test/support/network-api.ts says what it should, and the fake network's answers
@@ -60,9 +60,9 @@ const opNode = (pointer: string) => at(pointer) as Json;
 
 // ---------------------------------------------------------------- the document
 
-test('the document: OpenAPI 3.1.0, contract version 2.1.0, described', () => {
+test('the document: OpenAPI 3.1.0, contract version 2.2.0, described', () => {
   assert.equal(doc.openapi, '3.1.0');
-  assert.equal(doc.info?.version, '2.1.0');
+  assert.equal(doc.info?.version, '2.2.0');
   assert.ok(typeof doc.info?.title === 'string' && doc.info.title.length > 0);
   const description = String(doc.info?.description ?? '');
   for (const topic of ['X-Signature', 'Idempotency-Key', 'Retry-After', '501', '404', 'ignored', 'additionalProperties']) {
@@ -72,6 +72,11 @@ test('the document: OpenAPI 3.1.0, contract version 2.1.0, described', () => {
   for (const topic of ['`2.1.0`', '`to`', '`direct`', '/network/members', '/network/profile', '/network/rooms/{remoteRoomId}', '`/members`', '`/profile`', 'avatarUrl']) {
     assert.ok(description.includes(topic), `info.description speaks of ${topic}`);
   }
+  // What 2.2 adds, and what it means for a 2.1 network that has neither path: every link refused.
+  for (const topic of ['`2.2.0`', '`POST /links`', '`POST /unlinks`', '`{"error": "<reason>"}`', '**a 2.1 network refuses every link**']) {
+    assert.ok(description.includes(topic), `info.description speaks of ${topic}`);
+  }
+  assert.ok(description.indexOf('`2.2.0`') < description.indexOf('`2.1.0`'), 'the newest version is told first');
   assert.deepEqual(
     (doc.tags as Json[]).map((t) => t.name).sort(),
     ['as', 'network'],
@@ -116,10 +121,12 @@ test('the contract\'s paths are all there, each on its side with its servers, an
     'network GET /users/{remoteUserId}',
     'network POST /deletions',
     'network POST /edits',
+    'network POST /links',
     'network POST /members',
     'network POST /messages',
     'network POST /profile',
     'network POST /reactions',
+    'network POST /unlinks',
   ]);
   for (const [template, item] of Object.entries(doc.paths as Json)) {
     const side = template.startsWith('/network/') ? 'as' : 'network';
@@ -373,8 +380,13 @@ test('security: X-Signature everywhere but the pre-signed media link (sig and ex
   assert.deepEqual([expires?.in, expires?.required, expires?.schema?.type], ['query', true, 'integer']);
 });
 
+/** The AS's requests to the network that are not deliveries (2.2): asked or told while a Matrix user waits, never queued. */
+const LINK_PATHS = ['/links', '/unlinks'];
+
 test('headers: Idempotency-Key on every delivery, Retry-After on the retried answers', () => {
-  for (const o of operations.filter((x) => x.side === 'network' && x.method === 'POST')) {
+  const deliveries = operations.filter((x) => x.side === 'network' && x.method === 'POST' && !LINK_PATHS.includes(x.template));
+  assert.deepEqual(deliveries.map((o) => o.template).sort(), ['/deletions', '/edits', '/members', '/messages', '/profile', '/reactions']);
+  for (const o of deliveries) {
     const op = opNode(o.pointer);
     const key = (op.parameters as unknown[]).map(resolve).find((p) => p.name === 'Idempotency-Key');
     assert.deepEqual([key?.in, key?.required], ['header', true], `${o.template}: Idempotency-Key`);
@@ -388,6 +400,12 @@ test('headers: Idempotency-Key on every delivery, Retry-After on the retried ans
   for (const o of operations.filter((x) => x.side === 'as')) {
     const op = opNode(o.pointer);
     assert.ok(resolve(op.responses['429'])?.headers?.['Retry-After'], `${o.template} 429: Retry-After`);
+  }
+  // Links and unlinks are not deliveries: no Idempotency-Key, and nothing the AS retries, so no Retry-After.
+  for (const template of LINK_PATHS) {
+    const op = opNode(matchNetworkApiOperation('network', 'POST', template).pointer);
+    assert.equal(op.parameters, undefined, `${template} takes no parameters (no Idempotency-Key)`);
+    for (const [status, response] of Object.entries(op.responses as Json)) assert.equal(resolve(response).headers, undefined, `${template} ${status}: no headers`);
   }
 });
 
@@ -482,6 +500,80 @@ test('2.1 traffic: the checker takes the new routes both ways and names what bre
     for (const status of [200, 204, 404, 408, 422, 429, 501, 503]) assert.deepEqual(checkNetworkAnswer('POST', path, status, undefined), [], `${path} ${status}`);
     assert.deepEqual(checkNetworkAnswer('POST', path, 200, { anything: ['goes'] }), [], `${path}: the body is ignored`);
   }
+});
+
+test('2.2 links: the schemas, the operations\' answers, and the checker on POST /links and POST /unlinks', () => {
+  const errs = (ref: string, v: unknown) => checkNetworkApiValue(`#/components/schemas/${ref}`, v);
+  const link = { room: '#matrix', matrixRoomId: '!community:example.org', requestedBy: '@mod:example.org' };
+  const headers = { 'x-signature': 't=1,v1=00', 'content-type': 'application/json' };
+
+  // The schemas: the body the AS sends (webhook.ts: room, matrixRoomId, requestedBy), and a refusal's.
+  const s = doc.components.schemas as Json;
+  assert.deepEqual(s.LinkRequest.required, ['room', 'matrixRoomId', 'requestedBy']);
+  assert.deepEqual(errs('LinkRequest', link), []);
+  assert.deepEqual(errs('LinkRequest', { ...link, anyFutureField: 1 }), [], 'unknown fields are allowed');
+  assert.deepEqual(errs('LinkRequest', { ...link, room: 'r'.repeat(255) }), []);
+  assert.notDeepEqual(errs('LinkRequest', { ...link, room: 'r'.repeat(256) }), [], 'room: 255 at most');
+  assert.notDeepEqual(errs('LinkRequest', { ...link, room: '' }), [], 'room: 1 character at least');
+  assert.notDeepEqual(errs('LinkRequest', { ...link, matrixRoomId: '#alias:example.org' }), [], 'matrixRoomId is a room ID, not an alias');
+  assert.notDeepEqual(errs('LinkRequest', { ...link, requestedBy: 'mod' }), [], 'requestedBy is a Matrix user ID');
+  assert.deepEqual(errs('LinkRefusal', { error: 'Only the operators of #matrix may link it' }), []);
+  assert.deepEqual(errs('LinkRefusal', {}), [], 'the reason is optional');
+  assert.notDeepEqual(errs('LinkRefusal', { error: 403 }), [], 'a reason is a string');
+
+  // Both operations: the contract's global X-Signature, the same body, described answers.
+  for (const path of LINK_PATHS) {
+    const o = matchNetworkApiOperation('network', 'POST', path);
+    const op = opNode(o.pointer);
+    assert.equal(op.security, undefined, `${path}: signed with X-Signature like every request`);
+    assert.deepEqual(op.requestBody.content['application/json'].schema, { $ref: '#/components/schemas/LinkRequest' }, `${path}: a LinkRequest`);
+    assert.ok(Object.keys(op.requestBody.content['application/json'].examples).length > 0, `${path}: request examples`);
+  }
+  assert.deepEqual(
+    [matchNetworkApiOperation('network', 'POST', '/links').operationId, matchNetworkApiOperation('network', 'POST', '/unlinks').operationId],
+    ['requestLink', 'announceUnlink'],
+  );
+  // What each answer to POST /links means to the AS: approved, refused (404 and 501 too: a 2.1 network), or undecided.
+  const links = opNode(matchNetworkApiOperation('network', 'POST', '/links').pointer).responses as Json;
+  const meaning = (status: string) => (links[status].$ref as string).replace('#/components/responses/', '');
+  assert.deepEqual(
+    ['2XX', '403', '404', '501', '4XX', '408', '429', '5XX'].map(meaning),
+    ['NetworkLinkApproved', 'NetworkLinkRefused', 'NetworkLinkRefused', 'NetworkLinkRefused', 'NetworkLinkRefused', 'NetworkLinkUndecided', 'NetworkLinkUndecided', 'NetworkLinkUndecided'],
+  );
+  const unlinks = opNode(matchNetworkApiOperation('network', 'POST', '/unlinks').pointer).responses as Json;
+  for (const status of ['404', '501', '4XX', '5XX']) assert.equal(unlinks[status].$ref, '#/components/responses/NetworkUnlinkNotTaken', `/unlinks ${status}`);
+
+  // checkNetworkRequest: a well-formed request passes; a malformed one is named.
+  assert.deepEqual(checkNetworkRequest('POST', '/links', link, headers), []);
+  assert.deepEqual(checkNetworkRequest('POST', '/links', link), [], 'headers are checked only when given');
+  assert.deepEqual(checkNetworkRequest('POST', '/links', link, { 'content-type': 'application/json' }), ['not authenticated: needs header X-Signature (signature)']);
+  const { matrixRoomId: _m, ...noMatrixRoom } = link;
+  assert.deepEqual(checkNetworkRequest('POST', '/links', noMatrixRoom, headers), ["body must have required property 'matrixRoomId'"]);
+  assert.deepEqual(checkNetworkRequest('POST', '/links', { ...link, room: 42 }, headers), ['body/room must be string']);
+  assert.deepEqual(checkNetworkRequest('POST', '/links', { ...link, requestedBy: 'mod' }, headers), ['body/requestedBy must match pattern "^@[^:]+:.+$"']);
+  assert.deepEqual(checkNetworkRequest('POST', '/links', undefined, headers), ['body is required']);
+  assert.deepEqual(checkNetworkRequest('POST', '/unlinks', link, headers), []);
+  assert.deepEqual(checkNetworkRequest('POST', '/unlinks', { ...link, matrixRoomId: '#alias:example.org' }, headers), ['body/matrixRoomId must match pattern "^!.+$"']);
+  assert.throws(() => checkNetworkRequest('GET', '/links', undefined), /has no GET/);
+  assert.throws(() => checkNetworkRequest('POST', '/links/x', link), /no operation of the network/);
+  assert.throws(() => checkAsRequest('POST', '/links', link), /no operation of the AS/, 'the network serves these, not the AS');
+
+  // checkNetworkAnswer: the network's answers to them.
+  for (const status of [200, 201, 204]) assert.deepEqual(checkNetworkAnswer('POST', '/links', status, undefined), [], `/links ${status}: approved`);
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 200, { anything: ['goes'] }), [], 'the body of an approval is ignored');
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 403, { error: 'Only the operators of #matrix may link it' }), [], 'a refusal with its reason');
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 403, { error: 'no' }, 'application/json; charset=utf-8'), []);
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 409, { error: 'Linking is closed' }), [], 'any other 4xx refuses too');
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 403, {}), [], 'a refusal without a reason');
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 403, undefined), []);
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 403, Buffer.from('go away'), 'text/plain'), [], 'a body that is not JSON: no reason');
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 403, { error: 403 }), ['403 body/error must be string']);
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 404, { error: 'no such route' }), [], 'a 2.1 network: a refusal');
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 501, undefined), [], 'a 2.1 network: a refusal');
+  for (const status of [408, 429, 500, 503]) assert.deepEqual(checkNetworkAnswer('POST', '/links', status, { error: 'later' }), [], `/links ${status}: undecided`);
+  assert.deepEqual(checkNetworkAnswer('POST', '/links', 302, undefined), ['302 is not a documented answer of POST /links (200, 403, 404, 408, 429, 501, 2XX, 4XX, 5XX)']);
+  for (const status of [200, 204, 400, 404, 501, 503]) assert.deepEqual(checkNetworkAnswer('POST', '/unlinks', status, { anything: 1 }), [], `/unlinks ${status}`);
+  assert.deepEqual(checkNetworkAnswer('POST', '/unlinks', 302, undefined).length, 1);
 });
 
 // ---------------------------------------------------------------- the fake network
@@ -673,6 +765,41 @@ test('the fake network: memberships, profiles and direct chats (2.1), answered a
   assert.deepEqual(seen, [[1, 'profile'], [2, 'profile']]);
   net.onDeliver = undefined;
   assert.deepEqual(net.specErrors, []);
+});
+
+test('the fake network: links and unlinks (2.2), answered as documented; a malformed link request lands in specErrors', async () => {
+  const link = { room: '#matrix', matrixRoomId: '!community:example.org', requestedBy: '@mod:example.org' };
+  try {
+    assert.deepEqual(await asCall(net, 'POST', '/links', link).then((r) => [r.status, r.body]), [200, {}], 'approved');
+    assert.deepEqual(net.acceptedLinks.at(-1), link);
+    net.refuseLinks('#matrix', 403, 'Only the operators of #matrix may link it');
+    assert.deepEqual(await asCall(net, 'POST', '/links', link).then((r) => [r.status, r.body]), [403, { error: 'Only the operators of #matrix may link it' }], 'refused, with the reason');
+    assert.deepEqual(await asCall(net, 'POST', '/unlinks', link).then((r) => [r.status, r.body]), [200, {}], 'an unlink is never refused');
+    assert.deepEqual(net.acceptedUnlinks.at(-1), link);
+    net.clearLinkRefusals();
+    net.onLink = (_body, _attempt, kind) => (kind === 'links' ? { status: 503, retryAfter: 4 } : undefined);
+    assert.equal((await asCall(net, 'POST', '/links', { ...link, room: '#later' })).status, 503, 'undecided');
+    net.onLink = undefined;
+    // Neither carries an Idempotency-Key: they are not deliveries.
+    assert.ok(net.received.filter((r) => r.path === '/links' || r.path === '/unlinks').every((r) => r.idempotencyKey === undefined));
+    assert.deepEqual(net.specErrors, []);
+  } finally {
+    net.clearLinkRefusals();
+    net.onLink = undefined;
+  }
+
+  const bad = await startFakeNetwork();
+  try {
+    const { matrixRoomId: _m, ...noMatrixRoom } = link;
+    assert.equal((await asCall(bad, 'POST', '/links', noMatrixRoom)).status, 400);
+    await asCall(bad, 'POST', '/unlinks', { ...link, room: 7 });
+    const errors = bad.specErrors;
+    assert.ok(errors.includes("POST /links: body must have required property 'matrixRoomId'"), errors.join('\n'));
+    assert.ok(errors.includes('POST /unlinks: body/room must be string'), errors.join('\n'));
+    assert.ok(!errors.some((e) => e.startsWith('answer ')), `the fake's answers conform: ${errors.join('\n')}`);
+  } finally {
+    await bad.close();
+  }
 });
 
 test('the fake network: malformed requests from the AS land in specErrors', async () => {

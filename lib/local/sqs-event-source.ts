@@ -168,10 +168,12 @@ export function sqsEventSource(opts: EventSourceOptions): SqsEventSource {
   async function receive(waitSeconds: number): Promise<number> {
     // local-aws-sqs holds a receive until it has as many messages as asked for, or 40 ms have
     // passed: asking for what is there (at most 10) answers at once.
-    const visible = Number(
-      (await opts.client.send(new GetQueueAttributesCommand({ QueueUrl: opts.queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes
-        ?.ApproximateNumberOfMessages ?? 10,
-    );
+    // A message just sent counts as "delayed" in local-aws-sqs until a zero-delay timer of its
+    // server fires; a busy server answers this first: those are about to be there too.
+    const counts = (
+      await opts.client.send(new GetQueueAttributesCommand({ QueueUrl: opts.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesDelayed'] }))
+    ).Attributes;
+    const visible = Number(counts?.ApproximateNumberOfMessages ?? 10) + Number(counts?.ApproximateNumberOfMessagesDelayed ?? 0);
     if (visible === 0 && waitSeconds === 0) return 0;
     const out = await opts.client.send(
       new ReceiveMessageCommand({

@@ -9,7 +9,7 @@
 
 import { registerSecrets } from './log.js';
 import { perColdStart } from './once.js';
-import { DEFAULTS, DELIVERY, MESSAGES } from './defaults.js';
+import { ACCESS, DEFAULTS, DELIVERY, MESSAGES } from './defaults.js';
 
 /**
  * `secret` is the one we SIGN with (our requests to the network): NETWORK_SECRET, also while
@@ -49,6 +49,26 @@ export interface Config {
   messages: MessagesConfig;
   /** The third-party protocol the bridge provides (the AS API's `/thirdparty/…` endpoints, the registration's `protocols`). */
   thirdParty: ThirdPartyConfig;
+  /** Who may do what (PERMISSIONS), linking rooms, and the provisioning API. */
+  access: AccessConfig;
+}
+
+/** What a Matrix user may do with the bridge, from least to most. */
+export const PERMISSION_LEVELS = ['none', 'relay', 'link', 'admin'] as const;
+export type PermissionLevel = (typeof PERMISSION_LEVELS)[number];
+
+export interface AccessConfig {
+  /**
+   * PERMISSIONS (or PERMISSIONS_PARAM, an SSM parameter): Matrix user patterns (`*`, a server
+   * name, a user ID) → level; the most specific pattern that matches a user wins.
+   */
+  permissions: Readonly<Record<string, PermissionLevel>>;
+  /** LINK_POWER_LEVEL: the power level in a room that linking or unlinking it takes. */
+  linkPowerLevel: number;
+  /** PROVISIONING_SECRET (or _PARAM): the operator's bearer token for the provisioning API; none when unset. */
+  provisioningSecret?: string;
+  /** HOMESERVER_FEDERATION_URL: where the homeserver answers OpenID userinfo (its federation API); HOMESERVER_URL unless set. */
+  federationUrl: string;
 }
 
 export interface ThirdPartyConfig {
@@ -170,9 +190,11 @@ function secret(env: Env, name: string): SecretSource {
   return { variable: name, value: value || undefined, param: param || undefined };
 }
 
-export interface UnresolvedConfig extends Omit<Config, 'asToken' | 'hsTokens' | 'network'> {
+export interface UnresolvedConfig extends Omit<Config, 'asToken' | 'hsTokens' | 'network' | 'access'> {
   asToken: SecretSource;
   hsTokens: SecretSource[];
+  /** The permissions given inline (PERMISSIONS) or in SSM (PERMISSIONS_PARAM); the default when neither. */
+  access: Omit<AccessConfig, 'permissions' | 'provisioningSecret'> & { permissions?: SecretSource; provisioningSecret?: SecretSource };
   /** `next`: NETWORK_SECRET_NEXT, present only when set. */
   network:
     | { kind: 'open'; secret?: SecretSource; next?: SecretSource }
@@ -258,8 +280,45 @@ export function parseConfig(env: Env): UnresolvedConfig {
       mediaLinkHours: wholeNumber(env, 'MEDIA_LINK_HOURS', MESSAGES.MEDIA_LINK_HOURS, 1, 365 * 24),
     },
     thirdParty: thirdParty(env, asId),
+    access: {
+      ...(env.PERMISSIONS?.trim() || env.PERMISSIONS_PARAM?.trim() ? { permissions: secret(env, 'PERMISSIONS') } : {}),
+      ...(env.PROVISIONING_SECRET?.trim() || env.PROVISIONING_SECRET_PARAM?.trim() ? { provisioningSecret: secret(env, 'PROVISIONING_SECRET') } : {}),
+      linkPowerLevel: wholeNumber(env, 'LINK_POWER_LEVEL', ACCESS.LINK_POWER_LEVEL, 0, 100),
+      federationUrl: url(env, 'HOMESERVER_FEDERATION_URL', env.HOMESERVER_FEDERATION_URL?.trim() || required(env, 'HOMESERVER_URL')),
+    },
   };
 }
+
+const SERVER_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9.-]+)(:\d{1,5})?$/;
+const USER_PATTERN = /^@[^:\s]+:(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9.-]+)(:\d{1,5})?$/;
+
+/**
+ * PERMISSIONS' JSON: an object of pattern → level, where a pattern is `*`, a server name or a
+ * user ID, and a level one of PERMISSION_LEVELS. `variable`: where it came from, for the error.
+ */
+export function parsePermissions(variable: string, raw: string): Record<string, PermissionLevel> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(variable, 'is not JSON: give an object such as {"*": "relay", "example.org": "link"}');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(variable, 'must be a JSON object of pattern → level');
+  const out: Record<string, PermissionLevel> = Object.create(null);
+  for (const [pattern, level] of Object.entries(parsed)) {
+    if (pattern !== '*' && !SERVER_PATTERN.test(pattern) && !USER_PATTERN.test(pattern)) {
+      throw new ConfigError(variable, `has ${JSON.stringify(pattern)}: a pattern is "*", a server name (example.org) or a user ID (@alice:example.org)`);
+    }
+    if (!PERMISSION_LEVELS.includes(level as PermissionLevel)) {
+      throw new ConfigError(variable, `gives ${JSON.stringify(pattern)} the level ${JSON.stringify(level)}: a level is one of ${PERMISSION_LEVELS.join(', ')}`);
+    }
+    out[pattern] = level as PermissionLevel;
+  }
+  return out;
+}
+
+/** Today's behaviour plus linking for the homeserver's own users. */
+export const defaultPermissions = (serverName: string): Record<string, PermissionLevel> => ({ '*': 'relay', [serverName]: 'link' });
 
 /** PROTOCOL and the protocol's metadata (lib/bridge/thirdparty.ts answers it). */
 function thirdParty(env: Env, asId: string): ThirdPartyConfig {
@@ -297,7 +356,7 @@ export const ssmReader: ParameterReader = async (names) => {
 /** The process-wide configuration, loaded at the first request; its secrets are masked in every log line from then on. */
 export const getConfig = perColdStart(() =>
   loadConfig().then((c) => {
-    registerSecrets(c.asToken, ...c.hsTokens, ...c.network.acceptedSecrets);
+    registerSecrets(c.asToken, ...c.hsTokens, ...c.network.acceptedSecrets, ...(c.access.provisioningSecret ? [c.access.provisioningSecret] : []));
     return c;
   }),
 );
@@ -305,7 +364,7 @@ export const getConfig = perColdStart(() =>
 /** Parses the environment and resolves secrets held in SSM (one GetParameters call). */
 export async function loadConfig(env: Env = process.env, readParameters: ParameterReader = ssmReader): Promise<Config> {
   const raw = parseConfig(env);
-  const sources = [raw.asToken, ...raw.hsTokens, ...[raw.network.secret, raw.network.next].filter((s) => s !== undefined)];
+  const sources = [raw.asToken, ...raw.hsTokens, ...[raw.network.secret, raw.network.next, raw.access.permissions, raw.access.provisioningSecret].filter((s) => s !== undefined)];
   const names = sources.filter((s) => !s.value && s.param).map((s) => s.param as string);
   const fetched = names.length ? await readParameters(names) : {};
   const resolve = (s: SecretSource): string => {
@@ -328,5 +387,10 @@ export async function loadConfig(env: Env = process.env, readParameters: Paramet
     const current = resolveOptional(raw.network.secret);
     network = { kind: 'open', secret: current, acceptedSecrets: accepted(current) };
   }
-  return { ...raw, asToken, hsTokens, network };
+  const { permissions: permissionsSource, provisioningSecret: provisioningSource, ...access } = raw.access;
+  const permissions = permissionsSource
+    ? parsePermissions(permissionsSource.value ? permissionsSource.variable : `${permissionsSource.variable}_PARAM`, resolve(permissionsSource))
+    : defaultPermissions(raw.serverName);
+  const provisioningSecret = provisioningSource ? resolve(provisioningSource) : undefined;
+  return { ...raw, asToken, hsTokens, network, access: { ...access, permissions, ...(provisioningSecret ? { provisioningSecret } : {}) } };
 }

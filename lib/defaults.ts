@@ -81,6 +81,14 @@ export const MESSAGES = {
   MEDIA_LINK_HOURS: 7 * 24,
 } as const;
 
+/** Linking existing rooms, and who may use the bridge. */
+export const ACCESS = {
+  /** The power level in a room that linking or unlinking it takes (LINK_POWER_LEVEL): a moderator's. */
+  LINK_POWER_LEVEL: 50,
+  /** The bot's commands start with this word. */
+  COMMAND_PREFIX: '!bridge',
+} as const;
+
 /** The delivery queue and its dead-letter queue, FIFO, per stage (infra/queue.yml names them the same way). */
 export const queueNamesFor = (stage: string) => ({
   queue: `${SERVICE}-${stage}-deliver.fifo`,

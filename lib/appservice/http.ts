@@ -168,20 +168,25 @@ export function rawBody(event: APIGatewayProxyEventV2): Buffer {
   return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
 }
 
+/** The body as a JSON object, or the Matrix error that says what is wrong with it. */
+export function jsonObjectOf(event: APIGatewayProxyEventV2): Record<string, unknown> {
+  const bytes = rawBody(event);
+  if (bytes.length > MAX_BODY_BYTES) throw tooLarge(`body is over ${MAX_BODY_BYTES} bytes`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw notJson('body is not valid UTF-8 JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw badJson('body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
 const jsonBody = (): Mw => ({
   before: (req) => {
-    const bytes = rawBody(req.event);
-    if (bytes.length > MAX_BODY_BYTES) throw tooLarge(`body is over ${MAX_BODY_BYTES} bytes`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-    } catch {
-      throw notJson('body is not valid UTF-8 JSON');
-    }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw badJson('body must be a JSON object');
-    }
-    req.event.json = parsed;
+    req.event.json = jsonObjectOf(req.event);
   },
 });
 

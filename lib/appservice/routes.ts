@@ -16,11 +16,14 @@ const KNOWN: Array<[RegExp, string]> = [
   [/^\/network\/(messages|edits|deletions|reactions|members|profile|media)$/, 'POST'],
   [/^\/network\/rooms\/.+$/, 'POST'],
   [/^\/network\/media\/[^/]+\/[^/]+$/, 'GET'],
+  [/^\/_matrix\/provision\/v1\/links$/, 'GET'],
+  [/^\/_matrix\/provision\/v1\/rooms\/[^/]+$/, 'GET'],
+  [/^\/_matrix\/provision\/v1\/rooms\/[^/]+\/links$/, 'GET, POST, DELETE'],
 ];
 
 export function unrecognized(method: string, path: string): Reply {
   const known = KNOWN.find(([re]) => re.test(path));
-  if (known && known[1] !== method) {
+  if (known && !known[1].split(', ').includes(method)) {
     return { status: 405, body: unrecognizedError(`${method} is not allowed on ${path}; use ${known[1]}`, 405).body };
   }
   return { status: 404, body: unrecognizedError('unrecognized request').body };

@@ -4,6 +4,7 @@
  * has lost it. Whether it is still there is asked of the homeserver, never guessed from the class
  * of another call's failure.
  */
+import { createHash } from 'node:crypto';
 import { ErrCode, isHomeserverError } from '../matrix/errors.js';
 import type { RoomId } from '../matrix/ids.js';
 import { recordMetrics } from '../metrics.js';
@@ -41,4 +42,20 @@ export function botWriteFailed(b: Bridge, what: string, roomId: RoomId, err: unk
     return;
   }
   b.log.warn(what, { roomId, ...more, err });
+}
+
+/**
+ * An `m.notice` from the bot, in reply to `replyTo` when given. `key` names it for the CS
+ * transaction id, so that a notice about one event is sent once however often the event is
+ * handled (a retried transaction). Best effort, as every write of the bot's own.
+ */
+export async function botNotice(b: Bridge, roomId: RoomId, body: string, deadline: number, opts: { key: string; replyTo?: string }): Promise<void> {
+  const content: Record<string, unknown> = { msgtype: 'm.notice', body };
+  if (opts.replyTo) content['m.relates_to'] = { 'm.in_reply_to': { event_id: opts.replyTo } };
+  const txnId = `notice.${createHash('sha256').update(opts.key).digest('base64url').slice(0, 32)}`;
+  try {
+    await b.cs.sendEvent(roomId, 'm.room.message', txnId, content, { deadline });
+  } catch (err) {
+    botWriteFailed(b, 'could not send a notice', roomId, err);
+  }
 }

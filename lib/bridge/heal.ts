@@ -19,7 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { isHomeserverError, isMatrixError, unavailable } from '../matrix/errors.js';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
-import type { AliasRoom } from '../store/index.js';
+import type { AliasRoom, NetworkRoom } from '../store/index.js';
 import { ensureBridgeState, hasBridgeState, setBridgeState } from './bridge-state.js';
 import type { Bridge } from './runtime.js';
 import { WarmCache } from './warm-cache.js';
@@ -247,7 +247,7 @@ export async function isOurOwnLookup(b: Bridge, alias: RoomAlias, deadline: numb
  * that the next join makes it again (and replays what is kept meanwhile). A bot that was kicked
  * is reported to the operator; the room is left as it is.
  */
-export async function isRoomLost(b: Bridge, room: AliasRoom, failure: unknown, deadline: number): Promise<boolean> {
+export async function isRoomLost(b: Bridge, room: NetworkRoom, failure: unknown, deadline: number): Promise<boolean> {
   if (!isHomeserverError(failure) || (failure.hs.status !== 403 && failure.hs.status !== 404)) return false;
   const presence = await botPresence(b, room.roomId, deadline);
   if (presence === 'departed') botWriteFailed(b, 'a network message could not be posted', room.roomId, failure);

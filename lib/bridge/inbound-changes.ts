@@ -8,6 +8,7 @@
 import { ErrCode, MatrixError, invalidParam, isHomeserverError, notFound } from '../matrix/errors.js';
 import type { RoomId } from '../matrix/ids.js';
 import type { BridgedMessage, BridgedRoom } from '../store/index.js';
+import { rememberedRoom } from './runtime.js';
 import type { Bridge } from './runtime.js';
 import { countOutcome } from './outcome.js';
 import { actAsVirtualUser, csTxnIdFor, textContent } from './post.js';
@@ -32,7 +33,7 @@ async function targetOf(b: Bridge, c: InboundChange, reactionTargets = false): P
   const target = await b.store.getBridgedMessage(c.target);
   if (!target) throw notFound(`no bridged message has the id ${c.target} (never bridged, or older than the mapping is kept)`);
   if (target.reaction && !reactionTargets) throw notFound(`${c.target} is a reaction, not a message: only a deletion can be about it`);
-  let room = b.roomCache.get(target.roomId);
+  let room = rememberedRoom(b, target.roomId);
   if (!room) {
     room = (await b.store.getBridgedRooms([target.roomId])).get(target.roomId);
     if (room) b.roomCache.set(target.roomId, room);
@@ -43,7 +44,7 @@ async function targetOf(b: Bridge, c: InboundChange, reactionTargets = false): P
 
 /** The room is where the network says: its network room, or the direct chat of the sender with `to`. */
 const isWhere = (room: BridgedRoom, c: InboundChange) =>
-  room.kind === 'alias' ? room.remoteRoom === c.room : c.to === room.matrixUser && c.sender.id === room.remoteUser;
+  room.kind !== 'direct' ? room.remoteRoom === c.room : c.to === room.matrixUser && c.sender.id === room.remoteUser;
 
 const counted = (run: () => Promise<ChangeOutcome>) => countOutcome('InboundMessage', run, () => 'sent');
 

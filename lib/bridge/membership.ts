@@ -5,13 +5,13 @@
  * starts with the people the network has in it.
  */
 import { isHomeserverError } from '../matrix/errors.js';
-import type { AliasRoom, InboundMembership } from '../store/index.js';
+import type { NetworkRoom, InboundMembership } from '../store/index.js';
 import type { Bridge } from './runtime.js';
 import { actAsVirtualUser } from './post.js';
 import { forgetVirtualUser } from './provision-user.js';
 
 /** Joins are idempotent on the homeserver, and so are leaves of a user who is not there: a resend changes nothing. */
-export async function applyMembership(b: Bridge, room: AliasRoom, m: InboundMembership, deadline: number): Promise<void> {
+export async function applyMembership(b: Bridge, room: NetworkRoom, m: InboundMembership, deadline: number): Promise<void> {
   const userId = b.ns.userIdFor(m.user.id);
   // The network says where its user is: what this warm Lambda remembers does not count.
   forgetVirtualUser(b, userId, room.roomId);

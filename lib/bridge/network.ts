@@ -158,7 +158,23 @@ export interface SearchHit {
   fields?: Record<string, string>;
 }
 
+/** A Matrix room to be linked to one of the network's rooms, or unlinked from it (POST /links, /unlinks). */
+export interface LinkRequest {
+  /** The network room. */
+  room: string;
+  matrixRoomId: string;
+  /** The Matrix user who asked. */
+  requestedBy: string;
+}
+
+/** The network's answer to a link request: approved, or refused with a reason for the user. */
+export type LinkAnswer = { approved: true } | { approved: false; reason: string };
+
 export interface NetworkPort {
+  /** Asks the network whether a Matrix room may be linked to its room; throws (503) when it cannot tell. */
+  requestLink(request: LinkRequest): Promise<LinkAnswer>;
+  /** Tells the network a link ended; throws when it could not be told. */
+  announceUnlink(request: LinkRequest): Promise<void>;
   /** undefined when the network does not know the user; throws when it cannot tell. */
   lookupUser(remoteUserId: string): Promise<RemoteUser | undefined>;
   lookupRoom(remoteRoomId: string): Promise<RemoteRoom | undefined>;

@@ -90,7 +90,7 @@ const stringOr = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefi
  * have no network room: their Matrix side ends them (member.ts) instead.
  */
 function membershipOf(e: RoomEvent, room: BridgedRoom): Delivery | undefined {
-  if (room.kind !== 'alias' || e.state_key === undefined) return undefined;
+  if (room.kind === 'direct' || e.state_key === undefined) return undefined;
   const membership = e.content.membership;
   const before = e.unsigned?.prev_content;
   const was = typeof before?.membership === 'string' ? before.membership : undefined;

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrCode, invalidParam, isHomeserverError, notFound, unavailable } from '../matrix/errors.js';
 import { isRoomAlias } from '../matrix/ids.js';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
-import type { AliasRecord, AliasRoom } from '../store/index.js';
+import type { AliasRecord, AliasRoom, NetworkRoom } from '../store/index.js';
 import { sleep } from '../time.js';
 import type { Bridge } from './runtime.js';
 import type { RemoteRoom } from './network.js';
@@ -23,14 +23,17 @@ import { countOutcome } from './outcome.js';
 const POLL_MS = 150;
 
 /** The room behind an alias record, once the record says the room is made and recorded. */
-export const readyRoom = (record: AliasRecord | undefined, remoteRoom: string): AliasRoom | undefined =>
-  record?.state === 'ready' && record.roomId ? { kind: 'alias', alias: record.alias, roomId: record.roomId, remoteRoom } : undefined;
+export function readyRoom(record: AliasRecord | undefined, remoteRoom: string): NetworkRoom | undefined {
+  if (record?.state !== 'ready' || !record.roomId) return undefined;
+  const { alias, roomId, linked } = record;
+  return linked ? { kind: 'linked', alias, roomId, remoteRoom, linkedBy: linked.by, linkedAt: linked.at } : { kind: 'alias', alias, roomId, remoteRoom };
+}
 
 /** The room alias query: make the room the alias names exist on the HS when the network has it. */
-export const provisionRoom = (b: Bridge, alias: string, deadline: number): Promise<AliasRoom> =>
+export const provisionRoom = (b: Bridge, alias: string, deadline: number): Promise<NetworkRoom> =>
   countOutcome('RoomQuery', () => provisionRoomOnce(b, alias, deadline), () => 'ready');
 
-async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Promise<AliasRoom> {
+async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Promise<NetworkRoom> {
   if (!isRoomAlias(alias)) throw invalidParam(`${JSON.stringify(alias)} is not a room alias`);
   const remoteRoom = b.ns.remoteRoomOf(alias);
   if (!remoteRoom) throw notFound(`${alias} is not in this bridge's namespace`);
@@ -43,6 +46,12 @@ async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Pr
   if (recorded) {
     const healed = await healAlias(b, recorded, deadline);
     if (healed) return healed;
+    // A linked room the bot is gone from (the room was deleted, the bot kicked): the link ends,
+    // and the network room gets a room of its own, made as for any alias.
+    if (recorded.kind === 'linked') {
+      await b.store.removeLink(recorded);
+      b.log.warn('a linked room is gone from the homeserver, or the bot from it: the link ends', { roomId: recorded.roomId, remoteRoom, linkedBy: recorded.linkedBy });
+    }
   }
 
   const info = await b.network.lookupRoom(remoteRoom);
@@ -50,7 +59,7 @@ async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Pr
 
   const owner = randomUUID();
   // A recorded room the homeserver no longer has is replaced: its record is taken over, once.
-  let replacing = recorded?.roomId;
+  let replacing = recorded?.kind === 'alias' ? recorded.roomId : undefined;
   for (;;) {
     // The lock lasts as long as our own deadline: we never hold it after we stop working.
     const lockMs = Math.max(deadline - Date.now(), 0) + 1000;
@@ -63,6 +72,8 @@ async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Pr
       await sleep(POLL_MS);
       record = await b.store.getAlias(alias);
       const made = readyRoom(record, remoteRoom);
+      // Linked meanwhile (a moderator's link won the lock): the alias leads to that room.
+      if (made?.kind === 'linked') return (await healAlias(b, made, deadline)) ?? made;
       if (made) return made;
     } while (record && record.state === 'creating' && (record.lockUntil ?? 0) >= Date.now());
   }
@@ -73,7 +84,7 @@ async function provisionRoomOnce(b: Bridge, alias: string, deadline: number): Pr
  * (an admin removed the alias, a reset or restored database). The alias is pointed at the
  * recorded room again when that room still exists; undefined when it is gone too.
  */
-async function healAlias(b: Bridge, room: AliasRoom, deadline: number): Promise<AliasRoom | undefined> {
+async function healAlias(b: Bridge, room: NetworkRoom, deadline: number): Promise<NetworkRoom | undefined> {
   // Not a lookup first: Synapse answers a lookup of an alias it lacks in our namespace by asking
   // this very query again. Setting the alias asks nobody; "already there" means it had it after all.
   try {
@@ -105,7 +116,7 @@ async function createBridgedRoom(
   info: RemoteRoom,
   owner: string,
   deadline: number,
-): Promise<AliasRoom> {
+): Promise<NetworkRoom> {
   let roomId: RoomId;
   try {
     roomId = await createOrAdopt(b, alias, remoteRoom, info, deadline);

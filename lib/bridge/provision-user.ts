@@ -119,7 +119,20 @@ export async function updateVirtualUserProfile(b: Bridge, remoteUser: string, sa
 export async function joinVirtualUser(b: Bridge, userId: UserId, roomId: RoomId, deadline: number): Promise<void> {
   const key = `${roomId}|${userId}` as const;
   if (b.joined.has(key)) return;
-  await b.cs.join(roomId, { deadline, asUser: userId });
+  try {
+    await b.cs.join(roomId, { deadline, asUser: userId });
+  } catch (e) {
+    // An invite-only room (a linked room, most often): the bot, which is in every bridged room,
+    // invites the user, then it joins, as matrix-appservice-bridge's Intent.ensureJoined does.
+    // A ban stays a refusal: the invite is refused too.
+    if (!isHomeserverError(e) || e.hs.status !== 403) throw e;
+    try {
+      await b.cs.invite(roomId, userId, { deadline });
+    } catch {
+      throw e;
+    }
+    await b.cs.join(roomId, { deadline, asUser: userId });
+  }
   b.joined.add(key);
 }
 

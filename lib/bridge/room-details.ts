@@ -20,6 +20,8 @@ export async function updateRoomDetails(b: Bridge, remoteRoom: string, details: 
   }
   const room = readyRoom(await b.store.getAlias(alias), remoteRoom);
   if (!room) return {};
+  // A linked room is its community's own: its name and topic are theirs to set, not the network's.
+  if (room.kind === 'linked') return { roomId: room.roomId };
   // Setting the same value again is harmless: the homeserver keeps the one state either way.
   if (details.name !== undefined) await b.cs.sendState(room.roomId, 'm.room.name', '', { name: details.name }, { deadline });
   if (details.topic !== undefined) await b.cs.sendState(room.roomId, 'm.room.topic', '', { topic: details.topic }, { deadline });

@@ -21,6 +21,16 @@ import { WarmCache } from './warm-cache.js';
 
 /** How long a warm Lambda trusts a room mapping it read: one DynamoDB read per room per this, at most. */
 export const ROOM_CACHE_MS = 5 * 60_000;
+
+/**
+ * The room mapping this warm Lambda remembers, if it may be trusted without a read. A linked room
+ * is read afresh each time: a moderator may unlink it through another Lambda (the provisioning
+ * API) at any moment, and then bridging must stop at once, not within ROOM_CACHE_MS.
+ */
+export function rememberedRoom(b: Pick<Bridge, 'roomCache'>, roomId: RoomId): BridgedRoom | undefined {
+  const room = b.roomCache.get(roomId);
+  return room?.kind === 'linked' ? undefined : room;
+}
 import { openNetwork } from './adapters/open.js';
 import { webhookNetwork } from './adapters/webhook.js';
 

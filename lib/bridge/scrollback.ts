@@ -4,7 +4,7 @@
  * `scrollbackPending`), so the network's order holds however replays and new messages overlap.
  */
 import { MatrixError } from '../matrix/errors.js';
-import type { AliasRoom, InboundMembership, KeptEvent } from '../store/index.js';
+import type { NetworkRoom, InboundMembership, KeptEvent } from '../store/index.js';
 import type { Bridge } from './runtime.js';
 import { postOnce } from './post.js';
 import { applyMembership } from './membership.js';
@@ -12,7 +12,7 @@ import { applyMembership } from './membership.js';
 export const isMembership = (k: KeptEvent): k is InboundMembership => 'membership' in k;
 
 /** A kept message posted once (the event it became), or a kept membership applied (undefined). */
-export const applyKept = (b: Bridge, room: AliasRoom, k: KeptEvent, deadline: number): Promise<string | undefined> =>
+export const applyKept = (b: Bridge, room: NetworkRoom, k: KeptEvent, deadline: number): Promise<string | undefined> =>
   isMembership(k) ? applyMembership(b, room, k, deadline).then(() => undefined) : postOnce(b, room, k, deadline);
 
 export interface Drained {
@@ -28,7 +28,7 @@ export interface Drained {
  * it too, so nobody would replay it. Listing once more after the mark finds it (and raises the
  * flag, so that new messages wait behind it); a message kept later sees the ready record itself.
  */
-export async function keptMeanwhile(b: Bridge, alias: AliasRoom['alias']): Promise<boolean> {
+export async function keptMeanwhile(b: Bridge, alias: NetworkRoom['alias']): Promise<boolean> {
   if ((await b.store.listScrollback(alias)).length === 0) return false;
   await b.store.setScrollbackPending(alias, true);
   return true;
@@ -45,7 +45,7 @@ const ROUNDS = 5;
  * line, never left to block the room; anything else stops the drain, the flag stays, and the
  * next drain carries on.
  */
-export async function drainScrollback(b: Bridge, room: AliasRoom, deadline: number): Promise<Drained> {
+export async function drainScrollback(b: Bridge, room: NetworkRoom, deadline: number): Promise<Drained> {
   const drained: Drained = { posted: new Map(), refused: new Map() };
   for (let round = 0; round < ROUNDS; round++) {
     let kept = await b.store.listScrollback(room.alias);

@@ -225,6 +225,13 @@ export function createCsClient(opts: CsClientOptions) {
     setAlias: (alias: RoomAlias, roomId: RoomId, call: CallOptions) =>
       request('PUT', `/_matrix/client/v3/directory/room/${enc(alias)}`, { ...call, body: { room_id: roomId } }),
 
+    /** Takes one of our aliases off its room (as the bot, which owns our aliases). */
+    deleteAlias: (alias: RoomAlias, call: CallOptions) => request('DELETE', `/_matrix/client/v3/directory/room/${enc(alias)}`, call),
+
+    /** The room's joined members, by user ID (as a member: the bot). */
+    joinedMembers: (roomId: RoomId, call: CallOptions) =>
+      request<{ joined?: Record<string, unknown> }>('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/joined_members`, call).then((r) => Object.keys(r.joined ?? {}) as UserId[]),
+
     sendState: (roomId: RoomId, type: string, stateKey: string, content: Record<string, unknown>, call: CallOptions) =>
       request<{ event_id: string }>('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, {
         ...call,

@@ -22,6 +22,12 @@ export const ErrCode = {
   UserInUse: 'M_USER_IN_USE',
   RoomInUse: 'M_ROOM_IN_USE',
   Exclusive: 'M_EXCLUSIVE',
+  /** Ours (the spec reserves M_ for itself): the network room or the Matrix room is bridged already. */
+  AlreadyLinked: 'ORG.MATRIX_APPSERVICE_LAMBDA.ALREADY_LINKED',
+  /** Ours: the network refused to link its room (its reason in `error`). */
+  NetworkRefused: 'ORG.MATRIX_APPSERVICE_LAMBDA.NETWORK_REFUSED',
+  /** Ours: the bridge bot is not in the room and cannot join it (invite it first). */
+  BotNotInRoom: 'ORG.MATRIX_APPSERVICE_LAMBDA.BOT_NOT_IN_ROOM',
 } as const;
 
 export type ErrCode = (typeof ErrCode)[keyof typeof ErrCode];

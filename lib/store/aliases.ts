@@ -6,19 +6,19 @@ import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { RoomAlias, RoomId } from '../matrix/ids.js';
 import { deleteWhile, isConditionFailed } from './client.js';
 import type { Table } from './client.js';
-import type { AliasLookup, AliasRecord, AliasRoom } from './port.js';
+import type { AliasLookup, AliasRecord, AliasRoom, NetworkRoom } from './port.js';
 import { deleteRoom, putRoom } from './rooms.js';
 import { markReadyUnderLock, releaseCreationLock, takeCreationLock } from './creation-lock.js';
 
 /** The partition of everything kept about one alias (its record, its scrollback). */
 export const aliasPk = (alias: RoomAlias) => `ALIAS#${alias}`;
-const aliasKey = (alias: RoomAlias) => ({ pk: aliasPk(alias), sk: 'ROOM' });
+export const aliasKey = (alias: RoomAlias) => ({ pk: aliasPk(alias), sk: 'ROOM' });
 
 export async function getAlias(t: Table, alias: RoomAlias): Promise<AliasRecord | undefined> {
   const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: aliasKey(alias), ConsistentRead: true }));
   if (!out.Item) return undefined;
-  const { state, roomId, lockUntil, owner, scrollbackPending } = out.Item;
-  return { alias, state, roomId, lockUntil, owner, scrollbackPending };
+  const { state, roomId, lockUntil, owner, scrollbackPending, linkedBy, linkedAt } = out.Item;
+  return { alias, state, roomId, lockUntil, owner, scrollbackPending, ...(linkedBy ? { linked: { by: linkedBy, at: Number(linkedAt) } } : {}) };
 }
 
 export const lockAlias = (t: Table, alias: RoomAlias, owner: string, lockMs: number) => takeCreationLock(t, aliasKey(alias), owner, lockMs);
@@ -141,7 +141,7 @@ export async function setScrollbackPending(t: Table, alias: RoomAlias, pending: 
 }
 
 /** New room's record, alias → new room (if it still named the old one), old room's record gone. */
-export async function moveRoom(t: Table, room: AliasRoom, to: RoomId): Promise<boolean> {
+export async function moveRoom(t: Table, room: NetworkRoom, to: RoomId): Promise<boolean> {
   await putRoom(t, { ...room, roomId: to });
   try {
     await t.doc.send(
@@ -195,7 +195,7 @@ export async function adoptRoom(t: Table, room: AliasRoom, scrollbackPending: bo
  * The homeserver no longer has the room: both mapping items go, the alias item only while it
  * still names that room (a copy that made the room again meanwhile keeps its record).
  */
-export async function forgetRoom(t: Table, room: AliasRoom): Promise<void> {
+export async function forgetRoom(t: Table, room: NetworkRoom): Promise<void> {
   await deleteWhile(t, aliasKey(room.alias), '#s = :ready AND roomId = :roomId', { '#s': 'state' }, { ':ready': 'ready', ':roomId': room.roomId });
   await deleteRoom(t, room);
 }

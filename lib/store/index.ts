@@ -16,6 +16,7 @@ import * as scrollback from './scrollback.js';
 import * as messages from './messages.js';
 import * as rooms from './rooms.js';
 import * as directChats from './direct-chats.js';
+import * as links from './links.js';
 
 export type { Table } from './client.js';
 export * from './port.js';
@@ -62,6 +63,10 @@ export function dynamoStore(t: Table, opts: StoreOptions = { messageTtlS: MESSAG
     endDirectChat: guard(directChats.endDirectChat, t),
     moveRoom: guard(aliases.moveRoom, t),
     forgetRoom: guard(aliases.forgetRoom, t),
+    recordLink: guard(links.recordLink, t),
+    removeLink: guard(links.removeLink, t),
+    listLinks: guard(links.listLinks, t),
+    firstNotice: guard(links.firstNotice, t),
     getUser: guard(users.getUser, t),
     putUser: guard(users.putUser, t),
     claimTransaction: guard(transactions.claimTransaction, t),

@@ -10,7 +10,16 @@ import type { RoomAlias, RoomId, UserId } from '../matrix/ids.js';
  * A Matrix room the bridge carries, by kind, with what it is on the network: every handler finds
  * "which network room or conversation is this Matrix room" through this one record.
  */
-export type BridgedRoom = AliasRoom | DirectChat;
+export type BridgedRoom = AliasRoom | LinkedRoom | DirectChat;
+
+/**
+ * A Matrix room that is one network room's face: made by the alias query (alias), or an existing
+ * room a moderator linked (linked). Both are found from the network room the same way, through
+ * the network room's alias record, and carry its messages and membership alike.
+ */
+export type NetworkRoom = AliasRoom | LinkedRoom;
+
+export const isNetworkRoom = (room: BridgedRoom | undefined): room is NetworkRoom => room !== undefined && room.kind !== 'direct';
 
 /** A Matrix room made for a network room through one of our aliases (the alias query). */
 export interface AliasRoom {
@@ -19,6 +28,21 @@ export interface AliasRoom {
   alias: RoomAlias;
   /** The network's own name for the room. */
   remoteRoom: string;
+}
+
+/**
+ * An existing Matrix room linked to a network room ("plumbed"), by a bot command or the
+ * provisioning API. `alias` is the network room's alias in our namespace: its record is the lock
+ * that gives a network room one Matrix room, whichever kind; the room itself need not carry it.
+ */
+export interface LinkedRoom {
+  kind: 'linked';
+  roomId: RoomId;
+  alias: RoomAlias;
+  remoteRoom: string;
+  /** Who linked it, and when (epoch ms). */
+  linkedBy: UserId;
+  linkedAt: number;
 }
 
 /** A direct chat between one Matrix user and one network user. */
@@ -51,7 +75,12 @@ export interface AliasRecord {
   owner?: string;
   /** Scrollback whose replay was cut short; the next inbound message finishes it. */
   scrollbackPending?: boolean;
+  /** The network room is linked to an existing Matrix room (not one the alias query made). */
+  linked?: { by: UserId; at: number };
 }
+
+/** Why a link was not recorded: the network room has a Matrix room already, or the Matrix room is bridged already. */
+export type LinkRefusal = { kind: 'network-room-taken'; record: AliasRecord } | { kind: 'room-bridged' };
 
 /** What the bridge learned when it asked the homeserver about one of its aliases. */
 export type AliasLookup =
@@ -193,9 +222,25 @@ export interface Store {
   releaseAlias(alias: RoomAlias, owner: string): Promise<void>;
   setScrollbackPending(alias: RoomAlias, pending: boolean): Promise<void>;
   /** The alias's room was replaced (upgraded) by `to`; false when the record had moved on already. */
-  moveRoom(room: AliasRoom, to: RoomId): Promise<boolean>;
+  moveRoom(room: NetworkRoom, to: RoomId): Promise<boolean>;
   /** The homeserver lost the room (a reset): its mapping goes, so the next join makes it again. */
-  forgetRoom(room: AliasRoom): Promise<void>;
+  forgetRoom(room: NetworkRoom): Promise<void>;
+
+  /**
+   * Links a Matrix room to a network room under the network room's creation lock (lockAlias,
+   * `owner`): the room's record and the network room's record, ready, in one transaction, only
+   * while the Matrix room is not bridged already. Undefined when done.
+   */
+  recordLink(room: LinkedRoom, owner: string): Promise<LinkRefusal | undefined>;
+  /**
+   * A network room's Matrix room is no longer bridged (unlinked): both records go at once, the
+   * network room's only while it names this room. False when they had gone already.
+   */
+  removeLink(room: NetworkRoom): Promise<boolean>;
+  /** Every linked room, a page at a time (`from`: the last page's `next`). */
+  listLinks(from?: string, limit?: number): Promise<{ links: LinkedRoom[]; next?: string }>;
+  /** True only the first time for a (room, topic): a notice the bot gives once per room. */
+  firstNotice(roomId: RoomId, topic: string): Promise<boolean>;
   /**
    * The bridged rooms among `roomIds`, of every kind, read in batches. Rooms recorded before
    * rooms had kinds (alias rooms only) are read too, and moved to the one record on the way.

@@ -1,13 +1,13 @@
 /**
  * The room record (`ROOM#<roomId>`/`MAPPING`): which network room or conversation a Matrix room
- * is, by kind (an alias room, a direct chat). One record per bridged room, whatever made it;
+ * is, by kind (an alias room, a linked room, a direct chat). One record per bridged room, whatever made it;
  * the alias and direct-chat records (aliases.ts, direct-chats.ts) are the locks that make them.
  *
  * Rooms recorded before rooms had kinds have `ROOM#<roomId>`/`ALIAS` {alias, remoteRoom}
  * instead: read when the record is missing, and moved to the record on the way (two writes,
  * once per room), so an existing deployment needs no migration step.
  */
-import { BatchGetCommand, DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { RoomAlias, RoomId, UserId } from '../matrix/ids.js';
 import { isConditionFailed, untilAllProcessed } from './client.js';
 import type { Table } from './client.js';
@@ -19,18 +19,26 @@ export const roomKey = (roomId: RoomId) => ({ pk: `${PREFIX}${roomId}`, sk: 'MAP
 const legacyKey = (roomId: RoomId) => ({ pk: `${PREFIX}${roomId}`, sk: 'ALIAS' });
 
 /** The record's attributes (its key aside) for a room. */
-function attributesOf(room: BridgedRoom): Record<string, unknown> {
-  return room.kind === 'alias'
-    ? { kind: room.kind, alias: room.alias, remoteRoom: room.remoteRoom }
-    : { kind: room.kind, matrixUser: room.matrixUser, remoteUser: room.remoteUser };
+export function attributesOf(room: BridgedRoom): Record<string, unknown> {
+  switch (room.kind) {
+    case 'alias':
+      return { kind: room.kind, alias: room.alias, remoteRoom: room.remoteRoom };
+    case 'linked':
+      return { kind: room.kind, alias: room.alias, remoteRoom: room.remoteRoom, linkedBy: room.linkedBy, linkedAt: room.linkedAt };
+    case 'direct':
+      return { kind: room.kind, matrixUser: room.matrixUser, remoteUser: room.remoteUser };
+  }
 }
 
-function roomOf(item: Record<string, unknown>): BridgedRoom | undefined {
+export function roomOf(item: Record<string, unknown>): BridgedRoom | undefined {
   const roomId = String(item.pk).slice(PREFIX.length) as RoomId;
   // A legacy item has no kind: it is an alias room.
   const kind = item.kind ?? 'alias';
   if (kind === 'alias') return { kind, roomId, alias: item.alias as RoomAlias, remoteRoom: String(item.remoteRoom) };
   if (kind === 'direct') return { kind, roomId, matrixUser: item.matrixUser as UserId, remoteUser: String(item.remoteUser) };
+  if (kind === 'linked') {
+    return { kind, roomId, alias: item.alias as RoomAlias, remoteRoom: String(item.remoteRoom), linkedBy: item.linkedBy as UserId, linkedAt: Number(item.linkedAt) };
+  }
   // A kind this version does not know (written by a later one): not carried, rather than carried wrong.
   return undefined;
 }
@@ -43,6 +51,12 @@ export async function putRoom(t: Table, room: BridgedRoom): Promise<void> {
 export async function deleteRoom(t: Table, room: BridgedRoom): Promise<void> {
   await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key: roomKey(room.roomId) }));
   if (room.kind === 'alias') await t.doc.send(new DeleteCommand({ TableName: t.tableName, Key: legacyKey(room.roomId) }));
+}
+
+/** The room's record alone, read consistently (a link just made must show). */
+export async function getRoom(t: Table, roomId: RoomId): Promise<BridgedRoom | undefined> {
+  const out = await t.doc.send(new GetCommand({ TableName: t.tableName, Key: roomKey(roomId), ConsistentRead: true }));
+  return out.Item ? roomOf(out.Item) : undefined;
 }
 
 async function batchGet(t: Table, keys: Array<{ pk: string; sk: string }>): Promise<Array<Record<string, unknown>>> {

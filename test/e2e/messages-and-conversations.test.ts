@@ -28,9 +28,12 @@
  *   room exists and replayed when it is made), neither echoing back to the network when pushed;
  * - a Matrix user joining and leaving that channel: POST /members, keyed by the event ID.
  *
+ * Linking (issue 25): Alice invites the bridge bot into her own room, says `!bridge link #lobby`;
+ * the network approves (POST /links), and a message goes each way.
+ *
  * Every request and answer both ways is checked against docs/network-api.yaml and the CS spec.
  * The server starts in a `before` hook, so that a start that fails still lets the after hooks end
- * it; the second test ends with the clean stop (Ctrl-C), which runs even when the first fails
+ * it; the last test ends with the clean stop (Ctrl-C), which runs even when an earlier one fails
  * (node:test goes on to the next test), and the support's after hook kills whatever a failed
  * test leaves running.
  */
@@ -453,5 +456,55 @@ test('conversations through npm start: direct chats both ways, network users and
   assert.deepEqual(hs.specErrors, [], 'every CS request and event content the spec way');
   assert.deepEqual(network.specErrors, [], 'every request to the network as docs/network-api.yaml says');
   assert.deepEqual(asApiErrors, [], 'every answer to the network as docs/network-api.yaml says');
+});
+
+test('linking an existing room through npm start: the bot invited, !bridge link, a message each way', { timeout: 120_000 }, async () => {
+  const LOBBY = '#lobby';
+  network.rooms.set(LOBBY, { name: LOBBY });
+  const linksBefore = network.acceptedLinks.length;
+  const { room } = hs.userCreateRoom(ALICE, { preset: 'private_chat', name: 'Our own lobby' });
+  let txn = 0;
+  const push = async (events: FakeEvent[]) => {
+    const res = await fetch(`${run.url}/_matrix/app/v1/transactions/link-${++txn}`, {
+      method: 'PUT',
+      body: JSON.stringify({ events: events.map((e) => hs.clientEvent(room.roomId, e)) }),
+      headers: { 'content-type': 'application/json', ...hsAuth },
+      signal: AbortSignal.timeout(20_000),
+    });
+    assert.deepEqual([res.status, await res.json()], [200, {}]);
+  };
+  const notices = () => room.events.filter((e) => e.sender === hs.botUserId && e.content.msgtype === 'm.notice').map((e) => String(e.content.body));
+
+  // Alice invites the bot into her room; it joins and says how to link.
+  await push([hs.userInvite(ALICE, room.roomId, hs.botUserId)]);
+  assert.ok(room.members.has(hs.botUserId), 'the bot joined');
+  assert.match(notices().at(-1) ?? '', /!bridge link <network room>/);
+
+  await push([hs.userSend(ALICE, room.roomId, 'm.room.message', { msgtype: 'm.text', body: `!bridge link ${LOBBY}` })]);
+  assert.match(notices().at(-1) ?? '', /Linked: messages now go both ways between this room and #lobby/);
+  assert.deepEqual(network.acceptedLinks.slice(linksBefore), [{ room: LOBBY, matrixRoomId: room.roomId, requestedBy: ALICE }], 'the network approved it');
+
+  // Matrix -> network.
+  const hello = hs.userSend(ALICE, room.roomId, 'm.room.message', { msgtype: 'm.text', body: 'hello lobby' });
+  await push([hello]);
+  await eventually('Alice\'s message reached the network', () => network.acceptedBy.messages.some((b) => b.id === hello.eventId));
+  const [got] = network.acceptedBy.messages.filter((b) => b.id === hello.eventId);
+  assert.deepEqual([got.room, got.body, got.sender.userId], [LOBBY, 'hello lobby', ALICE]);
+
+  // Network -> Matrix: into the linked room, as the network user (invited by the bot: the room is invite-only).
+  const raw = Buffer.from(JSON.stringify({ id: 'lobby-1', room: LOBBY, sender: { id: 'dave' }, ts: Date.now(), body: 'hi from the lobby' }));
+  const res = await fetch(run.url + '/network/messages', {
+    method: 'POST',
+    body: new Uint8Array(raw),
+    headers: { 'content-type': 'application/json', 'x-signature': network.signBytes(raw) },
+    signal: AbortSignal.timeout(20_000),
+  });
+  const answer = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(answer));
+  const posted = room.events.find((e) => e.eventId === answer.event_id);
+  assert.deepEqual([posted?.sender, posted?.content.body], ['@irc_dave:localhost', 'hi from the lobby']);
+
+  assert.deepEqual(hs.specErrors, [], 'every CS request and event content the spec way');
+  assert.deepEqual(network.specErrors, [], 'every request to the network as docs/network-api.yaml says');
   await stopAndCheck(run);
 });

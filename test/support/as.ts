@@ -60,6 +60,7 @@ export type FunctionName =
   | 'push'
   | 'ping'
   | 'thirdparty'
+  | 'provision'
   | 'unrecognized'
   | 'network-inbound'
   | 'network-media-upload'

@@ -14,6 +14,9 @@ export function openNetwork(log: Logger): NetworkPort {
     lookupRoom: async (remoteRoomId) => ({ name: remoteRoomId }),
     searchRooms: exactly,
     searchUsers: exactly,
+    // Every room exists and anyone may link it.
+    requestLink: async () => ({ approved: true }),
+    announceUnlink: async (request) => log.info('unlinked, told the open network', { room: request.room, matrixRoomId: request.matrixRoomId }),
     deliver: async (delivery) => {
       log.info('delivered to the open network', { kind: delivery.kind, delivery: delivery.body });
       return {};

@@ -11,7 +11,7 @@ function retryAfterMs(header: string | null): number | undefined {
   const at = Date.parse(header);
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
 }
-import type { DeliveryKind, NetworkPort, RemoteRoom, RemoteUser, SearchFields, SearchHit } from '../network.js';
+import type { DeliveryKind, LinkAnswer, LinkRequest, NetworkPort, RemoteRoom, RemoteUser, SearchFields, SearchHit } from '../network.js';
 
 /** An id of the network's (docs/network-api.yaml NetworkId). */
 const isNetworkId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 255;
@@ -43,6 +43,17 @@ function answeredId(text: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The reason a refusal gives (`{"error": "…"}`), at most 500 characters; its status when it gives none. */
+function refusalReason(text: string, status: number): string {
+  try {
+    const error = (JSON.parse(text) as { error?: unknown } | null)?.error;
+    if (typeof error === 'string' && error.trim()) return error.trim().slice(0, 500);
+  } catch {
+    // no JSON: the status says it
+  }
+  return `the network refused (HTTP ${status})`;
 }
 
 export interface WebhookOptions {
@@ -104,7 +115,28 @@ export function webhookNetwork(opts: WebhookOptions): NetworkPort {
     return hits;
   }
 
+  /** POST /links or /unlinks: the network's answer, or 503 when it gave none we can read. */
+  async function link(path: '/links' | '/unlinks', request: LinkRequest): Promise<LinkAnswer> {
+    let res: Response;
+    try {
+      res = await call('POST', path, JSON.stringify({ room: request.room, matrixRoomId: request.matrixRoomId, requestedBy: request.requestedBy }));
+    } catch (e) {
+      const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+      throw unavailable(`the network ${timedOut ? 'did not answer in time' : 'could not be reached'} (POST ${path})`);
+    }
+    const text = await res.text().catch(() => '');
+    if (res.ok) return { approved: true };
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return { approved: false, reason: refusalReason(text, res.status) };
+    throw unavailable(`the network answered POST ${path} with HTTP ${res.status}`);
+  }
+
   return {
+    requestLink: (request) => link('/links', request),
+    async announceUnlink(request) {
+      const answer = await link('/unlinks', request);
+      // An unlink is not the network's to refuse: it is over on the Matrix side already.
+      if (!answer.approved) throw new Error(`the network answered the unlink with a refusal: ${answer.reason}`);
+    },
     searchRooms: (fields) => search('rooms', fields),
     searchUsers: (fields) => search('users', fields),
     lookupUser: (id) =>

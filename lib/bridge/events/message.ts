@@ -8,9 +8,12 @@ import type { EventHandler, RoomEvent } from './types.js';
 import type { Bridge } from '../runtime.js';
 import { deliveryOf } from '../outbound.js';
 import { linkSettings } from '../media.js';
+import { may } from '../permissions.js';
 
 // Never echo: what our virtual users or bot said or did came from the network in the first place.
 const fromMatrixUser = (b: Bridge, e: RoomEvent) => !b.ns.isOurs(e.sender);
+// PERMISSIONS: a user at `none` is not relayed (command.ts says so for their messages).
+const relayed = (b: Bridge, e: RoomEvent) => may(b.config.access, e.sender, 'relay');
 
 const outbound = (b: Bridge, e: RoomEvent, room: Parameters<typeof deliveryOf>[2]) => deliveryOf({ ns: b.ns, links: linkSettings(b), now: b.now() }, e, room);
 
@@ -18,7 +21,7 @@ export const message: EventHandler = {
   needsRoom: fromMatrixUser,
   acts: (b, e, { rooms }) => {
     const room = rooms.get(e.room_id);
-    return fromMatrixUser(b, e) && room !== undefined && outbound(b, e, room) !== undefined;
+    return fromMatrixUser(b, e) && room !== undefined && relayed(b, e) && outbound(b, e, room) !== undefined;
   },
   async handle(b, e, { rooms }) {
     // The network room as it is now: a room that moves later does not take queued messages along.

@@ -1,33 +1,38 @@
 /**
- * The event router: one handler per event type, registered in one table. A new kind of event
+ * The event router: handlers by event type, registered in one table; where a type has several
+ * (a message may be a bot command), the first that acts on an event has it. A new kind of event
  * is one handler file and one line here.
  */
 import type { RoomId } from '../../matrix/ids.js';
 import type { BridgedRoom } from '../../store/index.js';
+import { rememberedRoom } from '../runtime.js';
 import type { Bridge } from '../runtime.js';
 import { recogniseRooms } from '../heal.js';
 import { member } from './member.js';
+import { botInvite } from './bot-invite.js';
+import { command, unrelayed } from './command.js';
 import { message } from './message.js';
 import { tombstone } from './tombstone.js';
 import { isRoomEvent } from './types.js';
 import type { EventContext, EventHandler, EventOutcome, RoomEvent } from './types.js';
 
-const HANDLERS: Readonly<Record<string, EventHandler>> = {
-  'm.room.message': message,
-  'm.sticker': message,
-  'm.reaction': message,
-  'm.room.redaction': message,
-  'm.room.member': member,
-  'm.room.tombstone': tombstone,
+const HANDLERS: Readonly<Record<string, readonly EventHandler[]>> = {
+  // A command to the bot first: it is never delivered; then a sender who may not relay; then a message.
+  'm.room.message': [command, unrelayed, message],
+  'm.sticker': [message],
+  'm.reaction': [message],
+  'm.room.redaction': [message],
+  // The bot's own invites, then everyone else's membership.
+  'm.room.member': [botInvite, member],
+  'm.room.tombstone': [tombstone],
 };
 
-export const handlerFor = (e: RoomEvent): EventHandler | undefined => (Object.hasOwn(HANDLERS, e.type) ? HANDLERS[e.type] : undefined);
+const handlersFor = (e: RoomEvent): readonly EventHandler[] => (Object.hasOwn(HANDLERS, e.type) ? HANDLERS[e.type]! : []);
 
 /** The handler of an event that leads to something, given its transaction's bridged rooms. */
 export function actingHandler(b: Bridge, e: unknown, rooms: ReadonlyMap<RoomId, BridgedRoom>): EventHandler | undefined {
   if (!isRoomEvent(e)) return undefined;
-  const handler = handlerFor(e);
-  return handler?.acts(b, e, { rooms }) ? handler : undefined;
+  return handlersFor(e).find((h) => h.acts(b, e, { rooms }));
 }
 
 export async function routeEvent(b: Bridge, e: RoomEvent, ctx: EventContext): Promise<EventOutcome> {
@@ -44,8 +49,8 @@ export async function bridgedRoomsOf(b: Bridge, events: unknown[]): Promise<Read
   const rooms = new Map<RoomId, BridgedRoom>();
   const missing = new Set<RoomId>();
   for (const e of events) {
-    if (!isRoomEvent(e) || !handlerFor(e)?.needsRoom?.(b, e) || rooms.has(e.room_id)) continue;
-    const cached = b.roomCache.get(e.room_id);
+    if (!isRoomEvent(e) || !handlersFor(e).some((h) => h.needsRoom?.(b, e)) || rooms.has(e.room_id)) continue;
+    const cached = rememberedRoom(b, e.room_id);
     if (cached) rooms.set(e.room_id, cached);
     else missing.add(e.room_id);
   }

@@ -365,3 +365,45 @@ test('the provisioning API: the operator secret or a Matrix OpenID token; status
     assert.ok(!line.includes(token), 'the OpenID token is not logged');
   }
 });
+
+test('a linked room is a full portal: people coming and going, an edit from the network, a reply and a reaction from Matrix, as in a room the bridge made', async () => {
+  const remote = networkRoom();
+  const room = await communityRoom(ALICE);
+  as.hs.options.recordMembership = true;
+  after(() => void (as.hs.options.recordMembership = false));
+  await say(ALICE, room, `!bridge link ${remote}`);
+  assert.equal((await recordOf(room.roomId))?.kind, 'linked', lastNotice(room));
+
+  // A network user joins (invited by the bot, the room being invite-only), then speaks; a Matrix user joins.
+  const joined = await send('members', { room: remote, user: { id: 'erin', displayName: 'Erin' }, membership: 'join' });
+  assert.equal(joined.status, 200, JSON.stringify(joined.body));
+  assert.ok(room.members.has('@irc_erin:example.org'));
+  as.hs.userInvite(ALICE, room.roomId, BOB);
+  const bobJoins = as.hs.userJoinRoom(BOB, room.roomId);
+  await push(room.roomId, bobJoins);
+  assert.deepEqual(
+    network.received.filter((r) => r.path === '/members' && r.body?.id === bobJoins.eventId).map((r) => [r.body.room, r.body.user.userId, r.body.membership]),
+    [[remote, BOB, 'join']],
+  );
+
+  // Network → Matrix: a message, its edit, a reply to Bob's message, a reaction.
+  const said = await send('messages', { id: uniq('irc-'), room: remote, sender: { id: 'erin' }, body: 'helo' });
+  assert.equal(said.status, 200, JSON.stringify(said.body));
+  const first = room.events.find((e) => e.eventId === said.body.event_id)!;
+  assert.equal(first.sender, '@irc_erin:example.org');
+  const originalId = String((await as.store.mappingOfEvent(first.eventId))?.networkId ?? '');
+  assert.ok(originalId, 'the message mapping names the network id');
+  const edit = await send('edits', { id: uniq('irc-edit-'), room: remote, sender: { id: 'erin' }, target: originalId, body: 'hello' });
+  assert.equal(edit.status, 200, JSON.stringify(edit.body));
+  const replacement = room.events.find((e) => e.eventId === edit.body.event_id);
+  assert.equal((replacement?.content['m.relates_to'] as any)?.rel_type, 'm.replace');
+
+  // Matrix → network: Bob replies to Erin's message and reacts to it.
+  const reply = as.hs.userSend(BOB, room.roomId, 'm.room.message', { msgtype: 'm.text', body: 'hi erin', 'm.relates_to': { 'm.in_reply_to': { event_id: first.eventId } } });
+  const reaction = as.hs.userSend(BOB, room.roomId, 'm.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: first.eventId, key: '👋' } });
+  await push(room.roomId, reply, reaction);
+  const [out] = deliveredTo(remote).filter((m) => m.id === reply.eventId);
+  assert.deepEqual(out.replyTo, { eventId: first.eventId, id: originalId });
+  const [react] = network.received.filter((r) => r.path === '/reactions' && r.body?.id === reaction.eventId).map((r) => r.body);
+  assert.deepEqual([react.room, react.key, react.target.id], [remote, '👋', originalId]);
+});

@@ -1,16 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig, parseConfig } from '../../lib/config.js';
+import { CONFIG_ENV } from '../support/config-env.js';
 
-const base = {
-  HOMESERVER_URL: 'http://hs.local:8008/',
-  HOMESERVER_NAME: 'example.org',
-  AS_TOKEN: 'as-secret',
-  HS_TOKEN: 'hs-secret',
-  TABLE_NAME: 'state',
-  QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo',
-  DEAD_LETTER_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/d.fifo',
-};
+const base = { ...CONFIG_ENV };
 
 const failsOn = (env: Record<string, string | undefined>, variable: string) =>
   assert.throws(() => parseConfig(env), (e: unknown) => e instanceof ConfigError && e.variable === variable && e.message.includes(variable));

@@ -7,16 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig } from '../../lib/config.js';
 import { allows, may, permissionOf } from '../../lib/bridge/permissions.js';
+import { CONFIG_ENV } from '../support/config-env.js';
 
-const base = {
-  HOMESERVER_URL: 'http://hs.local:8008',
-  HOMESERVER_NAME: 'example.org',
-  AS_TOKEN: 'as-secret',
-  HS_TOKEN: 'hs-secret',
-  TABLE_NAME: 'state',
-  QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo',
-  DEAD_LETTER_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/d.fifo',
-};
+const base = { ...CONFIG_ENV, HOMESERVER_URL: 'http://hs.local:8008' };
 
 const noSsm = async () => ({});
 const rejectsOn = (env: Record<string, string>, variable: string, says: RegExp) =>

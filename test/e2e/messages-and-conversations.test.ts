@@ -29,7 +29,8 @@
  * - a Matrix user joining and leaving that channel: POST /members, keyed by the event ID.
  *
  * Linking (issue 25): Alice invites the bridge bot into her own room, says `!bridge link #lobby`;
- * the network approves (POST /links), and a message goes each way.
+ * the network approves (POST /links), and a message goes each way; the provisioning API, with her
+ * OpenID token, says the room is linked.
  *
  * Every request and answer both ways is checked against docs/network-api.yaml and the CS spec.
  * The server starts in a `before` hook, so that a start that fails still lets the after hooks end
@@ -503,6 +504,15 @@ test('linking an existing room through npm start: the bot invited, !bridge link,
   assert.equal(res.status, 200, JSON.stringify(answer));
   const posted = room.events.find((e) => e.eventId === answer.event_id);
   assert.deepEqual([posted?.sender, posted?.content.body], ['@irc_dave:localhost', 'hi from the lobby']);
+
+  // The provisioning API through npm start's front, with Alice's OpenID token (checked with the homeserver).
+  const status = await fetch(`${run.url}/_matrix/provision/v1/rooms/${encodeURIComponent(room.roomId)}`, {
+    headers: { authorization: `Bearer ${hs.openIdToken(ALICE)}` },
+    signal: AbortSignal.timeout(20_000),
+  });
+  const seen = await status.json();
+  assert.equal(status.status, 200, JSON.stringify(seen));
+  assert.deepEqual([seen.user_id, seen.bridged?.kind, seen.bridged?.remote_room, seen.can_unlink], [ALICE, 'linked', LOBBY, true]);
 
   assert.deepEqual(hs.specErrors, [], 'every CS request and event content the spec way');
   assert.deepEqual(network.specErrors, [], 'every request to the network as docs/network-api.yaml says');

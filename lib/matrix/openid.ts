@@ -39,7 +39,15 @@ export function openIdVerifier(opts: { federationUrl: string; serverName: string
       } catch {
         throw unavailable('the homeserver could not be asked about the OpenID token just now; try again');
       }
-      if (res.status === 401 || res.status === 403 || res.status === 404) throw unknown();
+      // Synapse answers a token it does not know 401 M_UNKNOWN_TOKEN.
+      if (res.status === 401 || res.status === 403) throw unknown();
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+        // 404 M_UNRECOGNIZED: no openid (or federation) listener there, as on Synapse's usual client-only port.
+        // Every user's token would fail the same way: the operator's to fix, so not "your token".
+        throw unavailable(
+          `the homeserver does not answer OpenID userinfo at ${opts.federationUrl} (HTTP ${res.status}): HOMESERVER_FEDERATION_URL must be where it serves /_matrix/federation/v1/openid/userinfo (Synapse: a listener with the "openid" or "federation" resource)`,
+        );
+      }
       if (!res.ok) throw unavailable(`the homeserver answered the OpenID check with HTTP ${res.status}; try again`);
       const sub = ((await res.json().catch(() => undefined)) as { sub?: unknown } | undefined)?.sub;
       // A homeserver vouches for its own users only.

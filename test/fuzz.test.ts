@@ -1,6 +1,6 @@
 /**
  * Fuzz (issue 5, item 8): property-based tests with fast-check over every handler
- * (user-query, room-query, push, ping, thirdparty, unrecognized, network-inbound with its four
+ * (user-query, room-query, push, ping, thirdparty, provision, unrecognized, network-inbound with its four
  * kinds, network-media-upload, network-media-download), invoked as API Gateway invokes them, against
  * DynamoDB Local, the fake HS and the fake webhook network.
  *
@@ -16,11 +16,17 @@
  * `expires`/`sig` and paths, and real links (signLink) to seeded, unknown, over-limit media,
  * expired or tampered with. Third-party lookups (issue 24): protocols, searches and reverse
  * lookups with random and meaningful fields; a 200 is checked against the spec's protocols.yaml.
+ * The provisioning API: the secret for a user, an invalid user ID or none, users' OpenID tokens
+ * from the fake HS (alone, with their own user ID or another's), expired, foreign and wrong tokens,
+ * other schemes; room IDs of the fuzz's rooms and odd ones, /links, unknown subpaths, every method;
+ * link bodies with random `remote_room`s, page tokens for GET /links. Half of its cases are
+ * requests it serves, on rooms Alice made, so links are made, refused, taken (409) and undone.
  *
  * For every input:
  * - the answer is well-formed: a status from the handler's allowed set, a JSON object body
  *   (content-type application/json), and on errors a string `errcode` (M_…) and `error`
- *   (for the network's endpoints, the contract's errcode for the status); or, from the media
+ *   (for the network's endpoints, the contract's errcode for the status; for the provisioning
+ *   API, README's); or, from the media
  *   link, the medium's bytes (base64-encoded), only for a real link, the bytes the HS has;
  * - an upload answered 200 is in the HS's media repository, with the bytes sent;
  * - what the network's requests make the AS send the HS is what the spec allows (the fake HS's
@@ -28,8 +34,10 @@
  * - never an unclassified exception: no 500, no "unexpected error" log line;
  * - push never answers 503 here (the HS and the network are healthy, txnIds unique): a 503
  *   for a given body would make the HS resend the same bytes forever (a poison transaction);
- * - no secret in the logs: not the hs_token, the as_token or the network secret, nor any
- *   token a caller presented, nor a real media link's `sig`;
+ * - the provisioning API answers 200 only to valid credentials, for their user, for what that
+ *   user may do (link: power level 50; list every link: admin), never 401 to valid credentials;
+ * - no secret in the logs: not the hs_token, the as_token, the network secret or the provisioning
+ *   secret, no OpenID token, nor any token a caller presented, nor a real media link's `sig`;
  * - `({}).polluted` stays undefined.
  *
  * FUZZ_SEED=<n> replays a run; FUZZ_RUNS scales the number of runs (default 1).
@@ -49,7 +57,17 @@ import { sign, signLink } from '../lib/signature.js';
 
 const network = await startFakeNetwork();
 after(() => network.close());
-const as = await startAs({ NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '1000' });
+/** The operator's bearer token for the provisioning API (it acts for the `?user_id=` it names). */
+const PROVISIONING_SECRET = 'provisioning-secret-for-fuzz-7d41c0a9';
+const as = await startAs({
+  NETWORK: 'webhook',
+  NETWORK_URL: network.url,
+  NETWORK_SECRET: network.secret,
+  NETWORK_TIMEOUT_MS: '1000',
+  PROVISIONING_SECRET,
+  // The default ({"*":"relay","example.org":"link"}) and one admin, who may list and unlink every link.
+  PERMISSIONS: JSON.stringify({ '*': 'relay', 'example.org': 'link', '@admin:example.org': 'admin' }),
+});
 network.rooms.set('fuzz', { name: '#fuzz' });
 network.rooms.set('lobby', { name: '#lobby' });
 network.users.set('bob', { displayName: 'Bob' });
@@ -62,7 +80,7 @@ const SCALE = Number(process.env.FUZZ_RUNS ?? 1);
 const runs = (n: number) => Math.max(1, Math.round(n * SCALE));
 
 type Handler = (event: unknown, context: unknown) => Promise<{ statusCode?: number; headers?: Record<string, unknown>; body?: string }>;
-const FUNCTIONS: HttpFunctionName[] = ['user-query', 'room-query', 'push', 'ping', 'thirdparty', 'unrecognized', 'network-inbound', 'network-media-upload', 'network-media-download'];
+const FUNCTIONS: HttpFunctionName[] = ['user-query', 'room-query', 'push', 'ping', 'thirdparty', 'provision', 'unrecognized', 'network-inbound', 'network-media-upload', 'network-media-download'];
 const handlers = new Map<HttpFunctionName, Handler>();
 for (const fn of FUNCTIONS) handlers.set(fn, (await import(`../functions/${fn}.ts`)).handler as Handler);
 
@@ -74,6 +92,11 @@ const ALLOWED: Record<HttpFunctionName, number[]> = {
   ping: [200, 401, 403],
   // 404: another protocol, nothing found, a name outside the namespace. The network is healthy: no 503.
   thirdparty: [200, 400, 401, 403, 404],
+  // 400: a room ID, user_id, body or page token it cannot take; 401: no token, or one neither the secret nor an
+  // OpenID token the homeserver knows; 403: permission, power level, the bot kept out, a token for another user;
+  // 404: unlinking a room not bridged, a path that is no route; 405: a method its path does not take; 409: bridged
+  // already; 413: the body. The HS (OpenID, joins, power levels) and the network (approvals) are healthy: no 503.
+  provision: [200, 400, 401, 403, 404, 405, 409, 413],
   unrecognized: [404, 405],
   // 404: an unknown kind (M_UNRECOGNIZED), or an edit/deletion/reaction of an unknown target (M_NOT_FOUND);
   // 403 also for an edit of someone else's message; 409: a reaction made already under another id.
@@ -148,16 +171,65 @@ const OVER_LIMIT = { bytes: pattern(MESSAGES.MEDIA_MAX_BYTES + 1, 3), type: 'vid
 const AT_LIMIT_ID = as.hs.addMedia(AT_LIMIT.bytes, AT_LIMIT.type, AT_LIMIT.filename).split('/').pop() as string;
 const OVER_LIMIT_ID = as.hs.addMedia(OVER_LIMIT.bytes, OVER_LIMIT.type, OVER_LIMIT.filename).split('/').pop() as string;
 
+/**
+ * The provisioning API's callers and rooms. Alice (a local user: `link`) makes the rooms (power
+ * level 100), Dave is a moderator in them (50), Erin is at 0; Admin (`admin`, 0 in the rooms) may
+ * list every link and unlink any room; Carol is on another server (`relay`).
+ */
+const BOT = '@ircbot:example.org';
+const ALICE = '@alice:example.org';
+const DAVE = '@dave:example.org';
+const ERIN = '@erin:example.org';
+const ADMIN = '@admin:example.org';
+const CAROL = '@carol:other.org';
+let provInviteSeq = 0;
+/** A room Alice makes (private unless `public`), the bot invited (the invite pushed to the AS, which joins) or not, `moderators` at 50. */
+async function provisioningRoom(opts: { public?: boolean; inviteBot?: boolean; moderators?: string[] } = {}): Promise<string> {
+  const { room } = as.hs.userCreateRoom(ALICE, { preset: opts.public ? 'public_chat' : 'private_chat' });
+  for (const u of opts.moderators ?? []) as.hs.setPowerLevel(room.roomId, u, 50);
+  if (opts.inviteBot ?? true) {
+    const invite = as.hs.userInvite(ALICE, room.roomId, BOT);
+    assert.equal(await as.pushSend(`prov-invite-${++provInviteSeq}`, { events: [as.hs.clientEvent(room.roomId, invite)] }), 200);
+    assert.ok(room.members.has(BOT), `the bot joined ${room.roomId}, invited`);
+  }
+  return room.roomId;
+}
+/**
+ * The fuzz's rooms: two the bot was invited into (linked and unlinked at random), a public one it
+ * joins at the first link, one it cannot join (403 BOT_NOT_IN_ROOM). ROOM (the network room
+ * 'fuzz', which the other fuzzes post to) is kept out of the provisioning fuzz: an admin may unlink it.
+ */
+const PROV_ROOMS = [
+  await provisioningRoom({ moderators: [DAVE] }),
+  await provisioningRoom({ moderators: [DAVE] }),
+  await provisioningRoom({ public: true, inviteBot: false, moderators: [DAVE] }),
+  await provisioningRoom({ inviteBot: false, moderators: [DAVE] }),
+];
+/** Who may get a 200 for what (in the rooms above and those of the well-formed cases below). */
+const MAY_LINK = new Set([ALICE, DAVE]);
+const MAY_UNLINK = new Set([ALICE, DAVE, ADMIN]);
+const MAY_LIST = new Set([ADMIN]);
+/**
+ * OpenID tokens, as a user's client gets them from the homeserver: expired ones, valid ones of
+ * local users, and one the (fake) homeserver gives for a user of another server, which the AS must
+ * not believe (a homeserver vouches for its own users only).
+ */
+const EXPIRED_OPENID = [as.hs.openIdToken(ALICE), as.hs.openIdToken(ADMIN)];
+as.hs.expireOpenIdTokens();
+const OPENID: Record<string, string> = Object.fromEntries([ALICE, DAVE, ERIN, ADMIN].map((u) => [u, as.hs.openIdToken(u)]));
+const FOREIGN_OPENID = as.hs.openIdToken(CAROL);
+const OPENID_TOKENS = [...EXPIRED_OPENID, ...Object.values(OPENID), FOREIGN_OPENID];
+
 // ---------------------------------------------------------------------------------------- inputs
 
-/** Secrets that must never be logged, whatever the request. */
-const SECRETS = [HS_TOKEN, AS_TOKEN, network.secret];
+/** Secrets that must never be logged, whatever the request (the OpenID tokens are the users' credentials). */
+const SECRETS = [HS_TOKEN, AS_TOKEN, network.secret, PROVISIONING_SECRET, ...OPENID_TOKENS];
 
 const wrongToken = fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 24 }).map((s) => `WRONG-${s.replace(/\s/g, '_')}`);
 const token = fc.oneof(
   { weight: 4, arbitrary: fc.constant(HS_TOKEN) },
   { weight: 3, arbitrary: wrongToken },
-  { weight: 1, arbitrary: fc.constantFrom(AS_TOKEN, network.secret, `${HS_TOKEN}x`, HS_TOKEN.toUpperCase(), HS_TOKEN.slice(0, -1)) },
+  { weight: 1, arbitrary: fc.constantFrom(AS_TOKEN, network.secret, PROVISIONING_SECRET, `${HS_TOKEN}x`, HS_TOKEN.toUpperCase(), HS_TOKEN.slice(0, -1)) },
 );
 const authorization = fc.oneof(
   { weight: 4, arbitrary: token.map((t) => `Bearer ${t}`) },
@@ -243,6 +315,7 @@ const ROUTES: Record<HttpFunctionName, string[]> = {
   push: ['/_matrix/app/v1/transactions/', '/transactions/'],
   ping: ['/_matrix/app/v1/ping'],
   thirdparty: ['v1', 'unstable'].flatMap((v) => ['protocol/', 'location/', 'user/', 'location', 'user'].map((r) => `/_matrix/app/${v}/thirdparty/${r}`)),
+  provision: ['/_matrix/provision/v1/rooms/', '/_matrix/provision/v1/links'],
   unrecognized: [],
   'network-inbound': ['/network/messages', '/network/edits', '/network/deletions', '/network/reactions', '/network/members', '/network/profile', '/network/rooms/'],
   'network-media-upload': ['/network/media'],
@@ -651,6 +724,7 @@ const bodyFor = (fn: HttpFunctionName): fc.Arbitrary<Body> => {
   if (fn === 'network-media-upload') return fc.oneof({ weight: 3, arbitrary: mediaBody }, { weight: 1, arbitrary: body });
   // A GET: API Gateway passes a body all the same, and the link must not care.
   if (fn === 'network-media-download') return fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: body });
+  if (fn === 'provision') return provisionBody;
   return body;
 };
 /** Rare, slow inputs: their own property with a few runs. */
@@ -709,6 +783,266 @@ const link: fc.Arbitrary<Link> = fc
   .map(([t, fault, expiresIn]) => ({ ...t, fault, expiresIn: fault === 'expired' ? -expiresIn : expiresIn }));
 const linkPath = (l: Link) => `/network/media/${encodeURIComponent(l.server)}/${encodeURIComponent(l.mediaId)}`;
 
+// The provisioning API: its own callers, paths, queries and bodies.
+const PROVISION_PREFIX = '/_matrix/provision/v1';
+/** Users the fuzz acts for: those above, a virtual user and the bot (`link` by their server, power level 0 in the rooms). */
+const provisionActor = fc.constantFrom(ALICE, ALICE, DAVE, ERIN, ADMIN, ADMIN, CAROL, '@irc_bob:example.org', BOT);
+/** Not user IDs: with the secret, 400. */
+const badUserId = fc.oneof(
+  fc.constantFrom('', 'alice', '@alice', '@:example.org', 'alice:example.org', '!room:example.org', '#a:example.org', '@alice:example.org ', '@al ice:example.org', `@${'a'.repeat(260)}:example.org`, '@alice:exa_mple.org', '@alice:example.org\u0000'),
+  text.filter((s) => !s.startsWith('@')),
+);
+/** A bearer token that is neither the secret nor an OpenID token the homeserver knows. */
+const wrongProvisionToken = fc.oneof(
+  { weight: 3, arbitrary: wrongToken },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(HS_TOKEN, AS_TOKEN, network.secret, `${PROVISIONING_SECRET}x`, PROVISIONING_SECRET.toUpperCase(), PROVISIONING_SECRET.slice(0, -1), ...EXPIRED_OPENID, FOREIGN_OPENID, `${OPENID[ALICE]}x`),
+  },
+);
+interface ProvisionAuth {
+  auth: Case['auth'];
+  /** `?user_id=`: a value, or null for none */
+  userId: string | null;
+  /** whom a 200 may be for: set only for credentials that are valid */
+  actor?: string;
+  actorBy?: 'secret' | 'openid';
+  /** a valid OpenID token's user, the token in the header: without any query (no user_id), a 200 may be for them */
+  owner?: string;
+}
+/**
+ * Who calls: the secret (in the header, any case of the scheme, padded, or as ?access_token=) for a
+ * user, an invalid user ID or none; a user's OpenID token, alone, with its own user ID or another
+ * one (403); wrong, expired and foreign tokens; other schemes, no token, header and query disagreeing.
+ */
+const provisionAuth: fc.Arbitrary<ProvisionAuth> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom<'header' | 'lower' | 'padded' | 'query' | 'both'>('header', 'header', 'header', 'lower', 'padded', 'query', 'both'),
+        fc.oneof({ weight: 6, arbitrary: provisionActor.map((u) => ({ u, valid: true })) }, { weight: 1, arbitrary: badUserId.map((u) => ({ u, valid: false })) }, { weight: 1, arbitrary: fc.constant({ u: null, valid: false }) }),
+      )
+      .map(([form, { u, valid }]): ProvisionAuth => {
+        const bearer = `${form === 'lower' ? 'bearer' : 'Bearer'}${form === 'padded' ? '   ' : ' '}${PROVISIONING_SECRET}${form === 'padded' ? '  ' : ''}`;
+        const auth = form === 'query' ? { query: PROVISIONING_SECRET } : form === 'both' ? { header: bearer, query: PROVISIONING_SECRET } : { header: bearer };
+        return { auth, userId: u, ...(valid ? { actor: u as string, actorBy: 'secret' as const } : {}) };
+      }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...Object.keys(OPENID)), fc.constantFrom<'alone' | 'own' | 'other'>('alone', 'alone', 'alone', 'own', 'other'), provisionActor, fc.boolean())
+      .map(([u, withUser, other, inQuery]): ProvisionAuth => {
+        const t = OPENID[u] as string;
+        const auth = inQuery ? { query: t } : { header: `Bearer ${t}` };
+        const owner = inQuery ? {} : { owner: u };
+        if (withUser === 'alone') return { auth, userId: null, actor: u, actorBy: 'openid', ...owner };
+        if (withUser === 'own' || other === u) return { auth, userId: u, actor: u, actorBy: 'openid', ...owner };
+        return { auth, userId: other, ...owner };
+      }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(
+        fc.oneof(
+          { weight: 3, arbitrary: wrongProvisionToken.map((t) => ({ header: `Bearer ${t}` })) },
+          { weight: 1, arbitrary: wrongProvisionToken.map((t) => ({ query: t })) },
+          // Disagreeing: the secret or a good token one way, another the other way (403).
+          {
+            weight: 1,
+            arbitrary: fc
+              .tuple(fc.constantFrom(PROVISIONING_SECRET, OPENID[ALICE] as string), wrongProvisionToken)
+              .map(([good, bad]) => ({ header: `Bearer ${good}`, query: bad, ...(good === OPENID[ALICE] ? { owner: ALICE } : {}) })),
+          },
+          // Not a bearer token (401): other schemes, two tokens, no token.
+          {
+            weight: 2,
+            arbitrary: fc.constantFrom(PROVISIONING_SECRET, OPENID[ALICE] as string, 'WRONG-x').chain((t) =>
+              fc.constantFrom(`Basic ${Buffer.from(`x:${t}`).toString('base64')}`, `Token ${t}`, t, `Bearer ${t} ${t}`, `Bearer${t}`, 'Bearer', 'Bearer ', '', ' ', 'Bearer \u0000').map((h) => ({ header: h })),
+            ),
+          },
+          { weight: 1, arbitrary: fc.constant({}) },
+        ),
+        fc.option(fc.oneof(provisionActor, badUserId), { nil: null, freq: 3 }),
+      )
+      .map(([a, userId]): ProvisionAuth => {
+        const { owner, ...auth } = a as Case['auth'] & { owner?: string };
+        return { auth, userId, ...(owner === undefined ? {} : { owner }) };
+      }),
+  },
+);
+/** Room IDs: the fuzz's rooms (encoded, or raw as a client may send them), unknown ones, not room IDs, odd percent-encoding, slashes. */
+const ODD_ROOM_IDS = [
+  '!nowhere:example.org',
+  '!x:other.org',
+  '!x',
+  '!',
+  '!:',
+  `!${'x'.repeat(260)}:example.org`,
+  'abc',
+  '',
+  '#irc_fuzz:example.org',
+  '@alice:example.org',
+  '!a/b:example.org',
+  '!a%2Fb:example.org',
+  '%21abc%3Aexample.org',
+  '%2521abc%253Aexample.org',
+  '!a%ZZ:example.org',
+  '%',
+  '%E0%A4%A',
+  '%ED%A0%80',
+  '%00',
+  '!%00:example.org',
+  '..',
+  '.',
+  '%2F..%2F',
+  '!\u00e9\u{1F600}:example.org',
+  '__proto__',
+];
+const provisionRoomId = fc.oneof(
+  { weight: 8, arbitrary: fc.constantFrom(...PROV_ROOMS).map(encodeURIComponent) },
+  { weight: 2, arbitrary: fc.constantFrom(...PROV_ROOMS) },
+  { weight: 2, arbitrary: fc.constantFrom(...ODD_ROOM_IDS).map((s) => (s.includes('%') ? s : encodeURIComponent(s))) },
+  { weight: 1, arbitrary: fc.constantFrom(...ODD_ROOM_IDS) },
+  { weight: 1, arbitrary: text.map((s) => encodeURIComponent(`!${s}`)) },
+  { weight: 1, arbitrary: text },
+);
+const provisionPath: fc.Arbitrary<string> = fc.oneof(
+  { weight: 8, arbitrary: fc.tuple(provisionRoomId, fc.constantFrom('/links', '/links', '')).map(([id, tail]) => `${PROVISION_PREFIX}/rooms/${id}${tail}`) },
+  { weight: 2, arbitrary: fc.constant(`${PROVISION_PREFIX}/links`) },
+  // Unknown subpaths: 404.
+  { weight: 1, arbitrary: fc.tuple(provisionRoomId, fc.constantFrom('/links/', '/links/x', '/unknown', '/LINKS', '/links/..', '/', '/%2E%2E', '/links%2F')).map(([id, tail]) => `${PROVISION_PREFIX}/rooms/${id}${tail}`) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(PROVISION_PREFIX, `${PROVISION_PREFIX}/`, `${PROVISION_PREFIX}/rooms`, `${PROVISION_PREFIX}/rooms/`, `${PROVISION_PREFIX}/links/`, `${PROVISION_PREFIX}/Links`, `${PROVISION_PREFIX}/links/x`, `${PROVISION_PREFIX}//links`, `${PROVISION_PREFIX}/rooms//links`, '/_matrix/provision/v2/links', '/_matrix/provision/links'),
+  },
+  { weight: 1, arbitrary: path('provision') },
+);
+const provisionMethod = fc.oneof({ weight: 6, arbitrary: fc.constantFrom('GET', 'POST', 'DELETE') }, { weight: 1, arbitrary: fc.constantFrom('PUT', 'PATCH', 'HEAD', 'OPTIONS', 'get') });
+/** GET /links' page token: none, random, base64url JSON (of the key's shape or not: forged). */
+const pageToken = fc.oneof(
+  { weight: 2, arbitrary: text },
+  { weight: 1, arbitrary: fc.constantFrom('', 'x', '=', 'e30', 'bnVsbA') },
+  {
+    weight: 2,
+    arbitrary: fc
+      .oneof(
+        fc.record({ pk: fc.oneof(text, fc.constantFrom('', 'ROOM#!x:example.org')), sk: fc.oneof(text, fc.constantFrom('', 'MAPPING')) }),
+        fc.record({ pk: text, sk: text, extra: anyJson }),
+        anyJson,
+      )
+      .map((k) => Buffer.from(JSON.stringify(k) ?? 'null').toString('base64url')),
+  },
+);
+/** The network room to link: the fuzz's few (taken often: 409), 'fuzz' (ROOM's: 409), random names, empty, over-long, not strings. */
+const remoteRoom = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom('prov-a', 'prov-b', 'prov-c', 'fuzz') },
+  { weight: 2, arbitrary: nonEmpty },
+  { weight: 1, arbitrary: fc.constantFrom('', ' ', '\t', 'x'.repeat(255), 'x'.repeat(256), '\u00e9'.repeat(200), '#'.repeat(240), 'a:b', 'a\u0000b', '__proto__', 'constructor', 'toString') },
+  { weight: 1, arbitrary: anyJson },
+);
+/** A link's body: `remote_room` (from `remote`), now and then with other fields. */
+const linkBody = (remote: fc.Arbitrary<unknown> = remoteRoom) =>
+  fc
+    .tuple(remote, fc.option(fc.dictionary(fc.string({ maxLength: 8 }), anyJson, { maxKeys: 2 }), { nil: undefined, freq: 4 }))
+    .map(([r, extra]) => ({ ...(extra ?? {}), remote_room: r }));
+const provisionBody: fc.Arbitrary<Body> = fc.oneof(
+  { weight: 6, arbitrary: linkBody().map((b) => JSON.stringify(b)) },
+  { weight: 1, arbitrary: linkBody().map(pollutedObject) },
+  { weight: 1, arbitrary: linkBody().map((b) => Buffer.from(JSON.stringify(b))) },
+  { weight: 1, arbitrary: fc.constantFrom('{"remote_room":', '{"remote_room":"prov-a"', '{"remote_room":"prov-a"}x', '{"remote_room":"\\ud800"}', '{"remote_room":"a","remote_room":"prov-b"}') },
+  { weight: 3, arbitrary: body },
+);
+/** Valid credentials (the secret, or the user's OpenID token), mostly of those who may link (Alice, Dave) or unlink (Admin too). */
+const validProvisionAuth = fc
+  .tuple(fc.constantFrom(ALICE, ALICE, ALICE, ALICE, DAVE, DAVE, DAVE, ADMIN, ADMIN, ERIN, CAROL, BOT), fc.boolean())
+  .map(([u, byToken]): ProvisionAuth =>
+    byToken && OPENID[u]
+      ? { auth: { header: `Bearer ${OPENID[u]}` }, userId: null, actor: u, actorBy: 'openid' }
+      : { auth: { header: `Bearer ${PROVISIONING_SECRET}` }, userId: u, actor: u, actorBy: 'secret' },
+  );
+/** A request the API serves, on the fuzz's rooms, by valid credentials: what gets past the checks (links made, taken, undone). */
+const wellFormedProvision = fc
+  .tuple(
+    fc.constantFrom<[string, string]>(['GET', ''], ['GET', '/links'], ['POST', '/links'], ['POST', '/links'], ['POST', '/links'], ['POST', '/links'], ['DELETE', '/links'], ['DELETE', '/links'], ['GET', 'ALL']),
+    // The rooms the bot is in (or joins: the public one) more often than the one it cannot join.
+    fc.constantFrom(...PROV_ROOMS.slice(0, 3), ...PROV_ROOMS),
+    fc.boolean(),
+    validProvisionAuth,
+    // Mostly the fuzz's few network rooms: taken (409) as often as not.
+    linkBody(fc.oneof({ weight: 8, arbitrary: fc.constantFrom('prov-a', 'prov-b', 'prov-c', 'fuzz') }, { weight: 2, arbitrary: remoteRoom })),
+    // Every link (GET /links): mostly asked by the admin, half the time from a page token.
+    fc.boolean(),
+    fc.option(pageToken, { nil: undefined, freq: 2 }),
+  )
+  .map(([[method, tail], roomId, raw, who, b, admin, from]) => ({
+    method,
+    path: tail === 'ALL' ? `${PROVISION_PREFIX}/links` : `${PROVISION_PREFIX}/rooms/${raw ? roomId : encodeURIComponent(roomId)}${tail}`,
+    who: tail === 'ALL' && admin ? { ...who, ...(who.actorBy === 'openid' ? { auth: { header: `Bearer ${OPENID[ADMIN]}` } } : { userId: ADMIN }), actor: ADMIN } : who,
+    body: method === 'POST' ? JSON.stringify(b) : undefined,
+    from: tail === 'ALL' ? from : undefined,
+  }));
+/** A provisioning request: mostly well formed, for the fuzz's rooms and users; anything else now and then. */
+function provisionCase(bodies: fc.Arbitrary<Body>): fc.Arbitrary<Case> {
+  return fc.oneof({ weight: 1, arbitrary: anyProvisionCase(bodies) }, { weight: 1, arbitrary: fc.tuple(anyProvisionCase(bodies), wellFormedProvision).map(([c, w]) => wellFormed(c, w)) });
+}
+/** The well-formed request `w` in the random case `c`: its method, path, credentials, and its body unless `c`'s is one of the nasty ones (huge, deep). */
+function wellFormed(c: Case, w: { method: string; path: string; who: ProvisionAuth; body: Body; from: string | undefined }): Case {
+  const query: Record<string, string> = { ...c.query };
+  delete query.user_id;
+  if (w.who.userId !== null) query.user_id = w.who.userId;
+  if (w.from !== undefined) query.from = w.from;
+  const { actor: _a, actorBy: _b, ...rest } = c;
+  const nasty = c.body !== undefined && Buffer.byteLength(c.body) > 30_000;
+  return { ...rest, method: w.method, path: w.path, auth: w.who.auth, query, body: nasty ? c.body : w.body, tweak: 'none', actor: w.who.actor, actorBy: w.who.actorBy };
+}
+function anyProvisionCase(bodies: fc.Arbitrary<Body>): fc.Arbitrary<Case> {
+  return fc
+    .record({
+      method: provisionMethod,
+      path: provisionPath,
+      who: provisionAuth,
+      from: fc.option(pageToken, { nil: undefined, freq: 4 }),
+      extra: fc.option(queryString, { nil: undefined, freq: 4 }),
+      headers: extraHeaders,
+      postBody: bodies,
+      otherBody: fc.oneof({ weight: 4, arbitrary: fc.constant<Body>(undefined) }, { weight: 1, arbitrary: bodies }),
+      signature: fc.option(signature, { nil: undefined, freq: 4 }),
+      tweak,
+    })
+    .map(({ method, path: p, who, from, extra, headers, postBody, otherBody, signature: sig, tweak: tw }): Case => {
+      const query: Record<string, string> = { ...(extra ?? {}) };
+      delete query.user_id;
+      delete query.from;
+      if (who.userId !== null) query.user_id = who.userId;
+      if (from !== undefined) query.from = from;
+      // Without a query (API Gateway's event has none), neither user_id nor ?access_token= arrives: a
+      // token in the header then acts for its owner, whatever user_id the case had.
+      const noQuery = tw === 'no-query';
+      const valid = noQuery
+        ? who.owner !== undefined
+          ? { actor: who.owner, actorBy: 'openid' as const }
+          : {}
+        : who.actor !== undefined
+          ? { actor: who.actor, actorBy: who.actorBy }
+          : {};
+      return {
+        fn: 'provision',
+        method,
+        path: p,
+        auth: who.auth,
+        query,
+        headers,
+        body: method.toUpperCase() === 'POST' ? postBody : otherBody,
+        signature: sig,
+        tweak: tw,
+        ...valid,
+      };
+    });
+}
+
 interface Case {
   fn: HttpFunctionName;
   method: string;
@@ -723,10 +1057,13 @@ interface Case {
   link?: Link;
   /** the status this case must get (the deterministic cases) */
   expect?: number;
+  /** provision only: the user valid credentials act for (a 200 is for them only, never without them) */
+  actor?: string;
+  actorBy?: 'secret' | 'openid';
 }
 
 const caseOf = (fn: HttpFunctionName, bodies: fc.Arbitrary<Body> = bodyFor(fn)): fc.Arbitrary<Case> =>
-  fc.record({
+  fn === 'provision' ? provisionCase(bodies) : fc.record({
     fn: fc.constant(fn),
     method: method,
     path: pathFor(fn),
@@ -775,6 +1112,8 @@ let txnSeq = 0;
 const seen = new Map<HttpFunctionName, Map<number, number>>(FUNCTIONS.map((f) => [f, new Map()]));
 /** The same, of the random cases only (the fuzz properties), not the fixed ones. */
 const seenFuzzing = new Map<HttpFunctionName, Map<number, number>>(FUNCTIONS.map((f) => [f, new Map()]));
+/** The provisioning API's random 200s, by method and route ('POST room-links'…) and by credentials ('by openid'…). */
+const provisionPast = new Map<string, number>();
 
 /** The bytes a signature covers: the body exactly as sent (text as UTF-8). */
 const bytesOf = (b: Body): string | Uint8Array => (b === undefined ? '' : b);
@@ -811,7 +1150,89 @@ function signedLink(l: Link, tweak: Case['tweak']): { query: Record<string, stri
   return { query, sig, expected };
 }
 
-async function check(c: Case, fixed = false): Promise<void> {
+/** The provisioning API's errcodes by status (README, "The provisioning API"). */
+const PROVISION_ERRCODES: Record<number, string[]> = {
+  // A bad room ID, user_id or page token (M_INVALID_PARAM), none (M_MISSING_PARAM), a body not JSON or not of the shape.
+  400: ['M_INVALID_PARAM', 'M_MISSING_PARAM', 'M_NOT_JSON', 'M_BAD_JSON'],
+  // No token, a token neither the secret nor an OpenID token the homeserver knows; M_UNAUTHORIZED: an Authorization header that is not a bearer token.
+  401: ['M_MISSING_TOKEN', 'M_UNKNOWN_TOKEN', 'M_UNAUTHORIZED'],
+  403: ['M_FORBIDDEN', 'ORG.MATRIX_APPSERVICE_LAMBDA.BOT_NOT_IN_ROOM', 'ORG.MATRIX_APPSERVICE_LAMBDA.NETWORK_REFUSED'],
+  // Unlinking a room that is not bridged (M_NOT_FOUND); a path that is no route (M_UNRECOGNIZED).
+  404: ['M_NOT_FOUND', 'M_UNRECOGNIZED'],
+  405: ['M_UNRECOGNIZED'],
+  409: ['ORG.MATRIX_APPSERVICE_LAMBDA.ALREADY_LINKED'],
+  413: ['M_TOO_LARGE'],
+};
+/** The route a provisioning path is (as README's table has them), or undefined. */
+function provisionRoute(p: string): 'links' | 'room' | 'room-links' | undefined {
+  const rest = p.startsWith(PROVISION_PREFIX) ? p.slice(PROVISION_PREFIX.length) : p;
+  if (rest === '/links') return 'links';
+  const m = /^\/rooms\/[^/]+(\/links)?$/.exec(rest);
+  return m ? (m[1] ? 'room-links' : 'room') : undefined;
+}
+const METHODS_OF = { links: ['GET'], room: ['GET'], 'room-links': ['GET', 'POST', 'DELETE'] };
+const isLinkView = (v: any): boolean =>
+  !!v &&
+  typeof v === 'object' &&
+  typeof v.room_id === 'string' &&
+  v.room_id.startsWith('!') &&
+  (v.kind === 'direct'
+    ? typeof v.matrix_user === 'string' && typeof v.remote_user === 'string'
+    : ['alias', 'linked'].includes(v.kind) && typeof v.remote_room === 'string' && typeof v.alias === 'string' && v.alias.startsWith('#')) &&
+  (v.kind !== 'linked' || (typeof v.linked_by === 'string' && v.linked_by.startsWith('@') && Number.isFinite(v.linked_at)));
+
+/**
+ * The provisioning API's answer: its errcode is the README's for the status; 405 only on a route,
+ * 404 on a route only for unlinking a room that is not bridged, 409 only for a link; and a 200
+ * only for valid credentials, for their user, for what that user may do (MAY_LINK…), in the
+ * shape README gives.
+ */
+function checkProvisionAnswer(c: Case, p: string, status: number, body: any, where: string): void {
+  const route = provisionRoute(p);
+  const method = c.method;
+  if (status >= 400) {
+    assert.ok(PROVISION_ERRCODES[status]?.includes(body.errcode), `${where}: ${status} ${body.errcode} is not the README's: ${body.error}`);
+    if (status === 405) assert.ok(route && !METHODS_OF[route].includes(method), `${where}: 405 for a route's own method: ${body.error}`);
+    if (status === 404) {
+      if (route === undefined) assert.equal(body.errcode, 'M_UNRECOGNIZED', `${where}: 404 ${body.errcode}`);
+      else assert.ok(route === 'room-links' && method === 'DELETE' && body.errcode === 'M_NOT_FOUND', `${where}: 404 ${body.errcode} on a route: ${body.error}`);
+    }
+    if (status === 409) assert.ok(route === 'room-links' && method === 'POST', `${where}: 409 for no link: ${body.error}`);
+    // Valid credentials are never "unauthorised".
+    if (c.actor !== undefined) assert.notEqual(status, 401, `${where}: 401 for the valid credentials of ${c.actor} (${c.actorBy}): ${body.error}`);
+    return;
+  }
+  assert.equal(status, 200, `${where}: ${status}`);
+  assert.ok(c.actor !== undefined, `${where}: 200 without valid credentials (auth ${JSON.stringify(c.auth).slice(0, 120)}, user_id ${JSON.stringify(c.query.user_id)})`);
+  assert.ok(route !== undefined && METHODS_OF[route].includes(method), `${where}: 200 for no route`);
+  const actor = c.actor as string;
+  if (route === 'links') {
+    assert.ok(MAY_LIST.has(actor), `${where}: ${actor} may not list every link`);
+    assert.ok(Array.isArray(body.links) && body.links.every((l: any) => isLinkView(l) && l.kind === 'linked'), `${where}: ${JSON.stringify(body).slice(0, 300)}`);
+    assert.ok(body.next === undefined || typeof body.next === 'string', `${where}: next ${JSON.stringify(body.next)}`);
+  } else if (route === 'room') {
+    assert.ok(typeof body.room_id === 'string' && body.room_id.startsWith('!'), `${where}: room_id ${JSON.stringify(body.room_id)}`);
+    assert.equal(body.user_id, actor, `${where}: the status of another user`);
+    assert.ok(body.bridged === null || isLinkView(body.bridged), `${where}: bridged ${JSON.stringify(body.bridged)}`);
+    assert.ok(['none', 'relay', 'link', 'admin'].includes(body.permission), `${where}: permission ${body.permission}`);
+    for (const k of ['bot_joined', 'can_link', 'can_unlink']) assert.equal(typeof body[k], 'boolean', `${where}: ${k}`);
+    assert.equal(typeof body.needed_power_level, 'number', `${where}: needed_power_level`);
+    assert.ok(body.power_level === undefined || typeof body.power_level === 'number', `${where}: power_level`);
+    if (body.can_link) assert.ok(MAY_LINK.has(actor) && body.bridged === null, `${where}: can_link for ${actor}`);
+    if (body.can_unlink) assert.ok(MAY_UNLINK.has(actor) && body.bridged !== null, `${where}: can_unlink for ${actor}`);
+  } else if (method === 'GET') {
+    assert.ok(Array.isArray(body.links) && body.links.length <= 1 && body.links.every(isLinkView), `${where}: ${JSON.stringify(body).slice(0, 300)}`);
+  } else if (method === 'POST') {
+    assert.ok(MAY_LINK.has(actor), `${where}: ${actor} linked a room`);
+    assert.ok(isLinkView(body) && body.kind === 'linked' && body.linked_by === actor, `${where}: ${JSON.stringify(body).slice(0, 300)}`);
+  } else {
+    assert.ok(MAY_UNLINK.has(actor), `${where}: ${actor} unlinked a room`);
+    assert.ok(isLinkView(body.unlinked), `${where}: ${JSON.stringify(body).slice(0, 300)}`);
+  }
+}
+
+/** Checks one request's answer (see the top of the file); gives its JSON body, for the well-formed cases to look into. */
+async function check(c: Case, fixed = false): Promise<any> {
   const mark = as.logs.length;
   const specMark = as.hs.specErrors.length;
   const query: Record<string, string> = { ...c.query };
@@ -844,9 +1265,13 @@ async function check(c: Case, fixed = false): Promise<void> {
 
   assert.equal(typeof res?.statusCode, 'number', `${where}: no status`);
   const status = res.statusCode as number;
+  let answered: any;
   for (const m of fixed ? [seen] : [seen, seenFuzzing]) {
     const counts = m.get(c.fn) as Map<number, number>;
     counts.set(status, (counts.get(status) ?? 0) + 1);
+  }
+  if (!fixed && c.fn === 'provision' && status === 200) {
+    for (const k of [`${c.method} ${provisionRoute(path)}`, `by ${c.actorBy}`]) provisionPast.set(k, (provisionPast.get(k) ?? 0) + 1);
   }
   if (c.expect !== undefined) assert.equal(status, c.expect, `${where}: status ${status}, expected ${c.expect}: ${String(res.body).slice(0, 300)}`);
   if (linked && linked.expected !== 'any') {
@@ -864,6 +1289,7 @@ async function check(c: Case, fixed = false): Promise<void> {
   } else {
     let parsed: any;
     assert.doesNotThrow(() => (parsed = JSON.parse(res.body ?? '')), `${where}: body is not JSON: ${String(res.body).slice(0, 200)}`);
+    answered = parsed;
     // The third-party lookups answer lists (of locations, of users); everything else an object.
     const list = c.fn === 'thirdparty' && status === 200;
     assert.ok(parsed && typeof parsed === 'object' && (list || !Array.isArray(parsed)), `${where}: body is not a JSON object`);
@@ -883,7 +1309,8 @@ async function check(c: Case, fixed = false): Promise<void> {
     assert.ok(ALLOWED[c.fn].includes(status), `${where}: status ${status} ${JSON.stringify(parsed).slice(0, 300)}`);
     if (status >= 400) {
       assert.equal(typeof parsed.errcode, 'string', `${where}: errcode`);
-      assert.match(parsed.errcode, /^M_[A-Z_]+$/, `${where}: errcode`);
+      // The provisioning API has errcodes of its own, namespaced as the spec asks (README: "The provisioning API").
+      assert.match(parsed.errcode, c.fn === 'provision' ? /^(M_[A-Z_]+|ORG\.MATRIX_APPSERVICE_LAMBDA\.[A-Z_]+)$/ : /^M_[A-Z_]+$/, `${where}: errcode`);
       assert.equal(typeof parsed.error, 'string', `${where}: error`);
       if (NETWORK_FUNCTIONS.has(c.fn)) {
         assert.ok(NETWORK_ERRCODES[status]?.includes(parsed.errcode), `${where}: ${status} ${parsed.errcode} is not in the contract: ${parsed.error}`);
@@ -894,11 +1321,13 @@ async function check(c: Case, fixed = false): Promise<void> {
         const known = (ROUTES['network-inbound'] as string[]).some((r) => (r.endsWith('/') ? path.startsWith(r) && path.length > r.length : path === r));
         assert.equal(parsed.errcode, known ? 'M_NOT_FOUND' : 'M_UNRECOGNIZED', `${where}: 404 ${parsed.errcode}: ${parsed.error}`);
       }
-      if (status === 409) assert.equal(path, '/network/reactions', `${where}: 409 ${parsed.error}`);
+      if (status === 409 && c.fn !== 'provision') assert.equal(path, '/network/reactions', `${where}: 409 ${parsed.error}`);
       if (c.fn === 'network-media-download' && status === 413) {
         assert.ok(typeof parsed.size === 'number' && parsed.size > MESSAGES.MEDIA_MAX_BYTES, `${where}: a 413 gives the medium's size: ${JSON.stringify(parsed)}`);
       }
-    } else {
+    }
+    if (c.fn === 'provision') checkProvisionAnswer(c, path, status, parsed, where);
+    else if (status < 400) {
       assert.notEqual(c.fn, 'network-media-download', `${where}: ${status} without the medium's bytes`);
       const shape = SUCCESS_BODY[c.fn];
       if (shape) assert.ok(shape(status, parsed), `${where}: success body ${JSON.stringify(parsed)}`);
@@ -935,6 +1364,7 @@ async function check(c: Case, fixed = false): Promise<void> {
 
   assert.equal(({} as Record<string, unknown>).polluted, undefined, `${where}: Object.prototype was polluted`);
   assert.equal(({} as Record<string, unknown>).isAdmin, undefined, `${where}: Object.prototype was polluted`);
+  return answered;
 }
 
 const params = (numRuns: number): fc.Parameters<[Case]> => ({ numRuns: runs(numRuns), includeErrorInReport: true, ...(SEED === undefined ? {} : { seed: SEED }) });
@@ -949,10 +1379,18 @@ for (const [fn, n] of [
   ['network-inbound', 500],
   ['network-media-upload', 200],
   ['network-media-download', 200],
+  // Last: its links of random network rooms are kept from the network's requests above.
+  ['provision', 120],
 ] as Array<[HttpFunctionName, number]>) {
   test(`fuzz ${fn}: always a well-formed Matrix answer, no unclassified error, no token in the logs, no pollution`, async (t) => {
-    await fc.assert(fc.asyncProperty(casesFor(fn), (c) => check(c)), params(n));
+    await fc.assert(
+      fc.asyncProperty(casesFor(fn), async (c) => {
+        await check(c);
+      }),
+      params(n),
+    );
     t.diagnostic(`${fn} answers by status: ${JSON.stringify(Object.fromEntries(seen.get(fn) ?? []))}`);
+    if (fn === 'provision') t.diagnostic(`provision 200s: ${JSON.stringify(Object.fromEntries(provisionPast))}`);
   });
 }
 
@@ -963,6 +1401,7 @@ const canonicalPath: Record<HttpFunctionName, () => string> = {
   push: () => '/_matrix/app/v1/transactions/',
   ping: () => '/_matrix/app/v1/ping',
   thirdparty: () => '/_matrix/app/v1/thirdparty/location/irc',
+  provision: () => `${PROVISION_PREFIX}/rooms/${encodeURIComponent(PROV_ROOMS[0] as string)}/links`,
   unrecognized: () => '/_matrix/app/v1/thirdparty/protocol',
   'network-inbound': () => '/network/messages',
   'network-media-upload': () => '/network/media',
@@ -974,6 +1413,7 @@ const CANONICAL_METHOD: Record<HttpFunctionName, string> = {
   push: 'PUT',
   ping: 'POST',
   thirdparty: 'GET',
+  provision: 'POST',
   unrecognized: 'GET',
   'network-inbound': 'POST',
   'network-media-upload': 'POST',
@@ -981,13 +1421,14 @@ const CANONICAL_METHOD: Record<HttpFunctionName, string> = {
 };
 /** A real link to a seeded medium: the link's request is valid whatever body comes with it. */
 const CANONICAL_LINK: Link = { server: 'example.org', mediaId: SEEDED_MEDIA[0]!.mediaId, expect: { bytes: SEEDED_MEDIA[0]!.bytes, type: SEEDED_MEDIA[0]!.type }, expiresIn: 3600, fault: 'none' };
-/** A valid request to each function but for its body. */
+/** A valid request to each function but for its body (provision: a link of the fuzz's first room, by Alice, with the secret). */
 const canonicalCase = (fn: HttpFunctionName, b: Body): Case => ({
   fn,
   method: CANONICAL_METHOD[fn],
   path: canonicalPath[fn](),
-  auth: { header: `Bearer ${HS_TOKEN}` },
-  query: fn === 'network-media-upload' ? { sender: 'bob', filename: 'nasty.bin' } : fn === 'thirdparty' ? { channel: 'fuzz' } : {},
+  auth: { header: `Bearer ${fn === 'provision' ? PROVISIONING_SECRET : HS_TOKEN}` },
+  query: fn === 'network-media-upload' ? { sender: 'bob', filename: 'nasty.bin' } : fn === 'thirdparty' ? { channel: 'fuzz' } : fn === 'provision' ? { user_id: ALICE } : {},
+  ...(fn === 'provision' ? { actor: ALICE, actorBy: 'secret' as const } : {}),
   headers: fn === 'network-media-upload' ? { 'content-type': 'application/octet-stream' } : {},
   body: b,
   signature: 'good',
@@ -1029,8 +1470,140 @@ test('the conversation routes, well formed: a join and a leave, a profile, room 
   await at('/network/messages', { id: 'pm-fixed', to: '@alice:example.org', sender: { id: 'erin' }, body: 'psst', ts: 1_700_000_000_000 }, 200);
 });
 
+/** Who sends a provisioning request: a tool with the secret for a user, a user's OpenID token, or credentials as they are (then no 200). */
+type ProvisionWho = { secret: string } | { openId: string } | { auth: Case['auth']; query?: Record<string, string> };
+/** One provisioning request, checked as every answer is, with the status it must get: its JSON body. */
+function provisionRequest(method: string, route: string, who: ProvisionWho, expect: number | undefined, b?: unknown): Promise<any> {
+  return check(
+    {
+      fn: 'provision',
+      method,
+      path: `${PROVISION_PREFIX}${route}`,
+      auth: 'secret' in who ? { header: `Bearer ${PROVISIONING_SECRET}` } : 'openId' in who ? { header: `Bearer ${OPENID[who.openId]}` } : who.auth,
+      query: 'secret' in who ? { user_id: who.secret } : 'auth' in who ? (who.query ?? {}) : {},
+      headers: {},
+      body: b === undefined || typeof b === 'string' ? b : JSON.stringify(b),
+      signature: undefined,
+      tweak: 'none',
+      ...(expect === undefined ? {} : { expect }),
+      ...('secret' in who ? { actor: who.secret, actorBy: 'secret' as const } : 'openId' in who ? { actor: who.openId, actorBy: 'openid' as const } : {}),
+    },
+    true,
+  );
+}
+
+test('the provisioning API, well formed: status, link, the same link again and another room for it (409), unlink twice (404), the admin list, wrong methods, credentials', async () => {
+  const [a, b] = [await provisioningRoom(), await provisioningRoom()];
+  // The fuzz's room the bot was not invited into (and, private, may not join).
+  const noBot = PROV_ROOMS[3] as string;
+  const at = (roomId: string, tail = '') => `/rooms/${encodeURIComponent(roomId)}${tail}`;
+  const req = provisionRequest;
+  const errcode = async (p: Promise<any>, code: string) => assert.equal((await p).errcode, code);
+  const remote = 'prov-fixed';
+
+  // The room's status: Alice (by the secret) may link it, Erin (by her OpenID token, power level 0) may not.
+  const status = await req('GET', at(a), { secret: ALICE }, 200);
+  assert.deepEqual(
+    [status.room_id, status.user_id, status.bridged, status.permission, status.bot_joined, status.power_level, status.needed_power_level, status.can_link, status.can_unlink],
+    [a, ALICE, null, 'link', true, 100, 50, true, false],
+  );
+  const erins = await req('GET', at(a), { openId: ERIN }, 200);
+  assert.deepEqual([erins.user_id, erins.power_level, erins.can_link], [ERIN, 0, false]);
+  assert.deepEqual(await req('GET', at(a, '/links'), { openId: ALICE }, 200), { links: [] });
+
+  // The link, by Alice's OpenID token: the network approved it.
+  const link = await req('POST', at(a, '/links'), { openId: ALICE }, 200, { remote_room: remote });
+  assert.deepEqual({ ...link, linked_at: 0 }, { room_id: a, kind: 'linked', remote_room: remote, alias: `#irc_${remote}:example.org`, linked_by: ALICE, linked_at: 0 });
+  assert.ok(network.acceptedLinks.some((l) => l.matrixRoomId === a && l.room === remote && l.requestedBy === ALICE), 'the network approved the link');
+  assert.deepEqual((await req('GET', at(a, '/links'), { secret: ALICE }, 200)).links, [link]);
+  // Again: the room is bridged (409); another room for the same network room: 409, with the room it is linked to.
+  assert.equal((await req('POST', at(a, '/links'), { secret: ALICE }, 409, { remote_room: remote })).room_id, a);
+  assert.equal((await req('POST', at(b, '/links'), { secret: ALICE }, 409, { remote_room: remote })).room_id, a);
+  assert.equal((await req('POST', at(b, '/links'), { secret: ALICE }, 409, { remote_room: 'fuzz' })).room_id, ROOM);
+  // Refused (403): Erin's power level, Carol's permission (relay: another server), a room the bot may not join.
+  await errcode(req('POST', at(b, '/links'), { openId: ERIN }, 403, { remote_room: 'prov-fixed-2' }), 'M_FORBIDDEN');
+  await errcode(req('POST', at(b, '/links'), { secret: CAROL }, 403, { remote_room: 'prov-fixed-2' }), 'M_FORBIDDEN');
+  await errcode(req('POST', at(noBot, '/links'), { secret: ALICE }, 403, { remote_room: 'prov-fixed-2' }), 'ORG.MATRIX_APPSERVICE_LAMBDA.BOT_NOT_IN_ROOM');
+  // Bodies (400, 413) and room IDs (400) it cannot take.
+  await errcode(req('POST', at(b, '/links'), { secret: ALICE }, 400, {}), 'M_MISSING_PARAM');
+  await errcode(req('POST', at(b, '/links'), { secret: ALICE }, 400, { remote_room: 42 }), 'M_BAD_JSON');
+  await errcode(req('POST', at(b, '/links'), { secret: ALICE }, 400, { remote_room: 'x'.repeat(256) }), 'M_INVALID_PARAM');
+  await errcode(req('POST', at(b, '/links'), { secret: ALICE }, 400, '{"remote_room": '), 'M_NOT_JSON');
+  await errcode(req('POST', at(b, '/links'), { secret: ALICE }, 413, { remote_room: 'prov-fixed-2', pad: 'x'.repeat(MAX_BODY_BYTES) }), 'M_TOO_LARGE');
+  await errcode(req('GET', at('not-a-room-id'), { secret: ALICE }, 400), 'M_INVALID_PARAM');
+  await errcode(req('GET', `/rooms/%E0%A4%A/links`, { secret: ALICE }, 400), 'M_INVALID_PARAM');
+
+  // Every link: the admin's only.
+  await errcode(req('GET', '/links', { secret: ALICE }, 403), 'M_FORBIDDEN');
+  await errcode(req('GET', '/links', { openId: DAVE }, 403), 'M_FORBIDDEN');
+  assert.ok((await req('GET', '/links', { openId: ADMIN }, 200)).links.some((l: any) => l.room_id === a && l.remote_room === remote), 'the admin lists the link');
+  // Methods a route does not take (405), paths that are no route (404).
+  await errcode(req('PUT', at(a, '/links'), { secret: ALICE }, 405), 'M_UNRECOGNIZED');
+  await errcode(req('DELETE', at(a), { secret: ALICE }, 405), 'M_UNRECOGNIZED');
+  await errcode(req('POST', '/links', { secret: ADMIN }, 405, { remote_room: remote }), 'M_UNRECOGNIZED');
+  await errcode(req('GET', at(a, '/links/x'), { secret: ALICE }, 404), 'M_UNRECOGNIZED');
+
+  // Credentials: none (401); garbage, an expired token, one for a user of another server (401); not a
+  // bearer token (401); the secret for nobody, or not a user ID (400); a token for another user (403).
+  const raw = (auth: Case['auth'], query?: Record<string, string>): ProvisionWho => ({ auth, ...(query ? { query } : {}) });
+  await errcode(req('GET', at(a), raw({}), 401), 'M_MISSING_TOKEN');
+  await errcode(req('GET', at(a), raw({ header: 'Bearer WRONG-provisioning' }), 401), 'M_UNKNOWN_TOKEN');
+  await errcode(req('GET', at(a), raw({ header: `Bearer ${EXPIRED_OPENID[0]}` }), 401), 'M_UNKNOWN_TOKEN');
+  await errcode(req('GET', at(a), raw({ header: `Bearer ${FOREIGN_OPENID}` }), 401), 'M_UNKNOWN_TOKEN');
+  await errcode(req('GET', at(a), raw({ header: `Bearer ${HS_TOKEN}` }, { user_id: ALICE }), 401), 'M_UNKNOWN_TOKEN');
+  await req('GET', at(a), raw({ header: `Basic ${Buffer.from(`alice:${PROVISIONING_SECRET}`).toString('base64')}` }, { user_id: ALICE }), 401);
+  await errcode(req('GET', at(a), raw({ header: `Bearer ${PROVISIONING_SECRET}` }), 400), 'M_MISSING_PARAM');
+  await errcode(req('GET', at(a), raw({ header: `Bearer ${PROVISIONING_SECRET}` }, { user_id: 'alice' }), 400), 'M_INVALID_PARAM');
+  await errcode(req('GET', at(a), raw({ header: `Bearer ${OPENID[ERIN]}` }, { user_id: ALICE }), 403), 'M_FORBIDDEN');
+
+  // Unlink: not by Erin (403); by Alice, and the network is told; again: 404.
+  await errcode(req('DELETE', at(a, '/links'), { openId: ERIN }, 403), 'M_FORBIDDEN');
+  assert.deepEqual((await req('DELETE', at(a, '/links'), { openId: ALICE }, 200)).unlinked, link);
+  assert.ok(network.acceptedUnlinks.some((l) => l.matrixRoomId === a && l.room === remote), 'the network was told of the unlink');
+  await errcode(req('DELETE', at(a, '/links'), { secret: ALICE }, 404), 'M_NOT_FOUND');
+  // The network room is free again; the admin (power level 0 there) may unlink any room.
+  assert.equal((await req('POST', at(b, '/links'), { secret: ALICE }, 200, { remote_room: remote })).room_id, b);
+  assert.equal((await req('DELETE', at(b, '/links'), { openId: ADMIN }, 200)).unlinked.room_id, b);
+  // A public room the bot was not invited into: it joins at the link.
+  const open = await provisioningRoom({ public: true, inviteBot: false });
+  assert.equal(as.hs.rooms.get(open)?.members.has(BOT), false);
+  await req('POST', at(open, '/links'), { secret: ALICE }, 200, { remote_room: 'prov-fixed-open' });
+  assert.ok(as.hs.rooms.get(open)?.members.has(BOT), 'the bot joined the public room');
+  // Two rooms ask for one network room at once: one gets it, the other 409 (the network room's record is the
+  // lock), with the room it went to when that is known already ("is being bridged just now" otherwise).
+  const race = [await provisioningRoom(), await provisioningRoom()];
+  const raced = await Promise.all(race.map((r) => req('POST', at(r, '/links'), { secret: ALICE }, undefined, { remote_room: 'prov-fixed-race' })));
+  const [won, lost] = raced[0].kind === 'linked' ? raced : [raced[1], raced[0]];
+  assert.equal(won.kind, 'linked', `one link of two at once: ${JSON.stringify(raced)}`);
+  assert.equal(lost.errcode, 'ORG.MATRIX_APPSERVICE_LAMBDA.ALREADY_LINKED', `the other of two links at once: ${JSON.stringify(lost)}`);
+  assert.ok(lost.room_id === undefined || lost.room_id === won.room_id, `409 names ${lost.room_id}, the link went to ${won.room_id}`);
+  // A room the bridge made for a network room: only an admin unlinks it.
+  network.rooms.set('prov-made', { name: '#prov-made' });
+  assert.equal((await as.hsCall('room-query', { method: 'GET', path: `/_matrix/app/v1/rooms/${enc('#irc_prov-made:example.org')}` })).status, 200);
+  const made = as.hs.aliases.get('#irc_prov-made:example.org') as string;
+  await errcode(req('DELETE', at(made, '/links'), { secret: ALICE }, 403), 'M_FORBIDDEN');
+  assert.equal((await req('DELETE', at(made, '/links'), { secret: ADMIN }, 200)).unlinked.kind, 'alias');
+});
+
+test('the provisioning API: a page token the bridge did not give is refused (400), not handed to DynamoDB', async () => {
+  // Of the shape decodeKey() takes ({pk, sk} strings) but no key DynamoDB takes: an empty key attribute, an attribute more.
+  for (const key of [{ pk: '', sk: '' }, { pk: 'ROOM#!x:example.org', sk: '' }, { pk: 'ROOM#!x:example.org', sk: 'MAPPING', extra: 0 }]) {
+    const from = Buffer.from(JSON.stringify(key)).toString('base64url');
+    const refused = await provisionRequest('GET', '/links', { auth: { header: `Bearer ${PROVISIONING_SECRET}` }, query: { user_id: ADMIN, from } }, 400);
+    assert.equal(refused.errcode, 'M_INVALID_PARAM', `from=${from} (${JSON.stringify(key)}): ${JSON.stringify(refused)}`);
+  }
+});
+
 test('fuzz every handler with huge and deeply nested bodies and everything else random', async () => {
-  await fc.assert(fc.asyncProperty(fc.constantFrom(...FUNCTIONS).chain((fn) => caseOf(fn, bigBody)), (c) => check(c)), params(30));
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...FUNCTIONS).chain((fn) => caseOf(fn, bigBody)),
+      async (c) => {
+        await check(c);
+      },
+    ),
+    params(30),
+  );
 });
 
 test('the fuzzing reached past the auth check: bodies were parsed, messages delivered and posted', async () => {
@@ -1043,8 +1616,14 @@ test('the fuzzing reached past the auth check: bodies were parsed, messages deli
     ['network-inbound', [200, 202, 404]],
     ['network-media-upload', [200]],
     ['network-media-download', [200, 404, 413]],
+    // Statuses, links refused (power level, permission), made, taken (409), undone, and unlinks of unbridged rooms (404).
+    ['provision', [200, 403, 404, 409]],
   ];
   for (const [fn, statuses] of PAST_THE_CHECKS) for (const status of statuses) assert.ok(fuzzed(fn, status) > 0, `no random case of ${fn} got ${status}`);
+  // The provisioning API's random cases got through with each kind of credentials, and made or undid links.
+  const past = (k: string) => provisionPast.get(k) ?? 0;
+  for (const k of ['by secret', 'by openid', 'GET room']) assert.ok(past(k) > 0, `no random provisioning request ${k} got 200`);
+  assert.ok(past('POST room-links') + past('DELETE room-links') > 0, 'no random provisioning request linked or unlinked a room');
   // What push queued goes out through the deliver function.
   await as.deliver();
   assert.ok(network.accepted.length > 0, 'some pushed message reached the network');

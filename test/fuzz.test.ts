@@ -183,10 +183,12 @@ const ERIN = '@erin:example.org';
 const ADMIN = '@admin:example.org';
 const CAROL = '@carol:other.org';
 let provInviteSeq = 0;
-/** A room Alice makes (private unless `public`), the bot invited (the invite pushed to the AS, which joins) or not, `moderators` at 50. */
+/** A room Alice makes (private unless `public`), the bot invited (the invite pushed to the AS, which joins) or not, `moderators` at 50 and Erin at 0 in it. */
 async function provisioningRoom(opts: { public?: boolean; inviteBot?: boolean; moderators?: string[] } = {}): Promise<string> {
   const { room } = as.hs.userCreateRoom(ALICE, { preset: opts.public ? 'public_chat' : 'private_chat' });
   for (const u of opts.moderators ?? []) as.hs.setPowerLevel(room.roomId, u, 50);
+  // The moderators and Erin (at 0) are in the room: a room's status and links are for its members.
+  for (const u of [...(opts.moderators ?? []), ERIN]) room.members.add(u);
   if (opts.inviteBot ?? true) {
     const invite = as.hs.userInvite(ALICE, room.roomId, BOT);
     assert.equal(await as.pushSend(`prov-invite-${++provInviteSeq}`, { events: [as.hs.clientEvent(room.roomId, invite)] }), 200);

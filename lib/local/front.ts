@@ -312,18 +312,23 @@ class BodyCopy {
   }
 }
 
-export interface FrontOptions {
+export interface FrontOptions extends OfflinePorts {
   /** Where the homeserver calls: PORT and LISTEN_HOST. */
   host: string;
   port: number;
-  /** serverless-offline on 127.0.0.1: its HTTP routes and its Lambda invoke API. */
+  routes: readonly Route[];
+}
+
+/** Where serverless-offline listens on 127.0.0.1: its HTTP routes and its Lambda invoke API. */
+export interface OfflinePorts {
   offlinePort: number;
   lambdaPort: number;
-  routes: readonly Route[];
 }
 
 export interface Front {
   server: Server;
+  /** serverless-offline came up on other ports (the first ones were taken meanwhile): send there from now on. */
+  pointAt(ports: OfflinePorts): void;
   close(): Promise<void>;
 }
 
@@ -331,6 +336,7 @@ export async function startFront(opts: FrontOptions): Promise<Front> {
   // A new loopback connection per request (a fraction of a millisecond): a kept-alive one that
   // hapi closes as idle just as a request goes out would fail that request with ECONNRESET.
   const agent = new Agent({ keepAlive: false });
+  let offline: OfflinePorts = { offlinePort: opts.offlinePort, lambdaPort: opts.lambdaPort };
 
   /** Hands the request to its function through serverless-offline's Lambda invoke API, as API Gateway would. */
   async function viaFunction(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
@@ -338,7 +344,7 @@ export async function startFront(opts: FrontOptions): Promise<Front> {
     const hit = routeFor(opts.routes, req.method ?? 'GET', path);
     if (!hit) return send(res, unrecognized(req.method ?? 'GET', path));
     const event = apiGatewayEvent(req, hit.route, hit.params, body);
-    const url = `http://127.0.0.1:${opts.lambdaPort}/2015-03-31/functions/${encodeURIComponent(hit.route.functionName)}/invocations`;
+    const url = `http://127.0.0.1:${offline.lambdaPort}/2015-03-31/functions/${encodeURIComponent(hit.route.functionName)}/invocations`;
     const out = await fetch(url, { method: 'POST', body: JSON.stringify(event), signal: AbortSignal.timeout(INVOKE_TIMEOUT_MS) });
     const text = await out.text();
     // The invoke API's limit is Lambda's, on the whole event: a binary body goes base64-encoded (4/3 of it).
@@ -399,7 +405,7 @@ export async function startFront(opts: FrontOptions): Promise<Front> {
     try {
       up = httpRequest({
         host: '127.0.0.1',
-        port: opts.offlinePort,
+        port: offline.offlinePort,
         method: req.method,
         path: req.url,
         headers: withHost(endToEnd(req.rawHeaders), req),
@@ -503,6 +509,7 @@ export async function startFront(opts: FrontOptions): Promise<Front> {
   });
   return {
     server,
+    pointAt: (ports) => void (offline = { ...ports }),
     // In-flight requests are cut off, as Ctrl-C would cut off serverless-offline itself.
     close: () =>
       new Promise<void>((resolve) => {

@@ -32,10 +32,11 @@ import { ConfigError, parseConfig } from '../config.js';
 import { newToken, registrationYaml } from '../appservice/registration.js';
 import { dataDirFrom, describeWipe, dynamoDirOf, lockDataDir, queueFileOf, shown, wipeDynamoData } from './data.js';
 import type { DataLock } from './data.js';
-import { checkJava, freePort, startDynamoLocal } from './dynamodb.js';
+import { checkJava, startDynamoLocal } from './dynamodb.js';
 import type { LocalDynamo } from './dynamodb.js';
 import { loadRoutes, startFront } from './front.js';
 import type { Front } from './front.js';
+import { freePorts, onFreePorts, saysPortTaken } from './ports.js';
 import { createLocalTable } from './table.js';
 import { DEFAULTS, DELIVERY, SERVICE, tableNameFor } from '../defaults.js';
 import { startLocalQueues } from './queue.js';
@@ -166,7 +167,7 @@ function childEnv(s: LocalSettings, t: Tokens, dynamoEndpoint: string, queues: Q
 }
 
 /** serverless-offline, run by the osls CLI from node_modules so no global install is needed. */
-function startOffline(env: Env): { child: ChildProcess; output: () => string } {
+function startOffline(env: Env): { child: ChildProcess; output: () => string; peek: () => string } {
   const cli = createRequire(import.meta.url).resolve('osls/bin/serverless.js');
   const child = spawn(process.execPath, [cli, 'offline', 'start', '--stage', STAGE], {
     cwd: ROOT,
@@ -185,6 +186,7 @@ function startOffline(env: Env): { child: ChildProcess; output: () => string } {
       ready = true;
       return chunks.splice(0).join('');
     },
+    peek: () => chunks.join(''),
   };
 }
 
@@ -225,16 +227,6 @@ function assertPortFree(port: number): Promise<void> {
     srv.once('error', () => reject(new ConfigError('PORT', `${port} is in use; stop what listens there or set PORT`)));
     srv.listen(port, '127.0.0.1', () => srv.close(() => resolve()));
   });
-}
-
-/** `n` free loopback ports, all different and none of them `taken` (the public PORT). */
-async function freePorts(n: number, taken: number): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < n) {
-    const p = await freePort();
-    if (p !== taken && !ports.includes(p)) ports.push(p);
-  }
-  return ports;
 }
 
 const USAGE = 'usage: npm start [-- --fresh]  (--fresh: wipe the data kept from earlier runs first)';
@@ -322,7 +314,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown(0));
 
   try {
-    const [dynamoPort, offlinePort, lambdaPort] = (await freePorts(3, settings.port)) as [number, number, number];
+    const [dynamoPort, offlinePort, lambdaPort] = (await freePorts(3, [settings.port])) as [number, number, number];
     const endpoint = `http://127.0.0.1:${dynamoPort}`;
     // The front server first (it takes milliseconds): until serverless-offline is up it answers 503 M_UNKNOWN.
     front = await startFront({
@@ -341,17 +333,37 @@ async function main(): Promise<void> {
       return createLocalTable(d.endpoint, TABLE_NAME);
     });
     queues = await startLocalQueues({ stage: STAGE, saveTo: queueFileOf(settings.dataDir) });
-    const started = startOffline(childEnv(settings, tokens, endpoint, queues, { http: offlinePort, lambda: lambdaPort }, workFolder));
-    offline = started.child;
-    offlineOutput = started.output;
-    offline.once('exit', (code, signal) => {
+    const queueEnv = queues;
+    // Its ports were free when chosen, but it listens only half a minute later: taken by then, it starts again on others.
+    const offlineUp = onFreePorts(
+      () => freePorts(2, [settings.port, dynamoPort]),
+      async ([http, lambda]) => {
+        front!.pointAt({ offlinePort: http!, lambdaPort: lambda! });
+        const started = startOffline(childEnv(settings, tokens, endpoint, queueEnv, { http: http!, lambda: lambda! }, workFolder));
+        offline = started.child;
+        offlineOutput = started.output;
+        try {
+          await waitForPing(`http://127.0.0.1:${settings.port}`, tokens.hsToken, started.child);
+        } catch (e) {
+          if (!saysPortTaken(started.peek())) throw e;
+          await stopChild(started.child);
+          throw new Error(`serverless-offline could not listen on 127.0.0.1:${http} or :${lambda}: taken since they were chosen (EADDRINUSE)`);
+        }
+        return { started, lambdaPort: lambda! };
+      },
+      { first: [offlinePort, lambdaPort] },
+    );
+    const [table, { started, lambdaPort: invokePort }] = await Promise.all([tableReady, offlineUp]);
+    const stopped = (how: string) => {
       if (stopping) return;
-      console.error(`\nserverless-offline stopped (${signal ?? `exit code ${code}`}):\n${started.output()}`);
+      console.error(`\nserverless-offline stopped (${how}):\n${started.output()}`);
       void shutdown(1);
-    });
-    const [table] = await Promise.all([tableReady, waitForPing(`http://127.0.0.1:${settings.port}`, tokens.hsToken, offline)]);
+    };
+    // Watched from here on (a failed start was the retry's to handle), including a stop while the table was still being made.
+    if (started.child.exitCode !== null || started.child.signalCode !== null) stopped(started.child.signalCode ?? `exit code ${started.child.exitCode}`);
+    started.child.once('exit', (code, signal) => stopped(signal ?? `exit code ${code}`));
     started.output(); // from now on its output streams through
-    delivering = deliverFromQueue(queues, lambdaPort);
+    delivering = deliverFromQueue(queues, invokePort);
     delivering.start();
     console.log(
       [

@@ -9,7 +9,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../lib/local/dynamodb.js';
+import { freePort } from '../../lib/local/ports.js';
 import { loadRoutes, routeFor, splitTarget, startFront } from '../../lib/local/front.js';
 import type { Front } from '../../lib/local/front.js';
 
@@ -268,13 +268,20 @@ describe('the front server', () => {
     }
   });
 
-  test('serverless-offline not up (yet): 503 M_UNKNOWN', async () => {
+  test('serverless-offline not up (yet): 503 M_UNKNOWN; once up on other ports (its first ones were taken), requests go there', async () => {
     const [port, nothing] = [await freePort(), await freePort()];
     const alone = await startFront({ host: '127.0.0.1', port, offlinePort: nothing, lambdaPort: nothing, routes });
     try {
       const res = await fetch(`http://127.0.0.1:${port}/_matrix/app/v1/ping`, { method: 'POST', body: '{}' });
       assert.equal(res.status, 503);
       assert.equal(((await res.json()) as { errcode: string }).errcode, 'M_UNKNOWN');
+      alone.pointAt({ offlinePort: (offline.address() as { port: number }).port, lambdaPort: (lambda.address() as { port: number }).port });
+      const before = seen.length;
+      const up = await fetch(`http://127.0.0.1:${port}/_matrix/app/v1/ping`, { method: 'POST', body: '{"x":1}' });
+      assert.equal(up.status, 201);
+      assert.deepEqual(await up.json(), { echoed: 7 });
+      assert.equal(seen.at(-1)?.url, '/_matrix/app/v1/ping');
+      assert.equal(seen.length, before + 1);
     } finally {
       await alone.close();
     }

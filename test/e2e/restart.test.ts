@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { parse } from 'yaml';
 import { LOCK_FILE } from '../../lib/local/data.js';
-import { freePort } from '../../lib/local/dynamodb.js';
+import { freePort } from '../../lib/local/ports.js';
 import { localDynamoClient } from '../../lib/local/table.js';
 import { tableNameFor } from '../../lib/defaults.js';
 import { startFakeHs, synapseQueryPath } from '../support/fake-hs.js';

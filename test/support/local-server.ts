@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LOCK_FILE } from '../../lib/local/data.js';
-import { freePort } from '../../lib/local/dynamodb.js';
+import { freePort } from '../../lib/local/ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

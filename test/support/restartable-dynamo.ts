@@ -11,7 +11,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
-import { checkJava, freePort, waitForDynamo } from '../../lib/local/dynamodb.js';
+import { checkJava, waitForDynamo } from '../../lib/local/dynamodb.js';
+import { freePort } from '../../lib/local/ports.js';
 
 export interface RestartableDynamo {
   endpoint: string;

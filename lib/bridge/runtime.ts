@@ -18,6 +18,7 @@ import { perColdStart } from '../once.js';
 import type { Logger } from '../log.js';
 import type { NetworkPort, RemoteUser } from './network.js';
 import { WarmCache } from './warm-cache.js';
+import { networkFor } from './adapters/index.js';
 
 /** How long a warm Lambda trusts a room mapping it read: one DynamoDB read per room per this, at most. */
 export const ROOM_CACHE_MS = 5 * 60_000;
@@ -31,8 +32,6 @@ export function rememberedRoom(b: Pick<Bridge, 'roomCache'>, roomId: RoomId): Br
   const room = b.roomCache.get(roomId);
   return room?.kind === 'linked' ? undefined : room;
 }
-import { openNetwork } from './adapters/open.js';
-import { webhookNetwork } from './adapters/webhook.js';
 
 export interface Bridge {
   config: Config;
@@ -69,7 +68,7 @@ export function createBridge(config: Config): Bridge {
     ns: namespaces(config),
     store: createStore({ tableName: config.tableName, endpoint: config.dynamoEndpoint, messageTtlS: config.messages.mappingDays * 86_400 }),
     cs: createCsClient({ homeserverUrl: config.homeserverUrl, asToken: config.asToken }),
-    network: config.network.kind === 'webhook' ? webhookNetwork(config.network) : openNetwork(log),
+    network: networkFor(config.network, log),
     roomCache: new WarmCache(ROOM_CACHE_MS),
     joined: new Set(),
     knownUsers: new Map(),

@@ -22,8 +22,7 @@ import { isRoomAlias, isUserId } from '../matrix/ids.js';
 import { namespaces } from '../matrix/namespaces.js';
 import type { Namespaces } from '../matrix/namespaces.js';
 import { perColdStart } from '../once.js';
-import { openNetwork } from './adapters/open.js';
-import { webhookNetwork } from './adapters/webhook.js';
+import { networkFor } from './adapters/index.js';
 import type { NetworkPort, SearchHit } from './network.js';
 
 /** What the lookups need: no table, no queue, no homeserver (a Bridge has all of these too). */
@@ -40,7 +39,7 @@ export const getThirdPartyDeps = perColdStart(() =>
     (config): ThirdPartyDeps => ({
       config,
       ns: namespaces(config),
-      network: config.network.kind === 'webhook' ? webhookNetwork(config.network) : openNetwork(rootLog),
+      network: networkFor(config.network, rootLog),
       log: rootLog,
     }),
   ),

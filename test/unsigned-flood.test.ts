@@ -59,6 +59,7 @@ test('a flood of requests without valid credentials calls nothing but the cold s
   const txn = { events: [{ type: 'm.room.message', room_id: '!r:example.org', sender: '@alice:example.org', event_id: '$e1', origin_server_ts: 1, content: { msgtype: 'm.text', body: 'hi' } }] };
   const inbound = JSON.stringify({ id: 'n1', room: 'lobby', sender: { id: 'bob' }, body: 'hi', ts: 1 });
   const badHs: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-token' }, { authorization: 'Basic abc' }, { authorization: `Bearer ${HS_TOKEN}x` }];
+  const png = Buffer.from('89504e470d0a1a0a', 'hex');
   const badSignatures: Array<Record<string, string>> = [{}, { 'x-signature': 'sha256=00' }, { 'x-signature': `sha256=${sign(inbound, 'another-secret')}` }, { 'x-signature': 'garbage' }];
 
   const statuses: number[] = [];
@@ -70,7 +71,18 @@ test('a flood of requests without valid credentials calls nothing but the cold s
         as.call('push', { method: 'PUT', path: `/_matrix/app/v1/transactions/flood-${round}`, body: txn, headers }),
         as.call('ping', { method: 'POST', path: '/_matrix/app/v1/ping', body: {}, headers }),
       ]),
-      ...badSignatures.map((headers) => as.call('network-inbound', { method: 'POST', path: '/network/messages', rawBody: inbound, headers })),
+      ...badHs.map((headers) => as.call('thirdparty', { method: 'GET', path: '/_matrix/app/v1/thirdparty/location/irc', rawQuery: 'name=lobby', headers })),
+      ...badSignatures.flatMap((headers) => [
+        as.call('network-inbound', { method: 'POST', path: '/network/messages', rawBody: inbound, headers }),
+        as.call('network-media-upload', { method: 'POST', path: '/network/media', query: { sender: 'bob' }, rawBody: png, headers: { ...headers, 'content-type': 'image/png' } }),
+      ]),
+      // A media link with no signature, a forged one, an expired one.
+      ...[{}, { expires: String(Math.floor(Date.now() / 1000) + 600), sig: '00'.repeat(32) }, { expires: '1', sig: 'garbage' }].map((query: Record<string, string>) =>
+        as.call('network-media-download', { method: 'GET', path: '/network/media/example.org/abc', query }),
+      ),
+      // The provisioning API without a token. (A token that is not the operator's secret is an
+      // OpenID token to the API, and only the homeserver can say whose: that costs one homeserver call.)
+      as.call('provision', { method: 'GET', path: '/_matrix/provision/v1/rooms/!r:example.org', query: { user_id: '@alice:example.org' } }),
     ];
     statuses.push(...(await Promise.all(calls)).map((r) => r.status));
   }
@@ -78,7 +90,7 @@ test('a flood of requests without valid credentials calls nothing but the cold s
     statuses.every((s) => s === 401 || s === 403),
     `every one refused: ${JSON.stringify(statuses)}`,
   );
-  assert.equal(statuses.length, 5 * (badHs.length * 4 + badSignatures.length));
+  assert.equal(statuses.length, 5 * (badHs.length * 5 + badSignatures.length * 2 + 3 + 1));
 
   assert.deepEqual(ssmCalls, [['/flood/as_token', '/flood/hs_token', '/flood/network_secret']], 'one GetParameters, at the cold start');
   assert.deepEqual(dynamo.requests, [], 'no DynamoDB call');

@@ -104,7 +104,8 @@ test('a bridged room carries the bridge state event (MSC2346), set with the room
     assert.equal(e.sender, BOT);
     assert.deepEqual(e.content, {
       bridgebot: BOT,
-      protocol: { id, displayname: id },
+      // PROTOCOL (irc by default) and the network's name (PROTOCOL_NETWORK_NAME, AS_ID unless set).
+      protocol: { id: 'irc', displayname: id },
       channel: { id: remote, displayname: `#${remote}` },
     });
   }

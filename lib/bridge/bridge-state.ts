@@ -7,8 +7,9 @@
  * - state key `<AS_ID>://<network room>`, unique per bridge and room (a SHA-256 of the room
  *   name instead when that would pass the homeserver's 255-byte limit on state keys);
  * - `bridgebot`: the bot (SENDER_LOCALPART);
- * - `protocol`: `{id, displayname}`, both the registration id (AS_ID): the bridge has no better
- *   name for its network, and an operator names it by choosing AS_ID;
+ * - `protocol`: `{id, displayname}`: the protocol the third-party lookups answer for (PROTOCOL)
+ *   and the network's name for people (PROTOCOL_NETWORK_NAME, AS_ID unless set), so a client
+ *   shows the bridge by the names the room directory and `/thirdparty/protocols` give it;
  * - `channel`: `{id: <network room>, displayname: <the network's name for it>}` (the network
  *   room itself when the name is not at hand, as when a room is recognised again).
  */
@@ -39,7 +40,7 @@ export interface BridgeStateContent extends Record<string, unknown> {
 export function bridgeStateContent(b: Bridge, remoteRoom: string, roomName?: string): BridgeStateContent {
   return {
     bridgebot: b.ns.botUserId,
-    protocol: { id: b.config.asId, displayname: b.config.asId },
+    protocol: { id: b.config.thirdParty.protocol, displayname: b.config.thirdParty.networkName },
     channel: { id: remoteRoom, displayname: roomName ?? remoteRoom },
   };
 }

@@ -77,7 +77,7 @@ test('a flood of requests without valid credentials calls nothing but the cold s
         as.call('network-media-upload', { method: 'POST', path: '/network/media', query: { sender: 'bob' }, rawBody: png, headers: { ...headers, 'content-type': 'image/png' } }),
       ]),
       // A media link with no signature, a forged one, an expired one.
-      ...[{}, { expires: String(Math.floor(Date.now() / 1000) + 600), sig: '00'.repeat(32) }, { expires: '1', sig: 'garbage' }].map((query: Record<string, string>) =>
+      ...([{}, { expires: String(Math.floor(Date.now() / 1000) + 600), sig: '00'.repeat(32) }, { expires: '1', sig: 'garbage' }] as Array<Record<string, string>>).map((query) =>
         as.call('network-media-download', { method: 'GET', path: '/network/media/example.org/abc', query }),
       ),
       // The provisioning API without a token. (A token that is not the operator's secret is an

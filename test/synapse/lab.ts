@@ -10,10 +10,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../lib/local/ports.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const LAB = process.env.HS_LAB?.trim() ?? '';
@@ -45,17 +45,8 @@ export const run: {
 
 // ---------------------------------------------------------------- helpers
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// The AS's and the OpenID listener's ports: below the ephemeral range, as npm start's own (lib/local/ports.ts).
+export { freePort };
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -2,7 +2,7 @@
  * People coming and going, profiles and room details, both ways (issue 24): POST /network/members,
  * /network/profile and /network/rooms/{id} through the network-inbound function as API Gateway
  * invokes it; Matrix users' joins, leaves, kicks, bans and display-name changes through push and
- * the deliver function to the fake network's POST /members and /profile. The fake homeserver
+ * the deliver function to the fake network's POST /members and /profile (with avatars, 2.3). The fake homeserver
  * pushes member events as Synapse 1.94 does (with `unsigned.prev_content`).
  */
 import { test, after } from 'node:test';
@@ -14,7 +14,8 @@ import type { FakeEvent } from './support/fake-hs.js';
 
 const network = await startFakeNetwork();
 after(() => network.close());
-const as = await startAs({ NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '2000' });
+// AS_URL: the public URL media and avatar links are made under.
+const as = await startAs({ NETWORK: 'webhook', NETWORK_URL: network.url, NETWORK_SECRET: network.secret, NETWORK_TIMEOUT_MS: '2000', AS_URL: 'https://as.example.org' });
 after(() => assert.deepEqual(as.networkApiErrors, [], 'every answer to the network as docs/network-api.yaml says'));
 after(() => assert.deepEqual(as.hs.specErrors, [], 'every CS request and event content the spec way'));
 after(() => assert.deepEqual(network.specErrors, [], 'every request to the network as docs/network-api.yaml says'));
@@ -119,18 +120,43 @@ test('Matrix users coming and going reach the network: join, leave, kick (sender
   assert.deepEqual(keys, got.map((g) => g[0]), 'Idempotency-Key: the event ID');
 });
 
-test('a Matrix user\'s display-name change in a bridged room reaches the network (POST /profile); an avatar change alone does not', async () => {
+test('a Matrix user\'s display-name or avatar change in a bridged room reaches the network (POST /profile), with the avatar\'s bytes behind a signed link', async () => {
   const { room, remote } = await bridgedRoom(as, network, []);
   room.joinRule = 'public';
   const carol = `@${uniq('carol')}:example.org`;
   as.hs.users.set(carol, { displayName: 'Carol' });
   await push(room.roomId, as.hs.userJoinRoom(carol, room.roomId));
   const changes = as.hs.userSetProfile(carol, { displayName: 'Carol C' });
-  const avatar = as.hs.userSetProfile(carol, { avatarUrl: 'mxc://example.org/carol' });
-  await push(room.roomId, ...changes.map((c) => c.event), ...avatar.map((c) => c.event));
+  const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+  const mxc = as.hs.addMedia(png, 'image/png', 'carol.png', carol);
+  const avatar = as.hs.userSetProfile(carol, { avatarUrl: mxc });
+  const same = as.hs.userSetProfile(carol, { avatarUrl: mxc });
+  await push(room.roomId, ...changes.map((c) => c.event), ...avatar.map((c) => c.event), ...same.map((c) => c.event));
   const got = taken('profile', remote);
-  assert.deepEqual(got.map((b) => [b.sender, b.previousDisplayName]), [[{ userId: carol, displayName: 'Carol C' }, 'Carol']]);
+  assert.deepEqual(
+    got.map((b) => [b.id, b.sender.userId, b.sender.displayName, b.sender.avatar?.mxc, b.previousDisplayName]),
+    [
+      [changes[0]!.event.eventId, carol, 'Carol C', undefined, 'Carol'],
+      [avatar[0]!.event.eventId, carol, 'Carol C', mxc, 'Carol C'],
+    ],
+    'a name, then an avatar (the profile as it is now each time); the same profile again is not told',
+  );
   assert.equal(taken('members', remote).filter((b) => b.user.userId === carol).length, 1, 'the join only: a change is not a new join');
+  // The network fetches the avatar through the link, as any medium: the download function, as API Gateway invokes it.
+  const link = new URL(got[1]!.sender.avatar.url);
+  const bytes = await as.call('network-media-download', { method: 'GET', path: link.pathname, query: Object.fromEntries(link.searchParams) });
+  assert.equal(bytes.status, 200);
+  assert.deepEqual(bytes.bytes, png);
+
+  // Someone who joins with an avatar comes with it; leaving carries no profile.
+  const dave = `@${uniq('dave')}:example.org`;
+  as.hs.users.set(dave, { displayName: 'Dave', avatarUrl: mxc });
+  await push(room.roomId, as.hs.userJoinRoom(dave, room.roomId), as.hs.leave(room.roomId, dave));
+  const dm = taken('members', remote).filter((b) => b.user.userId === dave);
+  assert.deepEqual(dm.map((b) => [b.membership, b.user.displayName, b.user.avatar?.mxc, typeof b.user.avatar?.url]), [
+    ['join', 'Dave', mxc, 'string'],
+    ['leave', undefined, undefined, 'undefined'],
+  ]);
 });
 
 test('profiles from the network: POST /network/profile sets the display name and an avatar uploaded as bytes; what is not given stays', async () => {

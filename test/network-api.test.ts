@@ -1,5 +1,5 @@
 /**
- * docs/network-api.yaml, the network contract 2.2.0 as OpenAPI 3.1: the document is sound in
+ * docs/network-api.yaml, the network contract 2.3.0 as OpenAPI 3.1: the document is sound in
  * every way that can be checked here without network access (references, examples, operations,
  * the contract's paths, servers, security, headers, schemas that allow unknown fields), the
  * checker of test/support/network-api.ts says what it should, and the fake network's answers
@@ -60,9 +60,9 @@ const opNode = (pointer: string) => at(pointer) as Json;
 
 // ---------------------------------------------------------------- the document
 
-test('the document: OpenAPI 3.1.0, contract version 2.2.0, described', () => {
+test('the document: OpenAPI 3.1.0, contract version 2.3.0, described', () => {
   assert.equal(doc.openapi, '3.1.0');
-  assert.equal(doc.info?.version, '2.2.0');
+  assert.equal(doc.info?.version, '2.3.0');
   assert.ok(typeof doc.info?.title === 'string' && doc.info.title.length > 0);
   const description = String(doc.info?.description ?? '');
   for (const topic of ['X-Signature', 'Idempotency-Key', 'Retry-After', '501', '404', 'ignored', 'additionalProperties']) {
@@ -76,6 +76,11 @@ test('the document: OpenAPI 3.1.0, contract version 2.2.0, described', () => {
   for (const topic of ['`2.2.0`', '`POST /links`', '`POST /unlinks`', '`{"error": "<reason>"}`', '**a 2.1 network refuses every link**']) {
     assert.ok(description.includes(topic), `info.description speaks of ${topic}`);
   }
+  // What 2.3 adds: Matrix users' avatars, with what a 2.2 network must know (fetch and keep: the link expires).
+  for (const topic of ['`2.3.0`', '`avatar`', '`POST /profile`', 'MEDIA_LINK_HOURS']) {
+    assert.ok(description.includes(topic), `info.description speaks of ${topic}`);
+  }
+  assert.ok(description.indexOf('`2.3.0`') < description.indexOf('`2.2.0`'), 'the newest version is told first');
   assert.ok(description.indexOf('`2.2.0`') < description.indexOf('`2.1.0`'), 'the newest version is told first');
   assert.deepEqual(
     (doc.tags as Json[]).map((t) => t.name).sort(),

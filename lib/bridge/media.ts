@@ -10,7 +10,7 @@ import { ErrCode, MatrixError, forbidden, invalidParam, notFound, tooLarge } fro
 import { signLink, verifyLink } from '../signature.js';
 import type { Bridge } from './runtime.js';
 import { ensureVirtualUser } from './provision-user.js';
-import type { OutboundMedia } from './network.js';
+import type { OutboundAvatar, OutboundMedia } from './network.js';
 
 const MXC = /^mxc:\/\/([A-Za-z0-9.:\-[\]]+)\/([A-Za-z0-9_-]+)$/;
 
@@ -43,6 +43,14 @@ export function mediaLink(s: LinkSettings, server: string, mediaId: string, now:
   const expires = Math.floor(now / 1000) + s.linkHours * 3600;
   const sig = signLink(s.secret, resourceOf(server, mediaId), expires);
   return `${s.asUrl}/network/media/${encodeURIComponent(server)}/${encodeURIComponent(mediaId)}?expires=${expires}&sig=${sig}`;
+}
+
+/** A Matrix user's avatar (`avatar_url` of their member event), as the network gets it; undefined for none or a broken URI. */
+export function outboundAvatar(s: LinkSettings, avatarUrl: unknown, now: number): OutboundAvatar | undefined {
+  const mxc = parseMxc(avatarUrl);
+  if (!mxc) return undefined;
+  const url = mediaLink(s, mxc.server, mxc.mediaId, now);
+  return { mxc: avatarUrl as string, ...(url ? { url } : {}) };
 }
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined);

@@ -38,6 +38,19 @@ export interface OutboundMedia extends MediaInfo {
   tooLarge?: true;
 }
 
+/** A Matrix user's avatar (2.3): the `mxc://` URI, and a pre-signed link to its bytes when the AS can make one. */
+export interface OutboundAvatar {
+  mxc: string;
+  url?: string;
+}
+
+/** A Matrix user as the network sees them: on joins and profile changes, with their avatar. */
+export interface OutboundUser {
+  userId: string;
+  displayName?: string;
+  avatar?: OutboundAvatar;
+}
+
 /**
  * Where on the network a delivery belongs, exactly one of: a network room (`room`, an alias or
  * linked room), or a private conversation with one network user (`direct`, a direct chat).
@@ -51,7 +64,7 @@ export interface Where {
 interface DeliveryBase extends Where {
   /** The Matrix event ID; also sent as Idempotency-Key so the network can drop a resend. */
   id: string;
-  sender: { userId: string; displayName?: string };
+  sender: OutboundUser;
   ts: number;
 }
 
@@ -91,12 +104,12 @@ export interface OutboundReaction extends DeliveryBase {
  * room (POST /members): `sender` is who did it, `user` whom it is about.
  */
 export interface OutboundMembership extends DeliveryBase {
-  user: { userId: string; displayName?: string };
+  user: OutboundUser;
   membership: 'join' | 'leave' | 'ban';
   reason?: string;
 }
 
-/** A Matrix user in a bridged room changed their display name (POST /profile): `sender.displayName` is the new one. */
+/** A Matrix user in a bridged room changed their display name or avatar (POST /profile): `sender` is the profile now. */
 export interface OutboundProfile extends DeliveryBase {
   previousDisplayName?: string;
 }

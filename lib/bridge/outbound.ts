@@ -7,9 +7,9 @@
 import type { BridgedRoom } from '../store/index.js';
 import type { Namespaces } from '../matrix/namespaces.js';
 import { HTML_FORMAT, mentionsOf, stripReplyFallback } from './formatting.js';
-import { outboundMedia } from './media.js';
+import { outboundAvatar, outboundMedia } from './media.js';
 import type { linkSettings } from './media.js';
-import type { Delivery, MessageText, OutboundMessage, OutboundMembership, Where } from './network.js';
+import type { Delivery, MessageText, OutboundMessage, OutboundMembership, OutboundUser, Where } from './network.js';
 import type { RoomEvent } from './events/types.js';
 
 /** What turning events into deliveries needs: the namespaces (mentions), the media link settings, the time. */
@@ -76,38 +76,44 @@ export function deliveryOf(c: OutboundContext, e: RoomEvent, room: BridgedRoom):
       return { kind: 'deletions', body: { ...base(e, room), target: { eventId: target }, ...(reason ? { reason } : {}) } };
     }
     case 'm.room.member':
-      return membershipOf(e, room);
+      return membershipOf(c, e, room);
   }
   return undefined;
 }
 
 const stringOr = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 
+/** The user a member event is about, with the profile it gives them: display name and avatar. */
+function userOf(c: OutboundContext, userId: string, content: Record<string, unknown>): OutboundUser {
+  const displayName = stringOr(content.displayname);
+  const avatar = outboundAvatar(c.links, content.avatar_url, c.now);
+  return { userId, ...(displayName ? { displayName } : {}), ...(avatar ? { avatar } : {}) };
+}
+
 /**
  * A Matrix user's membership in a network room, as the network sees people come and go: joins,
- * leaves, kicks and bans (not invites, knocks, or their withdrawal), and display-name changes
- * (a join over a join, told apart by the homeserver's `unsigned.prev_content`). Direct chats
- * have no network room: their Matrix side ends them (member.ts) instead.
+ * leaves, kicks and bans (not invites, knocks, or their withdrawal), and profile changes: a new
+ * display name or avatar (a join over a join, told apart by the homeserver's
+ * `unsigned.prev_content`). Direct chats have no network room: their Matrix side ends them
+ * (member.ts) instead.
  */
-function membershipOf(e: RoomEvent, room: BridgedRoom): Delivery | undefined {
+function membershipOf(c: OutboundContext, e: RoomEvent, room: BridgedRoom): Delivery | undefined {
   if (room.kind === 'direct' || e.state_key === undefined) return undefined;
   const membership = e.content.membership;
   const before = e.unsigned?.prev_content;
   const was = typeof before?.membership === 'string' ? before.membership : undefined;
-  const displayName = stringOr(e.content.displayname);
   if (membership === 'join' && was === 'join') {
     const previousDisplayName = stringOr(before?.displayname);
-    // An avatar change, or the same profile again: nothing the network shows.
-    if (displayName === previousDisplayName || e.sender !== e.state_key) return undefined;
-    return {
-      kind: 'profile',
-      body: { ...base(e, room), sender: { userId: e.sender, ...(displayName ? { displayName } : {}) }, ...(previousDisplayName ? { previousDisplayName } : {}) },
-    };
+    const unchanged = stringOr(e.content.displayname) === previousDisplayName && stringOr(e.content.avatar_url) === stringOr(before?.avatar_url);
+    // The same profile again, or a moderator's change of someone else's member event: nothing the network shows.
+    if (unchanged || e.sender !== e.state_key) return undefined;
+    return { kind: 'profile', body: { ...base(e, room), sender: userOf(c, e.sender, e.content), ...(previousDisplayName ? { previousDisplayName } : {}) } };
   }
   // Leaving from an invite or a knock (a rejection, a withdrawal) or from a ban (an unban): never there.
   if (membership === 'leave' && (was === 'invite' || was === 'knock' || was === 'ban' || was === 'leave')) return undefined;
   if (membership !== 'join' && membership !== 'leave' && membership !== 'ban') return undefined;
-  const body: OutboundMembership = { ...base(e, room), user: { userId: e.state_key, ...(membership === 'join' && displayName ? { displayName } : {}) }, membership };
+  const user = membership === 'join' ? userOf(c, e.state_key, e.content) : { userId: e.state_key };
+  const body: OutboundMembership = { ...base(e, room), user, membership };
   const reason = stringOr(e.content.reason);
   if (reason && membership !== 'join') body.reason = reason;
   return { kind: 'members', body };

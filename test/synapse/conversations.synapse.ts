@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { startFakeNetwork } from '../support/fake-network.js';
 import type { DeliveryKind, FakeNetwork } from '../support/fake-network.js';
-import { AS_READY_MS, LAB, LAB_SCRIPT_MS, REGISTRATION_FILE, SERVER, asLogLines, asTail, call, cs, eventually, lab, run, startAs, synapseLog, need, roomPath, toAs as toAsSigned, sayAs, joinedMembersAs, roomStateAs } from './lab.js';
+import { AS_READY_MS, LAB, LAB_SCRIPT_MS, REGISTRATION_FILE, SERVER, asLogLines, asTail, call, cs, eventually, fetchLink, lab, png, run, startAs, synapseLog, need, roomPath, toAs as toAsSigned, sayAs, joinedMembersAs, roomStateAs } from './lab.js';
 import type { Answer, Registration } from './lab.js';
 
 const PREFIX = 'irc.freenode.net/';
@@ -390,6 +390,34 @@ test('3d. alice changes her display name (PUT /profile): POST /profile for #conv
     [NETWORK_ROOM],
     'one POST /profile, for #conv',
   );
+});
+
+test('3e. alice sets an avatar (upload, PUT avatar_url): POST /profile with her avatar, whose link serves the bytes from Synapse', { timeout: 60_000 }, async () => {
+  need('step 3d', state.roomId);
+  const face = png(2, 2, [200, 120, 40]);
+  const up = await cs('POST', '/_matrix/media/v3/upload?filename=alice.png', { token: state.alice, body: face, headers: { 'content-type': 'image/png' } });
+  assert.equal(up.status, 200, `alice's upload: ${JSON.stringify(up.body)}`);
+  const mxc: string = up.body.content_uri;
+  const res = await cs('PUT', `/_matrix/client/v3/profile/${enc(ALICE)}/avatar_url`, { token: state.alice, body: { avatar_url: mxc } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const ev = await eventually(
+    () => `alice's member event in #conv does not have her avatar`,
+    async () => {
+      const e = await memberEvent(state.roomId!, ALICE);
+      return e?.content.avatar_url === mxc ? e : undefined;
+    },
+  );
+  const p = await eventually(
+    () => `no POST /profile for alice's avatar (event ${ev.event_id})\n${asTail()}`,
+    () => state.net!.acceptedBy.profile.find((b) => b.id === ev.event_id),
+  );
+  assert.equal(p.room, NETWORK_ROOM);
+  assert.equal(p.sender.displayName, 'Alice Liddell', 'the profile as it is now: her name too');
+  assert.equal(p.sender.avatar?.mxc, mxc);
+  assert.equal(p.previousDisplayName, 'Alice Liddell');
+  const got = await fetchLink(p.sender.avatar.url);
+  assert.equal(got.status, 200, `GET avatar.url: ${got.status} ${got.bytes.toString().slice(0, 300)}\n${asTail()}`);
+  assert.deepEqual(got.bytes, face, 'the bytes alice uploaded, from Synapse');
 });
 
 // ---------------------------------------------------------------- 4. profiles and room details

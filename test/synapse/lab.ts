@@ -13,6 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { crc32, deflateSync } from 'node:zlib';
 import { freePort } from '../../lib/local/ports.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -293,3 +294,33 @@ export async function roomStateAs(token: string | undefined, roomId: string): Pr
   assert.equal(res.status, 200, `state of ${roomId}: ${JSON.stringify(res.body)}`);
   return res.body;
 }
+
+/** A real PNG (Synapse thumbnails images on upload: it must be able to read them), `w`×`h`, RGB. */
+export function png(w: number, h: number, rgb: [number, number, number]): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8 bits, truecolour, deflate, no filter, no interlace
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: w }, () => rgb).flat())]);
+  const raw = Buffer.concat(Array.from({ length: h }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** The pre-signed link, fetched as the network would: plain HTTP to npm start. */
+export const fetchLink = (link: string) => {
+  const u = new URL(link);
+  return call(u.origin, 'GET', u.pathname + u.search);
+};

@@ -23,12 +23,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import { parse } from 'yaml';
 import { startFakeNetwork } from '../support/fake-network.js';
 import type { DeliveryKind, FakeNetwork } from '../support/fake-network.js';
 import { MESSAGES } from '../../lib/defaults.js';
-import { AS_READY_MS, LAB, LAB_SCRIPT_MS, REGISTRATION_FILE, SERVER, asLogLines, asTail, call, cs, eventually, lab, run, startAs, synapseLog } from './lab.js';
+import { AS_READY_MS, LAB, LAB_SCRIPT_MS, REGISTRATION_FILE, SERVER, asLogLines, asTail, call, cs, eventually, fetchLink, lab, png, run, startAs, synapseLog } from './lab.js';
 import type { Answer, Registration } from './lab.js';
 
 const PREFIX = 'irc.freenode.net/';
@@ -56,30 +55,6 @@ const state: {
 after(async () => state.net?.close());
 
 // ---------------------------------------------------------------- helpers
-
-/** A real PNG (Synapse thumbnails images on upload: it must be able to read them), `w`×`h`, RGB. */
-function png(w: number, h: number, rgb: [number, number, number]): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(td));
-    return Buffer.concat([len, td, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8 bits, truecolour, deflate, no filter, no interlace
-  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: w }, () => rgb).flat())]);
-  const raw = Buffer.concat(Array.from({ length: h }, () => row));
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 /** The network calls the AS: POST /network/{kind}, signed with the fake network's secret. */
 function toAs(kind: DeliveryKind, body: Record<string, unknown>): Promise<Answer> {
@@ -136,12 +111,6 @@ function delivered(kind: DeliveryKind, eventId: string): Promise<Record<string, 
 
 /** The network id the fake network answered for a delivered Matrix event. */
 const networkIdOf = (eventId: string) => state.net!.networkIds.get(eventId);
-
-/** The pre-signed link, fetched as the network would: plain HTTP to npm start. */
-const fetchLink = (link: string) => {
-  const u = new URL(link);
-  return call(u.origin, 'GET', u.pathname + u.search);
-};
 
 const need = (what: string, ok: unknown) => assert.ok(ok, `needs ${what}`);
 
